@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "SegKit",
+    products: [
+        .library(name: "SegKitEngine", targets: ["SegKitEngine"]),
+        .executable(name: "segkit", targets: ["segkit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries, found by pkg-config so `swift build` needs no flags.
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(
+            name: "SegKitEngine",
+            dependencies: ["COpenBLAS"]
+        ),
+        .executableTarget(
+            name: "segkit",
+            dependencies: [
+                "SegKitEngine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SegKitEngineTests", dependencies: ["SegKitEngine"]),
+        .testTarget(name: "SystemLibraryTests", dependencies: ["CHDF5", "COpenBLAS", "SegKitEngine"]),
+    ]
+)

@@ -1,0 +1,274 @@
+/// Keras's Conv2D: HWIO kernel `(kh, kw, cin/groups, filters)`, optional bias,
+/// strides, `same`/`valid` padding, dilation, groups, fused activation.
+///
+/// Forward is im2col + one `sgemm` per group per chunk of images; a 1x1,
+/// stride-1, ungrouped convolution is a single sgemm on the input itself.
+/// Backward: dW = patchesᵀ·dZ, dX = col2im(dZ·Wᵀ), db = Σ dZ.
+public final class Conv2D: Layer {
+    public let filters: Int
+    public let kernelSize: (Int, Int)
+    public let strides: (Int, Int)
+    public let padding: Padding
+    public let dilation: (Int, Int)
+    public let groups: Int
+    public let activation: Activation
+    public let kernel: Parameter
+    public let bias: Parameter?
+
+    /// - Parameters:
+    ///   - kernel: HWIO values; `kernel.shape[2]` fixes the input channels per group.
+    public init(
+        name: String, kernel: Tensor, bias: Tensor?, strides: (Int, Int) = (1, 1),
+        padding: Padding = .valid, dilation: (Int, Int) = (1, 1), groups: Int = 1,
+        activation: Activation = .linear
+    ) throws {
+        guard kernel.rank == 4 else {
+            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "a rank-4 HWIO kernel", found: "\(kernel.shape)")
+        }
+        let filters = kernel.shape[3]
+        guard groups >= 1, filters % groups == 0 else {
+            throw EngineError.invalidArgument(op: "Conv2D '\(name)'", message: "\(filters) filters do not split into \(groups) groups")
+        }
+        if let bias, bias.shape != [filters] {
+            throw EngineError.shapeMismatch(op: "Conv2D '\(name)' bias", expected: "[\(filters)]", found: "\(bias.shape)")
+        }
+        guard strides.0 >= 1, strides.1 >= 1, dilation.0 >= 1, dilation.1 >= 1 else {
+            throw EngineError.invalidArgument(op: "Conv2D '\(name)'", message: "strides and dilation must be ≥ 1")
+        }
+        guard strides == (1, 1) || dilation == (1, 1) else {
+            throw EngineError.invalidArgument(op: "Conv2D '\(name)'", message: "strides > 1 with dilation > 1 is not allowed (as in Keras)")
+        }
+        self.filters = filters
+        self.kernelSize = (kernel.shape[0], kernel.shape[1])
+        self.strides = strides
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        self.activation = activation
+        let k = Parameter(name: "kernel", value: kernel)
+        let b = bias.map { Parameter(name: "bias", value: $0) }
+        self.kernel = k
+        self.bias = b
+        super.init(name: name, parameters: [k] + (b.map { [$0] } ?? []))
+    }
+
+    var inputChannels: Int { kernel.shape[2] * groups }
+
+    /// 1x1, stride 1, no groups: the patch matrix is the input itself.
+    var isPointwise: Bool { kernelSize == (1, 1) && strides == (1, 1) && groups == 1 }
+
+    func window(for x: Tensor) throws -> Window2D {
+        let (n, h, w, c) = x.nhwc
+        guard c == inputChannels else {
+            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c) (input \(x.shape))")
+        }
+        guard let rows = WindowAxis.forward(input: h, kernel: kernelSize.0, stride: strides.0, dilation: dilation.0, padding: padding),
+              let cols = WindowAxis.forward(input: w, kernel: kernelSize.1, stride: strides.1, dilation: dilation.1, padding: padding)
+        else {
+            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "an input at least as large as the dilated kernel with valid padding", found: "\(x.shape)")
+        }
+        return Window2D(batch: n, rows: rows, cols: cols)
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        try expectStaticRank(4, s, layer: self)
+        if let c = s[3], c != inputChannels {
+            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c)")
+        }
+        return [s[0],
+                WindowAxis.forwardLength(s[1], kernel: kernelSize.0, stride: strides.0, dilation: dilation.0, padding: padding),
+                WindowAxis.forwardLength(s[2], kernel: kernelSize.1, stride: strides.1, dilation: dilation.1, padding: padding),
+                filters]
+    }
+
+    struct Cache {
+        var input: Tensor
+        var window: Window2D
+        var activation: ActivationRecord
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let g = try window(for: x)
+        var z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups)
+        if let bias { addBias(bias.value, to: &z) }
+        let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
+        return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        let c = try requireCache(cache, as: Cache.self)
+        let dz = c.activation.backward(activation, gradOutput)
+        if let bias, bias.isTrainable { bias.accumulateGradient(sumRows(dz)) }
+        if kernel.isTrainable {
+            kernel.accumulateGradient(
+                ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups))
+        }
+        guard needInputGradients[0] else { return [nil] }
+        return [ConvolutionKernels.inputGradient(dz, window: c.window, kernel: kernel.value, groups: groups, inputShape: c.input.shape)]
+    }
+}
+
+/// The three products of a grouped NHWC convolution with an HWIO kernel, shared
+/// by Conv2D (forward, its two gradients) and Conv2DTranspose (whose forward is
+/// Conv2D's input gradient and whose input gradient is Conv2D's forward).
+enum ConvolutionKernels {
+    /// z[n, oy, ox, :] = Σ patches · W, for a window `g` over x.
+    static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int) -> Tensor {
+        let cin = x.shape[3], cout = kernel.shape[3]
+        let cinG = cin / groups, coutG = cout / groups
+        let (kh, kw) = (g.rows.kernel, g.cols.kernel)
+        let rowsPerImage = g.rows.output * g.cols.output
+        let outShape = [g.batch, g.rows.output, g.cols.output, cout]
+        let pointwise = kh == 1 && kw == 1 && g.rows.stride == 1 && g.cols.stride == 1
+            && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
+        return Tensor.uninitialized(shape: outShape) { out in
+            x.scalars.withUnsafeBufferPointer { xp in
+                kernel.scalars.withUnsafeBufferPointer { wp in
+                    if pointwise {
+                        BLAS.sgemm(transA: false, transB: false, m: g.batch * rowsPerImage, n: cout, k: cin,
+                                   a: xp.baseAddress!, lda: cin, b: wp.baseAddress!, ldb: cout,
+                                   beta: 0, c: out.baseAddress!, ldc: cout)
+                        return
+                    }
+                    let width = kh * kw * cinG
+                    let chunk = Im2col.imagesPerChunk(batch: g.batch, rowsPerImage: rowsPerImage, width: width)
+                    var cols = [Float](repeating: 0, count: chunk * rowsPerImage * width)
+                    cols.withUnsafeMutableBufferPointer { cp in
+                        for start in stride(from: 0, to: g.batch, by: chunk) {
+                            let images = start..<min(start + chunk, g.batch)
+                            let m = images.count * rowsPerImage
+                            for group in 0..<groups {
+                                Im2col.gather(xp.baseAddress!, channels: cin, window: g, images: images,
+                                              c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
+                                BLAS.sgemm(transA: false, transB: false, m: m, n: coutG, k: width,
+                                           a: cp.baseAddress!, lda: width,
+                                           b: wp.baseAddress! + group * coutG, ldb: cout, beta: 0,
+                                           c: out.baseAddress! + start * rowsPerImage * cout + group * coutG, ldc: cout)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dL/dW = Σ over images of patchesᵀ · dz, in HWIO layout.
+    static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
+        let cin = x.shape[3], cout = kernelShape[3]
+        let cinG = cin / groups, coutG = cout / groups
+        let (kh, kw) = (g.rows.kernel, g.cols.kernel)
+        let rowsPerImage = g.rows.output * g.cols.output
+        let width = kh * kw * cinG
+        var dw = Tensor(zeros: kernelShape)
+        let pointwise = kh == 1 && kw == 1 && g.rows.stride == 1 && g.cols.stride == 1
+            && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
+        x.scalars.withUnsafeBufferPointer { xp in
+            dz.scalars.withUnsafeBufferPointer { dzp in
+                dw.scalars.withUnsafeMutableBufferPointer { dwp in
+                    if pointwise {
+                        BLAS.sgemm(transA: true, transB: false, m: cin, n: cout, k: g.batch * rowsPerImage,
+                                   a: xp.baseAddress!, lda: cin, b: dzp.baseAddress!, ldb: cout,
+                                   beta: 0, c: dwp.baseAddress!, ldc: cout)
+                        return
+                    }
+                    let chunk = Im2col.imagesPerChunk(batch: g.batch, rowsPerImage: rowsPerImage, width: width)
+                    var cols = [Float](repeating: 0, count: chunk * rowsPerImage * width)
+                    cols.withUnsafeMutableBufferPointer { cp in
+                        for start in stride(from: 0, to: g.batch, by: chunk) {
+                            let images = start..<min(start + chunk, g.batch)
+                            let m = images.count * rowsPerImage
+                            for group in 0..<groups {
+                                Im2col.gather(xp.baseAddress!, channels: cin, window: g, images: images,
+                                              c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
+                                BLAS.sgemm(transA: true, transB: false, m: width, n: coutG, k: m,
+                                           a: cp.baseAddress!, lda: width,
+                                           b: dzp.baseAddress! + start * rowsPerImage * cout + group * coutG, ldb: cout,
+                                           beta: 1, c: dwp.baseAddress! + group * coutG, ldc: cout)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dw
+    }
+
+    /// dL/dx = col2im(dz · Wᵀ) onto an input of `inputShape`.
+    static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, inputShape: [Int]) -> Tensor {
+        let cin = inputShape[3], cout = kernel.shape[3]
+        let cinG = cin / groups, coutG = cout / groups
+        let (kh, kw) = (g.rows.kernel, g.cols.kernel)
+        let rowsPerImage = g.rows.output * g.cols.output
+        let width = kh * kw * cinG
+        let pointwise = kh == 1 && kw == 1 && g.rows.stride == 1 && g.cols.stride == 1
+            && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
+        if pointwise {
+            return Tensor.uninitialized(shape: inputShape) { dx in
+                dz.scalars.withUnsafeBufferPointer { dzp in
+                    kernel.scalars.withUnsafeBufferPointer { wp in
+                        BLAS.sgemm(transA: false, transB: true, m: g.batch * rowsPerImage, n: cin, k: cout,
+                                   a: dzp.baseAddress!, lda: cout, b: wp.baseAddress!, ldb: cout,
+                                   beta: 0, c: dx.baseAddress!, ldc: cin)
+                    }
+                }
+            }
+        }
+        var dx = Tensor(zeros: inputShape)
+        dz.scalars.withUnsafeBufferPointer { dzp in
+            kernel.scalars.withUnsafeBufferPointer { wp in
+                dx.scalars.withUnsafeMutableBufferPointer { dxp in
+                    let chunk = Im2col.imagesPerChunk(batch: g.batch, rowsPerImage: rowsPerImage, width: width)
+                    var cols = [Float](repeating: 0, count: chunk * rowsPerImage * width)
+                    cols.withUnsafeMutableBufferPointer { cp in
+                        for start in stride(from: 0, to: g.batch, by: chunk) {
+                            let images = start..<min(start + chunk, g.batch)
+                            let m = images.count * rowsPerImage
+                            for group in 0..<groups {
+                                BLAS.sgemm(transA: false, transB: true, m: m, n: width, k: coutG,
+                                           a: dzp.baseAddress! + start * rowsPerImage * cout + group * coutG, lda: cout,
+                                           b: wp.baseAddress! + group * coutG, ldb: cout,
+                                           beta: 0, c: cp.baseAddress!, ldc: width)
+                                Im2col.scatter(cp.baseAddress!, channels: cin, window: g, images: images,
+                                               c0: group * cinG, cCount: cinG, into: dxp.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}
+
+/// Adds a per-channel bias to every position (the last axis).
+func addBias(_ bias: Tensor, to z: inout Tensor) {
+    let c = bias.count
+    bias.scalars.withUnsafeBufferPointer { b in
+        z.scalars.withUnsafeMutableBufferPointer { v in
+            var i = 0
+            while i < v.count {
+                for k in 0..<c { v[i + k] += b[k] }
+                i += c
+            }
+        }
+    }
+}
+
+/// Σ over all positions, per channel (the bias gradient).
+func sumRows(_ dz: Tensor) -> Tensor {
+    let c = dz.shape.last!
+    var out = [Float](repeating: 0, count: c)
+    dz.scalars.withUnsafeBufferPointer { v in
+        out.withUnsafeMutableBufferPointer { o in
+            var i = 0
+            while i < v.count {
+                for k in 0..<c { o[k] += v[i + k] }
+                i += c
+            }
+        }
+    }
+    return Tensor(uncheckedShape: [c], scalars: out)
+}

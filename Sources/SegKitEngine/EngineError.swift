@@ -1,0 +1,20 @@
+import Foundation
+
+/// Errors the engine reports instead of crashing: each names the op or layer
+/// and says what was expected and what was found.
+public enum EngineError: Error, Equatable, LocalizedError {
+    case shapeMismatch(op: String, expected: String, found: String)
+    case invalidArgument(op: String, message: String)
+    case graph(String)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .shapeMismatch(op, expected, found):
+            return "\(op): expected \(expected), found \(found)"
+        case let .invalidArgument(op, message):
+            return "\(op): \(message)"
+        case let .graph(message):
+            return "graph: \(message)"
+        }
+    }
+}

@@ -1,0 +1,102 @@
+/// The record of one forward pass: the values still held and, in training mode,
+/// what each node's backward pass needs.
+public struct ForwardPass {
+    public let mode: ExecutionMode
+    /// Output of each node, kept only for graph outputs and nodes asked for.
+    public internal(set) var values: [Tensor?]
+    var caches: [Any?]
+
+    /// The graph's outputs, in `graph.outputIndices` order.
+    public func outputs(of graph: Graph) -> [Tensor] { graph.outputIndices.map { values[$0]! } }
+}
+
+/// What a backward pass did: gradients for the graph inputs that asked for them,
+/// and which nodes ran a backward step (so tests can see frozen work skipped).
+public struct BackwardResult {
+    public var inputGradients: [Tensor?]
+    public var nodesVisited: [String]
+}
+
+extension Graph {
+    /// Runs the graph forward. `inputs` are matched with `inputIndices` in order.
+    /// `keep` names nodes whose outputs are kept in the result besides the outputs;
+    /// every other intermediate is released as soon as its last consumer has run.
+    public func forward(
+        _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = []
+    ) throws -> ForwardPass {
+        guard inputs.count == inputIndices.count else {
+            throw EngineError.graph("the model takes \(inputIndices.count) input(s), given \(inputs.count)")
+        }
+        var remainingUses = [Int](repeating: 0, count: nodes.count)
+        for node in nodes { for i in node.inputs { remainingUses[i] += 1 } }
+        var retained = keep
+        retained.formUnion(outputIndices)
+
+        var values = [Tensor?](repeating: nil, count: nodes.count)
+        var caches = [Any?](repeating: nil, count: nodes.count)
+        for (slot, index) in inputIndices.enumerated() {
+            let input = nodes[index].layer as! InputLayer
+            try input.check(inputs[slot])
+            values[index] = inputs[slot]
+        }
+        for (index, node) in nodes.enumerated() where !(node.layer is InputLayer) {
+            let args = node.inputs.map { values[$0]! }
+            let result: LayerOutput
+            do {
+                result = try node.layer.forward(args, mode: mode)
+            } catch let error as EngineError {
+                throw EngineError.graph("at node '\(node.name)': \(error.localizedDescription)")
+            }
+            values[index] = result.output
+            if mode == .training { caches[index] = result.cache }
+            for i in node.inputs {
+                remainingUses[i] -= 1
+                if remainingUses[i] == 0 && !retained.contains(i) { values[i] = nil }
+            }
+        }
+        return ForwardPass(mode: mode, values: values, caches: caches)
+    }
+
+    /// Walks the graph in reverse from `outputGradients` (dL/d(output) for each
+    /// graph output), accumulating gradients where an output fans out, and adds
+    /// dL/d(parameter) into every trainable parameter's `gradient`.
+    ///
+    /// Only nodes whose output depends on a trainable parameter (or on an input,
+    /// with `inputGradients`) are visited; a frozen encoder costs nothing.
+    public func backward(
+        _ pass: ForwardPass, outputGradients: [Tensor], inputGradients: Bool = false
+    ) throws -> BackwardResult {
+        guard pass.mode == .training else {
+            throw EngineError.graph("backward needs a training-mode forward pass")
+        }
+        guard outputGradients.count == outputIndices.count else {
+            throw EngineError.graph(
+                "backward needs \(outputIndices.count) output gradient(s), given \(outputGradients.count)")
+        }
+        let needsGradient = dependsOnTrainable(alsoInputs: inputGradients)
+        var grads = [Tensor?](repeating: nil, count: nodes.count)
+        for (slot, index) in outputIndices.enumerated() where needsGradient[index] {
+            accumulate(outputGradients[slot], into: &grads[index])
+        }
+        var visited: [String] = []
+        for index in nodes.indices.reversed() {
+            let node = nodes[index]
+            guard needsGradient[index], !(node.layer is InputLayer), let grad = grads[index] else { continue }
+            grads[index] = nil
+            visited.append(node.name)
+            let inputGrads = try node.layer.backward(
+                grad, cache: pass.caches[index], needInputGradients: node.inputs.map { needsGradient[$0] })
+            for (k, source) in node.inputs.enumerated() {
+                if let g = inputGrads[k] { accumulate(g, into: &grads[source]) }
+            }
+        }
+        return BackwardResult(inputGradients: inputIndices.map { grads[$0] }, nodesVisited: visited)
+    }
+
+    /// Clears every parameter's gradient before the next step.
+    public func zeroGradients() { for p in parameters { p.zeroGradient() } }
+}
+
+private func accumulate(_ g: Tensor, into slot: inout Tensor?) {
+    if slot == nil { slot = g } else { slot!.add(g) }
+}

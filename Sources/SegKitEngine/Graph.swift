@@ -1,0 +1,120 @@
+/// A directed acyclic graph of named layer applications: SegKit's one model
+/// representation from import to export.
+///
+/// Nodes are stored in topological order by construction (a node can only
+/// consume nodes added before it). A node may have several inputs, a node's
+/// output may feed several consumers, and the graph may have several outputs.
+public final class Graph {
+    public struct Node {
+        public let name: String
+        public let layer: Layer
+        /// Indices of the nodes whose outputs feed this node, in order.
+        public let inputs: [Int]
+    }
+
+    public private(set) var nodes: [Node] = []
+    public private(set) var inputIndices: [Int] = []
+    public var outputIndices: [Int] = []
+    private var indexByName: [String: Int] = [:]
+
+    public init() {}
+
+    /// Adds a graph input; `shape` excludes nothing (batch first, nil = any size).
+    @discardableResult
+    public func addInput(name: String, shape: StaticShape) throws -> Int {
+        let index = try append(Node(name: name, layer: InputLayer(name: name, shape: shape), inputs: []))
+        inputIndices.append(index)
+        return index
+    }
+
+    /// Adds a layer applied to the outputs of `inputs`. The node takes the layer's
+    /// name unless `nodeName` is given (a shared layer applied twice needs two).
+    @discardableResult
+    public func add(_ layer: Layer, inputs: [Int], nodeName: String? = nil) throws -> Int {
+        let name = nodeName ?? layer.name
+        for i in inputs where i < 0 || i >= nodes.count {
+            throw EngineError.graph("node '\(name)' consumes node #\(i), which does not exist (yet)")
+        }
+        if let arity = layer.inputArity {
+            guard inputs.count == arity else {
+                throw EngineError.graph("\(layer.kind) '\(name)' takes \(arity) input(s), given \(inputs.count)")
+            }
+        } else if inputs.count < 2 {
+            throw EngineError.graph("\(layer.kind) '\(name)' merges two or more inputs, given \(inputs.count)")
+        }
+        return try append(Node(name: name, layer: layer, inputs: inputs))
+    }
+
+    private func append(_ node: Node) throws -> Int {
+        guard indexByName[node.name] == nil else {
+            throw EngineError.graph("two nodes are named '\(node.name)'")
+        }
+        nodes.append(node)
+        indexByName[node.name] = nodes.count - 1
+        return nodes.count - 1
+    }
+
+    public func index(of name: String) -> Int? { indexByName[name] }
+
+    /// Every distinct layer, in the order first applied.
+    public var layers: [Layer] {
+        var seen = Set<ObjectIdentifier>()
+        return nodes.compactMap { seen.insert(ObjectIdentifier($0.layer)).inserted ? $0.layer : nil }
+    }
+
+    /// Every distinct parameter (a shared layer's parameters once).
+    public var parameters: [Parameter] { layers.flatMap(\.parameters) }
+    public var trainableParameters: [Parameter] { parameters.filter(\.isTrainable) }
+
+    /// Static shapes of every node's output, from the inputs' declared shapes.
+    public func staticShapes() throws -> [StaticShape] {
+        var shapes: [StaticShape] = []
+        shapes.reserveCapacity(nodes.count)
+        for node in nodes {
+            if let input = node.layer as? InputLayer {
+                shapes.append(input.shape)
+            } else {
+                shapes.append(try node.layer.outputShape(for: node.inputs.map { shapes[$0] }))
+            }
+        }
+        return shapes
+    }
+
+    /// For each node: does its output depend on a trainable parameter? Only those
+    /// nodes need a gradient, so a frozen prefix of the graph costs no backward work.
+    func dependsOnTrainable(alsoInputs: Bool) -> [Bool] {
+        var flags = [Bool](repeating: false, count: nodes.count)
+        for (i, node) in nodes.enumerated() {
+            if node.layer is InputLayer {
+                flags[i] = alsoInputs
+            } else {
+                flags[i] = node.layer.parameters.contains(where: \.isTrainable)
+                    || node.inputs.contains { flags[$0] }
+            }
+        }
+        return flags
+    }
+}
+
+/// A graph input: checks that the data fits the declared shape.
+public final class InputLayer: Layer {
+    public let shape: StaticShape
+
+    init(name: String, shape: StaticShape) {
+        self.shape = shape
+        super.init(name: name)
+    }
+
+    override var inputArity: Int? { 0 }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { shape }
+
+    func check(_ tensor: Tensor) throws {
+        let fits = tensor.rank == shape.count
+            && zip(tensor.shape, shape).allSatisfy { actual, declared in declared == nil || declared == actual }
+        guard fits else {
+            throw EngineError.shapeMismatch(
+                op: "input '\(name)'", expected: "shape \(describe(shape))", found: "\(tensor.shape)")
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// A named weight of a layer, with its gradient and whether training may change it.
+///
+/// A reference type so that the optimizer can key its state by identity and a
+/// layer shared between graph nodes accumulates one gradient.
+public final class Parameter: @unchecked Sendable {
+    /// Keras's weight name within its layer, e.g. "kernel", "moving_mean".
+    public let name: String
+    public var value: Tensor
+    /// Accumulated by backward passes; nil until a backward pass reaches it.
+    public var gradient: Tensor?
+    /// Whether the optimizer may change it. Parameters that can never be trained
+    /// (BatchNormalization's moving statistics) ignore attempts to set it.
+    public var isTrainable: Bool {
+        get { canTrain && wantsTraining }
+        set { wantsTraining = newValue }
+    }
+    /// False for statistics that are updated by the forward pass, never by gradients.
+    public let canTrain: Bool
+    private var wantsTraining: Bool
+
+    public init(name: String, value: Tensor, trainable: Bool = true, canTrain: Bool = true) {
+        self.name = name
+        self.value = value
+        self.canTrain = canTrain
+        self.wantsTraining = trainable
+    }
+
+    var shape: [Int] { value.shape }
+
+    /// Adds `delta` to the gradient, creating it on first use.
+    func accumulateGradient(_ delta: Tensor) {
+        if gradient == nil { gradient = delta } else { gradient!.add(delta) }
+    }
+
+    public func zeroGradient() { gradient = nil }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+/// A dense float32 tensor in row-major order; images are NHWC.
+///
+/// Storage is a Swift array, so copies are copy-on-write: passing a tensor
+/// around is cheap and a kernel that writes into one copy never disturbs
+/// another. Kernels take the buffer pointer once (`withUnsafeBufferPointer`)
+/// and index it directly, so hot loops carry no per-element bounds checks.
+public struct Tensor: Sendable, Equatable {
+    public private(set) var shape: [Int]
+    public var scalars: [Float]
+
+    public var count: Int { scalars.count }
+    public var rank: Int { shape.count }
+
+    /// A tensor of zeros.
+    public init(zeros shape: [Int]) {
+        self.shape = shape
+        self.scalars = [Float](repeating: 0, count: Tensor.elementCount(shape))
+    }
+
+    public init(repeating value: Float, shape: [Int]) {
+        self.shape = shape
+        self.scalars = [Float](repeating: value, count: Tensor.elementCount(shape))
+    }
+
+    /// Wraps `scalars`, which must hold exactly `shape`'s element count.
+    public init(shape: [Int], scalars: [Float]) throws {
+        guard shape.allSatisfy({ $0 >= 0 }), Tensor.elementCount(shape) == scalars.count else {
+            throw EngineError.shapeMismatch(
+                op: "Tensor", expected: "\(Tensor.elementCount(shape)) scalars for shape \(shape)",
+                found: "\(scalars.count) scalars")
+        }
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    /// Internal initialiser for kernels that already know the count matches.
+    init(uncheckedShape shape: [Int], scalars: [Float]) {
+        assert(Tensor.elementCount(shape) == scalars.count)
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    /// A tensor whose elements are written once by `fill` (no zeroing pass).
+    static func uninitialized(
+        shape: [Int], _ fill: (UnsafeMutableBufferPointer<Float>) -> Void
+    ) -> Tensor {
+        let n = elementCount(shape)
+        let scalars = [Float](unsafeUninitializedCapacity: n) { buffer, initialized in
+            fill(buffer)
+            initialized = n
+        }
+        return Tensor(uncheckedShape: shape, scalars: scalars)
+    }
+
+    public static func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+
+    /// The same elements under another shape of equal element count.
+    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+        guard Tensor.elementCount(newShape) == count, newShape.allSatisfy({ $0 >= 0 }) else {
+            throw EngineError.shapeMismatch(
+                op: "reshape", expected: "a shape with \(count) elements", found: "\(newShape)")
+        }
+        return Tensor(uncheckedShape: newShape, scalars: scalars)
+    }
+
+    /// Reshape that the caller has already validated.
+    func reshapedUnchecked(_ newShape: [Int]) -> Tensor {
+        Tensor(uncheckedShape: newShape, scalars: scalars)
+    }
+
+    public subscript(flat index: Int) -> Float {
+        get { scalars[index] }
+        set { scalars[index] = newValue }
+    }
+
+    /// NHWC view of a rank-4 tensor's dimensions.
+    var nhwc: (n: Int, h: Int, w: Int, c: Int) {
+        precondition(shape.count == 4, "nhwc on a rank-\(shape.count) tensor")
+        return (shape[0], shape[1], shape[2], shape[3])
+    }
+
+    /// Adds `other` element by element (shapes must match; used to accumulate gradients).
+    mutating func add(_ other: Tensor) {
+        precondition(shape == other.shape, "accumulating \(other.shape) into \(shape)")
+        scalars.withUnsafeMutableBufferPointer { a in
+            other.scalars.withUnsafeBufferPointer { b in
+                for i in 0..<a.count { a[i] += b[i] }
+            }
+        }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let preview = scalars.prefix(8).map { String(format: "%.4g", Double($0)) }.joined(separator: ", ")
+        return "Tensor(\(shape): [\(preview)\(count > 8 ? ", …" : "")])"
+    }
+}

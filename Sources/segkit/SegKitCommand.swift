@@ -1,0 +1,18 @@
+import ArgumentParser
+import SegKitEngine
+
+@main
+struct SegKitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segkit",
+        abstract: "Turn a trained Keras image classifier into a semantic segmenter.",
+        version: versionText(),
+        subcommands: [Demo.self]
+    )
+}
+
+/// The version line also says which OpenBLAS kernels are in use, because the
+/// wrong ones make SegKit five times slower (see README, Performance).
+func versionText() -> String {
+    "segkit 0.1.0 (OpenBLAS core: \(BLAS.coreName), \(BLAS.threadCount) thread(s))"
+}
