@@ -1,0 +1,175 @@
+import Foundation
+
+/// Keras's BatchNormalization over the last (channel) axis.
+///
+/// Training mode (and the layer trainable): normalises with the batch's mean and
+/// biased variance, and moves the moving statistics by
+/// `moving = moving·momentum + batch·(1 − momentum)` (Keras 3's rule).
+/// Inference mode, or a frozen layer in any mode (as Keras does): uses the
+/// moving statistics. Weight order as Keras saves it: gamma, beta,
+/// moving_mean, moving_variance; the moving statistics are never trainable.
+public final class BatchNormalization: Layer {
+    public let momentum: Float
+    public let epsilon: Float
+    public let gamma: Parameter?
+    public let beta: Parameter?
+    public let movingMean: Parameter
+    public let movingVariance: Parameter
+    public let channels: Int
+
+    public init(
+        name: String, channels: Int, momentum: Float = 0.99, epsilon: Float = 1e-3,
+        gamma: Tensor?, beta: Tensor?, movingMean: Tensor? = nil, movingVariance: Tensor? = nil
+    ) throws {
+        for (label, t) in [("gamma", gamma), ("beta", beta), ("moving_mean", movingMean), ("moving_variance", movingVariance)] {
+            if let t, t.shape != [channels] {
+                throw EngineError.shapeMismatch(op: "BatchNormalization '\(name)' \(label)", expected: "[\(channels)]", found: "\(t.shape)")
+            }
+        }
+        let g = gamma.map { Parameter(name: "gamma", value: $0) }
+        let b = beta.map { Parameter(name: "beta", value: $0) }
+        let mm = Parameter(name: "moving_mean", value: movingMean ?? Tensor(zeros: [channels]), trainable: false, canTrain: false)
+        let mv = Parameter(name: "moving_variance", value: movingVariance ?? Tensor(repeating: 1, shape: [channels]),
+                           trainable: false, canTrain: false)
+        self.channels = channels
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.gamma = g
+        self.beta = b
+        self.movingMean = mm
+        self.movingVariance = mv
+        super.init(name: name, parameters: [g, b].compactMap { $0 } + [mm, mv])
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        if let c = s.last ?? nil, c != channels {
+            throw EngineError.shapeMismatch(op: "BatchNormalization '\(name)'", expected: "\(channels) channels", found: "\(c)")
+        }
+        return s
+    }
+
+    struct Cache {
+        var xhat: Tensor
+        var invStd: [Float]
+        var usedBatchStatistics: Bool
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        guard x.shape.last == channels else {
+            throw EngineError.shapeMismatch(op: "BatchNormalization '\(name)'", expected: "\(channels) channels on the last axis", found: "input \(x.shape)")
+        }
+        let c = channels
+        let rows = x.count / c
+        let batchStatistics = mode == .training && isTrainable
+        var mean = movingMean.value.scalars
+        var variance = movingVariance.value.scalars
+        if batchStatistics {
+            guard rows > 0 else {
+                throw EngineError.invalidArgument(op: "BatchNormalization '\(name)'", message: "training on an empty batch")
+            }
+            (mean, variance) = BatchNormalization.moments(x, channels: c)
+            let keep = momentum
+            movingMean.value.scalars.withUnsafeMutableBufferPointer { m in
+                for k in 0..<c { m[k] = m[k] * keep + mean[k] * (1 - keep) }
+            }
+            movingVariance.value.scalars.withUnsafeMutableBufferPointer { v in
+                for k in 0..<c { v[k] = v[k] * keep + variance[k] * (1 - keep) }
+            }
+        }
+        let invStd = variance.map { 1 / ($0 + epsilon).squareRoot() }
+        let scale = gamma?.value.scalars ?? [Float](repeating: 1, count: c)
+        let shift = beta?.value.scalars ?? [Float](repeating: 0, count: c)
+        var xhat = x
+        var y = x
+        xhat.scalars.withUnsafeMutableBufferPointer { xh in
+            y.scalars.withUnsafeMutableBufferPointer { yp in
+                var i = 0
+                for _ in 0..<rows {
+                    for k in 0..<c {
+                        let h = (xh[i + k] - mean[k]) * invStd[k]
+                        xh[i + k] = h
+                        yp[i + k] = h * scale[k] + shift[k]
+                    }
+                    i += c
+                }
+            }
+        }
+        let cache = mode == .training ? Cache(xhat: xhat, invStd: invStd, usedBatchStatistics: batchStatistics) : nil
+        return LayerOutput(y, cache: cache)
+    }
+
+    /// Per-channel mean and biased variance over every other axis (two passes, for accuracy).
+    static func moments(_ x: Tensor, channels c: Int) -> ([Float], [Float]) {
+        let rows = x.count / c
+        var mean = [Double](repeating: 0, count: c)
+        var variance = [Double](repeating: 0, count: c)
+        x.scalars.withUnsafeBufferPointer { xp in
+            var i = 0
+            for _ in 0..<rows {
+                for k in 0..<c { mean[k] += Double(xp[i + k]) }
+                i += c
+            }
+            for k in 0..<c { mean[k] /= Double(rows) }
+            i = 0
+            for _ in 0..<rows {
+                for k in 0..<c {
+                    let d = Double(xp[i + k]) - mean[k]
+                    variance[k] += d * d
+                }
+                i += c
+            }
+        }
+        return (mean.map { Float($0) }, variance.map { Float($0 / Double(rows)) })
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        let cache = try requireCache(cache, as: Cache.self)
+        let c = channels
+        let rows = gradOutput.count / c
+        // Σ dy and Σ dy·x̂ per channel: the beta and gamma gradients, and the two
+        // terms the batch-statistics input gradient subtracts.
+        var sumDy = [Float](repeating: 0, count: c)
+        var sumDyXhat = [Float](repeating: 0, count: c)
+        gradOutput.scalars.withUnsafeBufferPointer { dy in
+            cache.xhat.scalars.withUnsafeBufferPointer { xh in
+                var i = 0
+                for _ in 0..<rows {
+                    for k in 0..<c {
+                        sumDy[k] += dy[i + k]
+                        sumDyXhat[k] += dy[i + k] * xh[i + k]
+                    }
+                    i += c
+                }
+            }
+        }
+        if let beta, beta.isTrainable { beta.accumulateGradient(Tensor(uncheckedShape: [c], scalars: sumDy)) }
+        if let gamma, gamma.isTrainable { gamma.accumulateGradient(Tensor(uncheckedShape: [c], scalars: sumDyXhat)) }
+        guard needInputGradients[0] else { return [nil] }
+        let scale = gamma?.value.scalars ?? [Float](repeating: 1, count: c)
+        var dx = gradOutput
+        dx.scalars.withUnsafeMutableBufferPointer { d in
+            cache.xhat.scalars.withUnsafeBufferPointer { xh in
+                var i = 0
+                if cache.usedBatchStatistics {
+                    // dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂))
+                    let n = Float(rows)
+                    for _ in 0..<rows {
+                        for k in 0..<c {
+                            d[i + k] = scale[k] * cache.invStd[k]
+                                * (d[i + k] - sumDy[k] / n - xh[i + k] * sumDyXhat[k] / n)
+                        }
+                        i += c
+                    }
+                } else {
+                    for _ in 0..<rows {
+                        for k in 0..<c { d[i + k] *= scale[k] * cache.invStd[k] }
+                        i += c
+                    }
+                }
+            }
+        }
+        return [dx]
+    }
+}

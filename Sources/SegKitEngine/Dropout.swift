@@ -1,0 +1,55 @@
+/// Keras's Dropout (and SpatialDropout2D, which drops whole channels): in
+/// training mode zeroes each value (or channel) with probability `rate` and
+/// scales the rest by 1/(1 − rate); in inference mode the identity.
+public final class Dropout: Layer {
+    public let rate: Float
+    /// SpatialDropout2D: one draw per (image, channel), shared by all positions.
+    public let perChannel: Bool
+    private var generator: SeededGenerator
+
+    public init(name: String, rate: Float, perChannel: Bool = false, seed: UInt64 = 0) throws {
+        guard rate >= 0, rate < 1 else {
+            throw EngineError.invalidArgument(op: "Dropout '\(name)'", message: "rate \(rate) must be in [0, 1)")
+        }
+        self.rate = rate
+        self.perChannel = perChannel
+        self.generator = SeededGenerator(seed: seed)
+        super.init(name: name)
+    }
+
+    public override var kind: String { perChannel ? "SpatialDropout2D" : "Dropout" }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { inputShapes[0] }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        guard mode == .training, rate > 0 else { return LayerOutput(x, cache: mode == .training ? Tensor?.none as Any : nil) }
+        if perChannel { try expectRank(4, x, layer: self) }
+        let keep = 1 / (1 - rate)
+        var mask = Tensor(zeros: x.shape)
+        mask.scalars.withUnsafeMutableBufferPointer { m in
+            if perChannel {
+                let (n, h, w, c) = x.nhwc
+                for b in 0..<n {
+                    for k in 0..<c {
+                        let v: Float = generator.nextUniform() < rate ? 0 : keep
+                        for p in 0..<(h * w) { m[(b * h * w + p) * c + k] = v }
+                    }
+                }
+            } else {
+                for i in 0..<m.count { m[i] = generator.nextUniform() < rate ? 0 : keep }
+            }
+        }
+        var y = x
+        y.multiply(mask)
+        return LayerOutput(y, cache: Optional(mask) as Any)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        guard needInputGradients[0] else { return [nil] }
+        guard let mask = try requireCache(cache, as: Tensor?.self) else { return [gradOutput] }
+        var g = gradOutput
+        g.multiply(mask)
+        return [g]
+    }
+}

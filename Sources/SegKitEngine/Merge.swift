@@ -1,0 +1,167 @@
+/// Keras's Add and Multiply: element-wise over two or more inputs of one shape.
+public final class ElementwiseMerge: Layer {
+    public enum Operation: Sendable { case add, multiply }
+    public let operation: Operation
+
+    public init(name: String, _ operation: Operation) {
+        self.operation = operation
+        super.init(name: name)
+    }
+
+    public override var kind: String { operation == .add ? "Add" : "Multiply" }
+    override var inputArity: Int? { nil }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        var merged = inputShapes[0]
+        for s in inputShapes.dropFirst() {
+            guard s.count == merged.count else { throw mismatch(inputShapes.map(describe)) }
+            for (i, d) in s.enumerated() {
+                switch (merged[i], d) {
+                case let (a?, b?) where a != b: throw mismatch(inputShapes.map(describe))
+                case (nil, let b): merged[i] = b
+                default: break
+                }
+            }
+        }
+        return merged
+    }
+
+    private func mismatch(_ found: Any) -> EngineError {
+        .shapeMismatch(op: "\(kind) '\(name)'", expected: "inputs of one shape", found: "\(found)")
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        guard inputs.allSatisfy({ $0.shape == inputs[0].shape }) else { throw mismatch(inputs.map(\.shape)) }
+        var y = inputs[0]
+        for other in inputs.dropFirst() {
+            switch operation {
+            case .add: y.add(other)
+            case .multiply: y.multiply(other)
+            }
+        }
+        // Multiply's backward needs every input; Add's needs nothing.
+        return LayerOutput(y, cache: mode == .training ? (operation == .multiply ? inputs : []) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        switch operation {
+        case .add:
+            return needInputGradients.map { $0 ? gradOutput : nil }
+        case .multiply:
+            let inputs = try requireCache(cache, as: [Tensor].self)
+            return needInputGradients.indices.map { i in
+                guard needInputGradients[i] else { return nil }
+                var g = gradOutput
+                for (j, x) in inputs.enumerated() where j != i { g.multiply(x) }
+                return g
+            }
+        }
+    }
+}
+
+/// Keras's Concatenate along one axis (default the last, channels).
+public final class Concatenate: Layer {
+    /// Negative counts from the end, as in Keras.
+    public let axis: Int
+
+    public init(name: String, axis: Int = -1) {
+        self.axis = axis
+        super.init(name: name)
+    }
+
+    override var inputArity: Int? { nil }
+
+    func resolvedAxis(rank: Int) throws -> Int {
+        let a = axis < 0 ? rank + axis : axis
+        guard a >= 1, a < rank else {
+            throw EngineError.invalidArgument(op: "Concatenate '\(name)'", message: "axis \(axis) is not a non-batch axis of a rank-\(rank) input")
+        }
+        return a
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let rank = inputShapes[0].count
+        let a = try resolvedAxis(rank: rank)
+        var merged = inputShapes[0]
+        for s in inputShapes.dropFirst() {
+            guard s.count == rank else { throw mismatch(inputShapes.map(describe)) }
+            for i in 0..<rank where i != a {
+                switch (merged[i], s[i]) {
+                case let (x?, y?) where x != y: throw mismatch(inputShapes.map(describe))
+                case (nil, let y): merged[i] = y
+                default: break
+                }
+            }
+            merged[a] = merged[a].flatMap { m in s[a].map { m + $0 } }
+        }
+        return merged
+    }
+
+    private func mismatch(_ found: Any) -> EngineError {
+        .shapeMismatch(op: "Concatenate '\(name)'", expected: "inputs equal in every axis but \(axis)", found: "\(found)")
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let rank = inputs[0].rank
+        let a = try resolvedAxis(rank: rank)
+        for x in inputs where x.rank != rank || (0..<rank).contains(where: { $0 != a && x.shape[$0] != inputs[0].shape[$0] }) {
+            throw mismatch(inputs.map(\.shape))
+        }
+        let outer = inputs[0].shape[..<a].reduce(1, *)
+        // Each input contributes a contiguous run of `width` floats per outer index.
+        let widths = inputs.map { $0.shape[a...].reduce(1, *) }
+        let total = widths.reduce(0, +)
+        var shape = inputs[0].shape
+        shape[a] = inputs.reduce(0) { $0 + $1.shape[a] }
+        let y = Tensor.uninitialized(shape: shape) { out in
+            var offset = 0
+            for (x, width) in zip(inputs, widths) {
+                x.scalars.withUnsafeBufferPointer { xp in
+                    for o in 0..<outer {
+                        (out.baseAddress! + o * total + offset).update(from: xp.baseAddress! + o * width, count: width)
+                    }
+                }
+                offset += width
+            }
+        }
+        return LayerOutput(y, cache: mode == .training ? inputs.map(\.shape) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        let shapes = try requireCache(cache, as: [[Int]].self)
+        let a = try resolvedAxis(rank: shapes[0].count)
+        let outer = shapes[0][..<a].reduce(1, *)
+        let widths = shapes.map { $0[a...].reduce(1, *) }
+        let total = widths.reduce(0, +)
+        var offset = 0
+        var grads: [Tensor?] = []
+        gradOutput.scalars.withUnsafeBufferPointer { dy in
+            for (i, shape) in shapes.enumerated() {
+                let width = widths[i]
+                if needInputGradients[i] {
+                    grads.append(Tensor.uninitialized(shape: shape) { dx in
+                        for o in 0..<outer {
+                            (dx.baseAddress! + o * width).update(from: dy.baseAddress! + o * total + offset, count: width)
+                        }
+                    })
+                } else {
+                    grads.append(nil)
+                }
+                offset += width
+            }
+        }
+        return grads
+    }
+}
+
+extension Tensor {
+    /// Multiplies element by element (shapes must match).
+    mutating func multiply(_ other: Tensor) {
+        precondition(shape == other.shape, "multiplying \(shape) by \(other.shape)")
+        scalars.withUnsafeMutableBufferPointer { a in
+            other.scalars.withUnsafeBufferPointer { b in
+                for i in 0..<a.count { a[i] *= b[i] }
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+/// Keras's MaxPooling2D and AveragePooling2D: pool size, strides, padding.
+///
+/// With `same` padding, max pooling ignores the padded positions and average
+/// pooling divides by the number of real (unpadded) inputs in the window, as
+/// TensorFlow and Keras do.
+public final class Pooling2D: Layer {
+    public enum Reduction: Sendable { case max, average }
+
+    public let reduction: Reduction
+    public let poolSize: (Int, Int)
+    public let strides: (Int, Int)
+    public let padding: Padding
+
+    /// `strides` default to the pool size, as in Keras.
+    public init(name: String, _ reduction: Reduction, poolSize: (Int, Int) = (2, 2),
+                strides: (Int, Int)? = nil, padding: Padding = .valid) throws {
+        let strides = strides ?? poolSize
+        guard poolSize.0 >= 1, poolSize.1 >= 1, strides.0 >= 1, strides.1 >= 1 else {
+            throw EngineError.invalidArgument(op: "Pooling2D '\(name)'", message: "pool size and strides must be ≥ 1")
+        }
+        self.reduction = reduction
+        self.poolSize = poolSize
+        self.strides = strides
+        self.padding = padding
+        super.init(name: name)
+    }
+
+    public override var kind: String { reduction == .max ? "MaxPooling2D" : "AveragePooling2D" }
+
+    func window(for x: Tensor) throws -> Window2D {
+        let (n, h, w, _) = x.nhwc
+        guard let rows = WindowAxis.forward(input: h, kernel: poolSize.0, stride: strides.0, padding: padding),
+              let cols = WindowAxis.forward(input: w, kernel: poolSize.1, stride: strides.1, padding: padding)
+        else {
+            throw EngineError.shapeMismatch(op: "\(kind) '\(name)'", expected: "an input at least as large as the pool \(poolSize)", found: "\(x.shape)")
+        }
+        return Window2D(batch: n, rows: rows, cols: cols)
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        try expectStaticRank(4, s, layer: self)
+        return [s[0], WindowAxis.forwardLength(s[1], kernel: poolSize.0, stride: strides.0, padding: padding),
+                WindowAxis.forwardLength(s[2], kernel: poolSize.1, stride: strides.1, padding: padding), s[3]]
+    }
+
+    struct Cache {
+        var inputShape: [Int]
+        var window: Window2D
+        /// Max pooling: the flat input index each output took its value from.
+        var argmax: [Int32]
+    }
+
+    /// The in-range input rows and columns of output (oy, ox).
+    @inline(__always) private func span(_ a: WindowAxis, _ o: Int) -> Range<Int> {
+        let start = a.source(o, 0)
+        return max(start, 0)..<min(start + a.kernel, a.input)
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let g = try window(for: x)
+        let c = x.shape[3]
+        let (ih, iw, oh, ow) = (g.rows.input, g.cols.input, g.rows.output, g.cols.output)
+        var argmax = [Int32]()
+        if reduction == .max { argmax = [Int32](repeating: 0, count: g.batch * oh * ow * c) }
+        let record = mode == .training && reduction == .max
+        let y = Tensor.uninitialized(shape: [g.batch, oh, ow, c]) { out in
+            x.scalars.withUnsafeBufferPointer { xp in
+                argmax.withUnsafeMutableBufferPointer { am in
+                    for n in 0..<g.batch {
+                        for oy in 0..<oh {
+                            let ys = span(g.rows, oy)
+                            for ox in 0..<ow {
+                                let xs = span(g.cols, ox)
+                                let o = ((n * oh + oy) * ow + ox) * c
+                                switch reduction {
+                                case .max:
+                                    // Every window holds at least one real input: start from its first.
+                                    let first = ((n * ih + ys.lowerBound) * iw + xs.lowerBound) * c
+                                    for k in 0..<c { out[o + k] = xp[first + k]; am[o + k] = Int32(first + k) }
+                                    for iy in ys {
+                                        for ix in xs {
+                                            let i = ((n * ih + iy) * iw + ix) * c
+                                            for k in 0..<c where xp[i + k] > out[o + k] {
+                                                out[o + k] = xp[i + k]
+                                                am[o + k] = Int32(i + k)
+                                            }
+                                        }
+                                    }
+                                case .average:
+                                    for k in 0..<c { out[o + k] = 0 }
+                                    for iy in ys {
+                                        for ix in xs {
+                                            let i = ((n * ih + iy) * iw + ix) * c
+                                            for k in 0..<c { out[o + k] += xp[i + k] }
+                                        }
+                                    }
+                                    let inv = 1 / Float(ys.count * xs.count)
+                                    for k in 0..<c { out[o + k] *= inv }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return LayerOutput(y, cache: mode == .training ? Cache(inputShape: x.shape, window: g, argmax: record ? argmax : []) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        guard needInputGradients[0] else { return [nil] }
+        let cache = try requireCache(cache, as: Cache.self)
+        let g = cache.window
+        let c = cache.inputShape[3]
+        let (ih, iw, oh, ow) = (g.rows.input, g.cols.input, g.rows.output, g.cols.output)
+        var dx = Tensor(zeros: cache.inputShape)
+        dx.scalars.withUnsafeMutableBufferPointer { d in
+            gradOutput.scalars.withUnsafeBufferPointer { dy in
+                switch reduction {
+                case .max:
+                    cache.argmax.withUnsafeBufferPointer { am in
+                        for o in 0..<dy.count { d[Int(am[o])] += dy[o] }
+                    }
+                case .average:
+                    for n in 0..<g.batch {
+                        for oy in 0..<oh {
+                            let ys = span(g.rows, oy)
+                            for ox in 0..<ow {
+                                let xs = span(g.cols, ox)
+                                let o = ((n * oh + oy) * ow + ox) * c
+                                let inv = 1 / Float(ys.count * xs.count)
+                                for iy in ys {
+                                    for ix in xs {
+                                        let i = ((n * ih + iy) * iw + ix) * c
+                                        for k in 0..<c { d[i + k] += dy[o + k] * inv }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [dx]
+    }
+}
+
+/// Keras's GlobalMaxPooling2D / GlobalAveragePooling2D: one value per channel,
+/// shape (N, C), or (N, 1, 1, C) with `keepdims`.
+public final class GlobalPooling2D: Layer {
+    public let reduction: Pooling2D.Reduction
+    public let keepDims: Bool
+
+    public init(name: String, _ reduction: Pooling2D.Reduction, keepDims: Bool = false) {
+        self.reduction = reduction
+        self.keepDims = keepDims
+        super.init(name: name)
+    }
+
+    public override var kind: String { reduction == .max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D" }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        try expectStaticRank(4, s, layer: self)
+        return keepDims ? [s[0], 1, 1, s[3]] : [s[0], s[3]]
+    }
+
+    struct Cache {
+        var inputShape: [Int]
+        var argmax: [Int32]
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let (n, h, w, c) = x.nhwc
+        guard h * w > 0 else {
+            throw EngineError.shapeMismatch(op: "\(kind) '\(name)'", expected: "a non-empty feature map", found: "\(x.shape)")
+        }
+        var argmax = [Int32](repeating: 0, count: reduction == .max ? n * c : 0)
+        let outShape = keepDims ? [n, 1, 1, c] : [n, c]
+        let y = Tensor.uninitialized(shape: outShape) { out in
+            x.scalars.withUnsafeBufferPointer { xp in
+                argmax.withUnsafeMutableBufferPointer { am in
+                    for b in 0..<n {
+                        let o = b * c
+                        let base = b * h * w * c
+                        for k in 0..<c { out[o + k] = reduction == .max ? xp[base + k] : 0 }
+                        if reduction == .max { for k in 0..<c { am[o + k] = Int32(base + k) } }
+                        for p in 0..<(h * w) {
+                            let i = base + p * c
+                            switch reduction {
+                            case .max:
+                                for k in 0..<c where xp[i + k] > out[o + k] {
+                                    out[o + k] = xp[i + k]
+                                    am[o + k] = Int32(i + k)
+                                }
+                            case .average:
+                                for k in 0..<c { out[o + k] += xp[i + k] }
+                            }
+                        }
+                        if reduction == .average {
+                            let inv = 1 / Float(h * w)
+                            for k in 0..<c { out[o + k] *= inv }
+                        }
+                    }
+                }
+            }
+        }
+        return LayerOutput(y, cache: mode == .training ? Cache(inputShape: x.shape, argmax: argmax) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        guard needInputGradients[0] else { return [nil] }
+        let cache = try requireCache(cache, as: Cache.self)
+        let (n, h, w, c) = (cache.inputShape[0], cache.inputShape[1], cache.inputShape[2], cache.inputShape[3])
+        var dx = Tensor(zeros: cache.inputShape)
+        dx.scalars.withUnsafeMutableBufferPointer { d in
+            gradOutput.scalars.withUnsafeBufferPointer { dy in
+                switch reduction {
+                case .max:
+                    for o in 0..<(n * c) { d[Int(cache.argmax[o])] += dy[o] }
+                case .average:
+                    let inv = 1 / Float(h * w)
+                    for b in 0..<n {
+                        for p in 0..<(h * w) {
+                            let i = (b * h * w + p) * c
+                            for k in 0..<c { d[i + k] = dy[b * c + k] * inv }
+                        }
+                    }
+                }
+            }
+        }
+        return [dx]
+    }
+}

@@ -1,0 +1,63 @@
+/// Keras's Flatten (N, ...) → (N, product) and Reshape (N, ...) → (N, target),
+/// with at most one -1 in the target. Row-major order is kept, which for NHWC
+/// is Keras's channels-last flattening order.
+public final class Reshape: Layer {
+    /// The target shape without the batch axis; nil means Flatten.
+    public let target: [Int]?
+
+    public init(name: String, target: [Int]?) throws {
+        if let target {
+            guard target.filter({ $0 == -1 }).count <= 1, target.allSatisfy({ $0 == -1 || $0 > 0 }) else {
+                throw EngineError.invalidArgument(op: "Reshape '\(name)'", message: "target \(target) must be positive sizes with at most one -1")
+            }
+        }
+        self.target = target
+        super.init(name: name)
+    }
+
+    private init(flattenNamed name: String) {
+        self.target = nil
+        super.init(name: name)
+    }
+
+    public static func flatten(name: String) -> Reshape { Reshape(flattenNamed: name) }
+
+    public override var kind: String { target == nil ? "Flatten" : "Reshape" }
+
+    func resolved(perSample: Int?) throws -> StaticShape {
+        guard let target else { return [perSample] }
+        guard let perSample else { return target.map { $0 == -1 ? nil : $0 } }
+        let known = target.filter { $0 != -1 }.reduce(1, *)
+        if target.contains(-1) {
+            guard known > 0, perSample % known == 0 else { throw mismatch(perSample) }
+            return target.map { $0 == -1 ? perSample / known : $0 }
+        }
+        guard known == perSample else { throw mismatch(perSample) }
+        return target
+    }
+
+    private func mismatch(_ perSample: Int) -> EngineError {
+        .shapeMismatch(op: "Reshape '\(name)'", expected: "\(target!) to hold \(perSample) values per sample", found: "a different count")
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        let rest = s.dropFirst()
+        let perSample: Int? = rest.contains(where: { $0 == nil }) ? nil : rest.reduce(1) { $0 * $1! }
+        return [s.first ?? nil] + (try resolved(perSample: perSample))
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        guard x.rank >= 1 else { throw mismatch(0) }
+        let n = x.shape[0]
+        let perSample = n == 0 ? 0 : x.count / n
+        let shape = try resolved(perSample: perSample).map { $0! }
+        return LayerOutput(x.reshapedUnchecked([n] + shape), cache: mode == .training ? x.shape : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        guard needInputGradients[0] else { return [nil] }
+        return [gradOutput.reshapedUnchecked(try requireCache(cache, as: [Int].self))]
+    }
+}

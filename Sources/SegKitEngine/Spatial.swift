@@ -1,0 +1,96 @@
+/// Keras's ZeroPadding2D and Cropping2D: add or remove rows and columns at the
+/// borders, `((top, bottom), (left, right))`. Each is the other's backward pass.
+public final class ZeroPadding2D: Layer {
+    public let rows: (Int, Int)
+    public let cols: (Int, Int)
+
+    public init(name: String, rows: (Int, Int), cols: (Int, Int)) {
+        self.rows = rows
+        self.cols = cols
+        super.init(name: name)
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        try expectStaticRank(4, s, layer: self)
+        return [s[0], s[1].map { $0 + rows.0 + rows.1 }, s[2].map { $0 + cols.0 + cols.1 }, s[3]]
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let (n, h, w, c) = x.nhwc
+        let y = borderCopy(x, to: [n, h + rows.0 + rows.1, w + cols.0 + cols.1, c], offset: (rows.0, cols.0))
+        return LayerOutput(y, cache: mode == .training ? x.shape : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        guard needInputGradients[0] else { return [nil] }
+        let shape = try requireCache(cache, as: [Int].self)
+        return [borderCopy(gradOutput, to: shape, offset: (-rows.0, -cols.0))]
+    }
+}
+
+public final class Cropping2D: Layer {
+    public let rows: (Int, Int)
+    public let cols: (Int, Int)
+
+    public init(name: String, rows: (Int, Int), cols: (Int, Int)) {
+        self.rows = rows
+        self.cols = cols
+        super.init(name: name)
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        try expectStaticRank(4, s, layer: self)
+        let h = s[1].map { $0 - rows.0 - rows.1 }, w = s[2].map { $0 - cols.0 - cols.1 }
+        if let h, h <= 0 { throw tooSmall(s) }
+        if let w, w <= 0 { throw tooSmall(s) }
+        return [s[0], h, w, s[3]]
+    }
+
+    private func tooSmall(_ s: Any) -> EngineError {
+        .shapeMismatch(op: "Cropping2D '\(name)'", expected: "an input larger than the cropping \(rows), \(cols)", found: "\(s)")
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let (n, h, w, c) = x.nhwc
+        let (oh, ow) = (h - rows.0 - rows.1, w - cols.0 - cols.1)
+        guard oh > 0, ow > 0 else { throw tooSmall(x.shape) }
+        let y = borderCopy(x, to: [n, oh, ow, c], offset: (-rows.0, -cols.0))
+        return LayerOutput(y, cache: mode == .training ? x.shape : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        guard needInputGradients[0] else { return [nil] }
+        let shape = try requireCache(cache, as: [Int].self)
+        return [borderCopy(gradOutput, to: shape, offset: (rows.0, cols.0))]
+    }
+}
+
+/// Copies `x` into a zero tensor of `shape` so that x's pixel (y, x) lands at
+/// (y + offset.0, x + offset.1); what falls outside is dropped. Padding uses a
+/// positive offset, cropping a negative one.
+func borderCopy(_ x: Tensor, to shape: [Int], offset: (Int, Int)) -> Tensor {
+    let (n, h, w, c) = x.nhwc
+    let (oh, ow) = (shape[1], shape[2])
+    var y = Tensor(zeros: shape)
+    let x0 = max(0, -offset.1), x1 = min(w, ow - offset.1)
+    let y0 = max(0, -offset.0), y1 = min(h, oh - offset.0)
+    guard x1 > x0, y1 > y0 else { return y }
+    x.scalars.withUnsafeBufferPointer { src in
+        y.scalars.withUnsafeMutableBufferPointer { dst in
+            for b in 0..<n {
+                for row in y0..<y1 {
+                    let s = ((b * h + row) * w + x0) * c
+                    let d = ((b * oh + row + offset.0) * ow + x0 + offset.1) * c
+                    (dst.baseAddress! + d).update(from: src.baseAddress! + s, count: (x1 - x0) * c)
+                }
+            }
+        }
+    }
+    return y
+}

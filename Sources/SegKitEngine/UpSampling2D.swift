@@ -1,0 +1,119 @@
+import Foundation
+
+/// Keras's UpSampling2D: weightless enlargement by integer factors, `nearest`
+/// (repeat each pixel) or `bilinear` (half-pixel centres, edges clamped: what
+/// Keras 3's `ops.image.resize` and TF2's `tf.image.resize` compute).
+public final class UpSampling2D: Layer {
+    public enum Interpolation: String, Sendable { case nearest, bilinear }
+
+    public let size: (Int, Int)
+    public let interpolation: Interpolation
+
+    public init(name: String, size: (Int, Int), interpolation: Interpolation = .nearest) throws {
+        guard size.0 >= 1, size.1 >= 1 else {
+            throw EngineError.invalidArgument(op: "UpSampling2D '\(name)'", message: "size \(size) must be ≥ 1")
+        }
+        self.size = size
+        self.interpolation = interpolation
+        super.init(name: name)
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        try expectStaticRank(4, s, layer: self)
+        return [s[0], s[1].map { $0 * size.0 }, s[2].map { $0 * size.1 }, s[3]]
+    }
+
+    /// For each output index along an axis: the two source indices and the
+    /// weight of the second.
+    struct AxisTaps {
+        var lower: [Int]
+        var upper: [Int]
+        var weight: [Float]
+
+        init(input: Int, scale: Int, interpolation: Interpolation) {
+            let output = input * scale
+            lower = [Int](repeating: 0, count: output)
+            upper = lower
+            weight = [Float](repeating: 0, count: output)
+            for o in 0..<output {
+                switch interpolation {
+                case .nearest:
+                    lower[o] = o / scale
+                    upper[o] = lower[o]
+                case .bilinear:
+                    let src = max((Float(o) + 0.5) / Float(scale) - 0.5, 0)
+                    let i0 = min(Int(src.rounded(.down)), input - 1)
+                    lower[o] = i0
+                    upper[o] = min(i0 + 1, input - 1)
+                    weight[o] = src - Float(i0)
+                }
+            }
+        }
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let (n, h, w, c) = x.nhwc
+        let ty = AxisTaps(input: h, scale: size.0, interpolation: interpolation)
+        let tx = AxisTaps(input: w, scale: size.1, interpolation: interpolation)
+        let (oh, ow) = (h * size.0, w * size.1)
+        let y = Tensor.uninitialized(shape: [n, oh, ow, c]) { out in
+            x.scalars.withUnsafeBufferPointer { xp in
+                for b in 0..<n {
+                    for oy in 0..<oh {
+                        let r0 = (b * h + ty.lower[oy]) * w, r1 = (b * h + ty.upper[oy]) * w
+                        let wy = ty.weight[oy]
+                        for ox in 0..<ow {
+                            let wx = tx.weight[ox]
+                            let p00 = (r0 + tx.lower[ox]) * c, p01 = (r0 + tx.upper[ox]) * c
+                            let p10 = (r1 + tx.lower[ox]) * c, p11 = (r1 + tx.upper[ox]) * c
+                            let o = ((b * oh + oy) * ow + ox) * c
+                            let (a, bb, cc, d) = ((1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx)
+                            for k in 0..<c {
+                                out[o + k] = a * xp[p00 + k] + bb * xp[p01 + k] + cc * xp[p10 + k] + d * xp[p11 + k]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return LayerOutput(y, cache: mode == .training ? x.shape : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        guard needInputGradients[0] else { return [nil] }
+        let shape = try requireCache(cache, as: [Int].self)
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        let ty = AxisTaps(input: h, scale: size.0, interpolation: interpolation)
+        let tx = AxisTaps(input: w, scale: size.1, interpolation: interpolation)
+        let (oh, ow) = (h * size.0, w * size.1)
+        var dx = Tensor(zeros: shape)
+        dx.scalars.withUnsafeMutableBufferPointer { d in
+            gradOutput.scalars.withUnsafeBufferPointer { dy in
+                for b in 0..<n {
+                    for oy in 0..<oh {
+                        let r0 = (b * h + ty.lower[oy]) * w, r1 = (b * h + ty.upper[oy]) * w
+                        let wy = ty.weight[oy]
+                        for ox in 0..<ow {
+                            let wx = tx.weight[ox]
+                            let p00 = (r0 + tx.lower[ox]) * c, p01 = (r0 + tx.upper[ox]) * c
+                            let p10 = (r1 + tx.lower[ox]) * c, p11 = (r1 + tx.upper[ox]) * c
+                            let o = ((b * oh + oy) * ow + ox) * c
+                            let (a, bb, cc, dd) = ((1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx)
+                            for k in 0..<c {
+                                let g = dy[o + k]
+                                d[p00 + k] += a * g
+                                d[p01 + k] += bb * g
+                                d[p10 + k] += cc * g
+                                d[p11 + k] += dd * g
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [dx]
+    }
+}

@@ -1,0 +1,171 @@
+import Testing
+@testable import SegKitEngine
+
+@Suite struct Conv2DTests {
+    @Test func sameRulePutsTheExtraPaddingAtTheBottomAndRight() throws {
+        // 4x4 ramp, 3x3 ones, stride 2: total padding 1, all of it after (TF/Keras).
+        let x = tensor([1, 4, 4, 1], (0..<16).map(Float.init))
+        let conv = try Conv2D(name: "c", kernel: Tensor(repeating: 1, shape: [3, 3, 1, 1]), bias: nil,
+                              strides: (2, 2), padding: .same)
+        let y = try conv.forward([x], mode: .inference).output
+        #expect(y.shape == [1, 2, 2, 1])
+        #expect(y.scalars == [45, 39, 66, 50])
+    }
+
+    @Test func forwardMatchesTheDirectDefinitionOverRandomConfigurations() throws {
+        var data = TestData(seed: 7)
+        for _ in 0..<60 {
+            let groups = data.int(1...2)
+            let cin = groups * data.int(1...3), cout = groups * data.int(1...3)
+            let k = (data.int(1...3), data.int(1...3))
+            let dilated = data.int(0...2) == 0
+            let strides = dilated ? (1, 1) : (data.int(1...3), data.int(1...3))
+            let dilation = dilated ? (2, data.int(1...2)) : (1, 1)
+            let same = data.bool()
+            let x = data.normal([data.int(1...2), data.int(5...9), data.int(5...9), cin])
+            let w = data.normal([k.0, k.1, cin / groups, cout])
+            let b = data.bool() ? data.normal([cout]) : nil
+            let conv = try Conv2D(name: "c", kernel: w, bias: b, strides: strides, padding: same ? .same : .valid,
+                                  dilation: dilation, groups: groups)
+            let y = try conv.forward([x], mode: .inference).output
+            let ref = NaiveReference.conv2D(x, kernel: w, bias: b, strides: strides, same: same, dilation: dilation, groups: groups)
+            #expect(maxDifference(y, ref) < 1e-4, "k \(k) s \(strides) d \(dilation) g \(groups) same \(same)")
+        }
+    }
+
+    @Test func gradientsMatchFiniteDifferences() throws {
+        var data = TestData(seed: 11)
+        for trial in 0..<24 {
+            let groups = trial % 5 == 0 ? 2 : 1
+            let cin = groups * data.int(1...2), cout = groups * data.int(1...3)
+            let k = trial % 6 == 1 ? (1, 1) : (data.int(1...3), data.int(1...3))
+            let dilated = trial % 4 == 3
+            let strides = dilated ? (1, 1) : (data.int(1...3), data.int(1...3))
+            let conv = try Conv2D(
+                name: "c", kernel: data.normal([k.0, k.1, cin / groups, cout], scale: 0.5),
+                bias: data.bool() ? data.normal([cout]) : nil, strides: strides,
+                padding: trial % 2 == 0 ? .same : .valid, dilation: dilated ? (2, 2) : (1, 1), groups: groups,
+                activation: trial % 3 == 0 ? .swish : .linear)
+            let x = data.normal([data.int(1...2), data.int(5...8), data.int(5...8), cin])
+            try GradientCheck().check(conv, [x], seed: UInt64(trial))
+        }
+    }
+
+    @Test func pointwiseConvolutionIsOneProductWithTheSameResult() throws {
+        var data = TestData(seed: 3)
+        let x = data.normal([2, 5, 7, 6])
+        let w = data.normal([1, 1, 6, 4])
+        let conv = try Conv2D(name: "c", kernel: w, bias: nil)
+        #expect(conv.isPointwise)
+        let y = try conv.forward([x], mode: .inference).output
+        let ref = NaiveReference.conv2D(x, kernel: w, bias: nil, strides: (1, 1), same: false, dilation: (1, 1), groups: 1)
+        #expect(maxDifference(y, ref) < 1e-5)
+        try GradientCheck().check(conv, [x])
+    }
+
+    @Test func rejectsAnInputWithTheWrongChannelCount() throws {
+        let conv = try Conv2D(name: "conv1", kernel: Tensor(zeros: [3, 3, 3, 8]), bias: nil)
+        #expect(throws: EngineError.self) { try conv.forward([Tensor(zeros: [1, 8, 8, 1])], mode: .inference) }
+    }
+}
+
+@Suite struct Conv2DTransposeTests {
+    @Test func sameStride2Kernel3MatchesTensorFlowsLayout() throws {
+        let x = tensor([1, 2, 2, 1], [1, 2, 3, 4])
+        let up = try Conv2DTranspose(name: "t", kernel: Tensor(repeating: 1, shape: [3, 3, 1, 1]), bias: nil,
+                                     strides: (2, 2), padding: .same)
+        let y = try up.forward([x], mode: .inference).output
+        #expect(y.shape == [1, 4, 4, 1])
+        #expect(y.scalars == [1, 1, 3, 2, 1, 1, 3, 2, 4, 4, 10, 6, 3, 3, 7, 4])
+    }
+
+    @Test func validStride2Kernel2RepeatsEachPixel() throws {
+        let x = tensor([1, 2, 2, 1], [1, 2, 3, 4])
+        let up = try Conv2DTranspose(name: "t", kernel: Tensor(repeating: 1, shape: [2, 2, 1, 1]), bias: nil,
+                                     strides: (2, 2), padding: .valid)
+        let y = try up.forward([x], mode: .inference).output
+        #expect(y.scalars == [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])
+    }
+
+    @Test func forwardMatchesTheScatterDefinition() throws {
+        var data = TestData(seed: 5)
+        for _ in 0..<50 {
+            let (cin, cout) = (data.int(1...3), data.int(1...3))
+            let k = (data.int(1...4), data.int(1...4))
+            let s = (data.int(1...3), data.int(1...3))
+            let same = data.bool()
+            let d = data.int(0...3) == 0 ? (2, 1) : (1, 1)
+            let op: (Int, Int)? = data.bool() ? (data.int(0...(s.0 - 1)), data.int(0...(s.1 - 1))) : nil
+            let x = data.normal([data.int(1...2), data.int(2...5), data.int(2...5), cin])
+            let w = data.normal([k.0, k.1, cout, cin])
+            let up = try Conv2DTranspose(name: "t", kernel: w, bias: nil, strides: s, padding: same ? .same : .valid,
+                                         outputPadding: op, dilation: d)
+            let y = try up.forward([x], mode: .inference).output
+            let rows = WindowAxis.transposed(input: x.shape[1], kernel: k.0, stride: s.0, dilation: d.0,
+                                             padding: same ? .same : .valid, outputPadding: op?.0)
+            let cols = WindowAxis.transposed(input: x.shape[2], kernel: k.1, stride: s.1, dilation: d.1,
+                                             padding: same ? .same : .valid, outputPadding: op?.1)
+            let ref = NaiveReference.conv2DTranspose(x, kernel: w, strides: s, outSize: (rows.input, cols.input),
+                                                     pad: (rows.padBefore, cols.padBefore), dilation: d)
+            #expect(maxDifference(y, ref) < 1e-4, "k \(k) s \(s) same \(same) op \(String(describing: op))")
+        }
+    }
+
+    @Test func outputSizesFollowKerasDeconvOutputLength() {
+        // (input, kernel, stride, padding, output_padding) → Keras's length.
+        #expect(WindowAxis.transposedLength(input: 16, kernel: 3, stride: 2, dilation: 1, padding: .same, outputPadding: nil) == 32)
+        #expect(WindowAxis.transposedLength(input: 16, kernel: 3, stride: 2, dilation: 1, padding: .valid, outputPadding: nil) == 33)
+        #expect(WindowAxis.transposedLength(input: 16, kernel: 1, stride: 2, dilation: 1, padding: .valid, outputPadding: nil) == 32)
+        #expect(WindowAxis.transposedLength(input: 5, kernel: 3, stride: 2, dilation: 1, padding: .same, outputPadding: 0) == 9)
+        #expect(WindowAxis.transposedLength(input: 5, kernel: 4, stride: 3, dilation: 1, padding: .valid, outputPadding: 2) == 18)
+    }
+
+    @Test func gradientsMatchFiniteDifferences() throws {
+        var data = TestData(seed: 13)
+        for trial in 0..<20 {
+            let (cin, cout) = (data.int(1...3), data.int(1...3))
+            let s = (data.int(1...3), data.int(1...3))
+            let up = try Conv2DTranspose(
+                name: "t", kernel: data.normal([data.int(1...4), data.int(1...4), cout, cin], scale: 0.5),
+                bias: data.bool() ? data.normal([cout]) : nil, strides: s,
+                padding: trial % 2 == 0 ? .same : .valid,
+                outputPadding: trial % 3 == 0 ? (s.0 - 1, 0) : nil, dilation: trial % 5 == 4 ? (2, 1) : (1, 1),
+                activation: trial % 4 == 0 ? .tanh : .linear)
+            try GradientCheck().check(up, [data.normal([data.int(1...2), data.int(2...5), data.int(2...5), cin])],
+                                      seed: UInt64(trial))
+        }
+    }
+}
+
+@Suite struct DepthwiseConv2DTests {
+    @Test func forwardMatchesTheDirectDefinition() throws {
+        var data = TestData(seed: 17)
+        for _ in 0..<30 {
+            let (cin, dm) = (data.int(1...4), data.int(1...2))
+            let k = (data.int(1...3), data.int(1...3))
+            let s = (data.int(1...3), data.int(1...3))
+            let same = data.bool()
+            let x = data.normal([data.int(1...2), data.int(4...8), data.int(4...8), cin])
+            let w = data.normal([k.0, k.1, cin, dm])
+            let dw = try DepthwiseConv2D(name: "d", kernel: w, bias: nil, strides: s, padding: same ? .same : .valid)
+            let y = try dw.forward([x], mode: .inference).output
+            #expect(maxDifference(y, NaiveReference.depthwise(x, kernel: w, strides: s, same: same, dilation: (1, 1))) < 1e-4)
+        }
+    }
+
+    @Test func gradientsMatchFiniteDifferences() throws {
+        var data = TestData(seed: 19)
+        for trial in 0..<16 {
+            let (cin, dm) = (data.int(1...3), data.int(1...2))
+            let dilated = trial % 4 == 0
+            let dw = try DepthwiseConv2D(
+                name: "d", kernel: data.normal([data.int(1...3), data.int(1...3), cin, dm]),
+                bias: data.bool() ? data.normal([cin * dm]) : nil,
+                strides: dilated ? (1, 1) : (data.int(1...3), data.int(1...3)),
+                padding: trial % 2 == 0 ? .same : .valid, dilation: dilated ? (2, 2) : (1, 1),
+                activation: trial % 3 == 0 ? .swish : .linear)
+            try GradientCheck().check(dw, [data.normal([data.int(1...2), data.int(5...8), data.int(5...8), cin])],
+                                      seed: UInt64(trial))
+        }
+    }
+}
