@@ -5,7 +5,7 @@ public final class Dropout: Layer {
     public let rate: Float
     /// SpatialDropout2D: one draw per (image, channel), shared by all positions.
     public let perChannel: Bool
-    private var generator: SeededGenerator
+    fileprivate var generator: SeededGenerator
 
     public init(name: String, rate: Float, perChannel: Bool = false, seed: UInt64 = 0) throws {
         guard rate >= 0, rate < 1 else {
@@ -52,4 +52,9 @@ public final class Dropout: Layer {
         g.multiply(mask)
         return [g]
     }
+}
+
+extension Dropout {
+    /// Restarts the mask sequence (to replay a training step exactly).
+    func reseed(_ seed: UInt64) { generator = SeededGenerator(seed: seed) }
 }

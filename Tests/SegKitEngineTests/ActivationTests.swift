@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import SegKitEngine
+
+@Suite struct ActivationTests {
+    /// Every activation, with the points where its derivative jumps.
+    static let all: [(Activation, [Float])] = [
+        (.linear, []), (.relu(), [0]), (.relu6, [0, 6]),
+        (.relu(maxValue: 2, negativeSlope: 0.1, threshold: 0.5), [0.5, 2]),
+        (.leakyRelu(alpha: 0.2), [0]), (.elu(alpha: 1.3), [0]), (.swish, []), (.sigmoid, []),
+        (.hardSigmoid(), [-3, 3]), (.hardSigmoid(slope: 0.2), [-2.5, 2.5]), (.hardSwish, [-3, 3]),
+        (.tanh, []), (.gelu(approximate: false), []), (.gelu(approximate: true), []), (.softplus, []),
+        (.softmax, []),
+    ]
+
+    @Test func handWorkedValues() {
+        let cases: [(Activation, Float, Float)] = [
+            (.relu6, 7, 6), (.relu6, -1, 0), (.relu(maxValue: 2, negativeSlope: 0.1, threshold: 0.5), 0, -0.05),
+            (.leakyRelu(alpha: 0.2), -2, -0.4), (.elu(alpha: 1), -1, -0.63212055), (.swish, 1, 0.7310586),
+            (.sigmoid, 0, 0.5), (.hardSigmoid(), 0, 0.5), (.hardSigmoid(), 1.5, 0.75), (.hardSigmoid(slope: 0.2), 1.5, 0.8),
+            (.hardSwish, 1, 2.0 / 3.0), (.tanh, 0.5, 0.46211716), (.gelu(approximate: false), 1, 0.8413447),
+            (.gelu(approximate: true), 1, 0.8411920), (.softplus, 0, 0.6931472), (.softplus, 100, 100),
+        ]
+        for (activation, x, expected) in cases {
+            #expect(abs(activation.value(x) - expected) < 1e-6, "\(activation)(\(x))")
+        }
+        var row: [Float] = [1, 2, 3]
+        row.withUnsafeMutableBufferPointer { Activation.softmax.apply($0, lastAxis: 3) }
+        let e = [exp(Float(1)), exp(Float(2)), exp(Float(3))]
+        let s = e.reduce(0, +)
+        for (a, b) in zip(row, e.map { $0 / s }) { #expect(abs(a - b) < 1e-6) }
+    }
+
+    @Test func softmaxIsStableForLargeLogits() {
+        var row: [Float] = [1000, 1000]
+        row.withUnsafeMutableBufferPointer { Activation.softmax.apply($0, lastAxis: 2) }
+        #expect(row == [0.5, 0.5])
+    }
+
+    @Test func gradientsMatchFiniteDifferences() throws {
+        var data = TestData(seed: 67)
+        for (activation, kinks) in Self.all {
+            let layer = ActivationLayer(name: "act", activation)
+            try GradientCheck().check(layer, [data.awayFrom(kinks, [2, 3, 3, 4])])
+        }
+    }
+}
+
+@Suite struct SoftmaxCrossEntropyTests {
+    @Test func handWorkedLossWithIgnoredAndWeightedPixels() throws {
+        let logits = tensor([3, 2], [0, 0, 0, 0, 5, -5])
+        let loss = SoftmaxCrossEntropy(ignoreLabel: 255)
+        // Pixel 2 is ignored: mean of two log 2 terms.
+        let (l, g) = try loss(logits: logits, labels: [0, 1, 255])
+        #expect(abs(l - log(2)) < 1e-6)
+        #expect(g.scalars[4] == 0 && g.scalars[5] == 0)
+        #expect(abs(g.scalars[0] - (-0.25)) < 1e-6, "(0.5 − 1) / 2 counted pixels")
+        let weighted = SoftmaxCrossEntropy(classWeights: [1, 3])
+        let (lw, _) = try weighted(logits: tensor([2, 2], [0, 0, 0, 0]), labels: [0, 1], pixelWeights: [2, 1])
+        #expect(abs(lw - (2 * log(2) + 3 * log(2)) / 2) < 1e-6)
+    }
+
+    @Test func gradientMatchesFiniteDifferences() throws {
+        var data = TestData(seed: 71)
+        let logits = data.normal([2, 3, 3, 4])
+        var labels = (0..<18).map { _ in Int32(data.int(0...3)) }
+        labels[5] = -1
+        let weights = (0..<18).map { _ in Float(data.int(1...5)) / 2 }
+        let loss = SoftmaxCrossEntropy(classWeights: [1, 2, 0.5, 1.5], ignoreLabel: -1)
+        let (_, g) = try loss(logits: logits, labels: labels, pixelWeights: weights)
+        let h: Float = 1e-2
+        for i in 0..<logits.count {
+            var plus = logits, minus = logits
+            plus.scalars[i] += h
+            minus.scalars[i] -= h
+            let numeric = (try loss(logits: plus, labels: labels, pixelWeights: weights).loss
+                - loss(logits: minus, labels: labels, pixelWeights: weights).loss) / (2 * h)
+            #expect(abs(numeric - g.scalars[i]) < 2e-3, "logit \(i)")
+        }
+    }
+
+    @Test func aLabelOutsideTheClassesIsAnErrorNamingThePosition() throws {
+        let loss = SoftmaxCrossEntropy()
+        #expect {
+            try loss(logits: Tensor(zeros: [1, 2, 2, 3]), labels: [0, 1, 7, 2])
+        } throws: { error in
+            (error as? EngineError)?.localizedDescription.contains("label 7 at position 2") == true
+        }
+    }
+}

@@ -1,0 +1,121 @@
+import Testing
+@testable import SegKitEngine
+
+/// A small encoder–decoder with a skip that fans out: conv1 feeds conv2 and the
+/// skip projection, whose sum meets the upsampled deep path.
+struct SkipNet {
+    let graph = Graph()
+    let conv1: Conv2D, conv2: Conv2D, bn: BatchNormalization, up: Conv2DTranspose, project: Conv2D
+
+    init(seed: UInt64) throws {
+        var data = TestData(seed: seed)
+        conv1 = try Conv2D(name: "conv1", kernel: data.normal([3, 3, 2, 4], scale: 0.5), bias: data.normal([4]),
+                           strides: (2, 2), padding: .same, activation: .swish)
+        bn = try BatchNormalization(name: "bn", channels: 4, gamma: data.normal([4]), beta: data.normal([4]),
+                                    movingMean: data.normal([4]), movingVariance: Tensor(repeating: 0.5, shape: [4]))
+        conv2 = try Conv2D(name: "conv2", kernel: data.normal([3, 3, 4, 6], scale: 0.5), bias: data.normal([6]),
+                           strides: (2, 2), padding: .same, activation: .tanh)
+        up = try Conv2DTranspose(name: "up", kernel: data.normal([3, 3, 3, 6], scale: 0.5), bias: data.normal([3]),
+                                 strides: (2, 2), padding: .same)
+        project = try Conv2D(name: "project", kernel: data.normal([1, 1, 4, 3]), bias: nil)
+        let x = try graph.addInput(name: "input", shape: [nil, nil, nil, 2])
+        let c1 = try graph.add(conv1, inputs: [x])
+        let b = try graph.add(bn, inputs: [c1])
+        let c2 = try graph.add(conv2, inputs: [b])
+        let u = try graph.add(up, inputs: [c2])
+        let p = try graph.add(project, inputs: [b])
+        let sum = try graph.add(ElementwiseMerge(name: "skip", .add), inputs: [u, p])
+        graph.outputIndices = [sum]
+    }
+
+    func freezeEncoder() {
+        for layer in [conv1, bn, conv2] as [Layer] { layer.isTrainable = false }
+    }
+}
+
+@Suite struct GraphTests {
+    @Test func staticShapesFollowTheLayersWithUnknownSpatialSize() throws {
+        let net = try SkipNet(seed: 1)
+        let shapes = try net.graph.staticShapes()
+        #expect(shapes.last! == [nil, nil, nil, 3])
+        let fixed = Graph()
+        let x = try fixed.addInput(name: "in", shape: [nil, 8, 8, 2])
+        try fixed.add(net.conv1, inputs: [x])
+        #expect(try fixed.staticShapes().last! == [nil, 4, 4, 4])
+    }
+
+    @Test func backwardAccumulatesAtFanOutAndMatchesFiniteDifferences() throws {
+        let net = try SkipNet(seed: 2)
+        var data = TestData(seed: 3)
+        let x = data.normal([2, 8, 8, 2])
+        let pass = try net.graph.forward([x], mode: .training)
+        let projection = data.normal(pass.outputs(of: net.graph)[0].shape)
+        net.graph.zeroGradients()
+        let result = try net.graph.backward(pass, outputGradients: [projection], inputGradients: true)
+
+        func loss() throws -> Double {
+            let y = try net.graph.forward([x], mode: .training).outputs(of: net.graph)[0]
+            return zip(y.scalars, projection.scalars).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        let h: Float = 1e-2
+        // conv1's kernel gets gradient through both consumers of the bn output.
+        for p in [net.conv1.kernel, net.bn.gamma!, net.conv2.bias!, net.up.kernel, net.project.kernel] {
+            let grad = try #require(p.gradient)
+            for i in stride(from: 0, to: p.value.count, by: max(1, p.value.count / 12)) {
+                let original = p.value.scalars[i]
+                p.value.scalars[i] = original + h
+                let lp = try loss()
+                p.value.scalars[i] = original - h
+                let lm = try loss()
+                p.value.scalars[i] = original
+                let numeric = Float((lp - lm) / Double(2 * h))
+                #expect(abs(numeric - grad.scalars[i]) <= 2e-2 + 2e-2 * abs(numeric), "\(p.name)[\(i)]")
+            }
+        }
+        #expect(result.inputGradients[0]?.shape == x.shape)
+    }
+
+    @Test func aFrozenEncoderCostsNoBackwardWork() throws {
+        let net = try SkipNet(seed: 4)
+        net.freezeEncoder()
+        var data = TestData(seed: 5)
+        let pass = try net.graph.forward([data.normal([1, 8, 8, 2])], mode: .training)
+        let result = try net.graph.backward(pass, outputGradients: [data.normal([1, 8, 8, 3])])
+        #expect(result.nodesVisited == ["skip", "project", "up"])
+        #expect(net.conv1.kernel.gradient == nil && net.conv2.kernel.gradient == nil && net.bn.gamma!.gradient == nil)
+        #expect(net.up.kernel.gradient != nil && net.project.kernel.gradient != nil)
+        #expect(net.graph.trainableParameters.count == 3)
+    }
+
+    @Test func aFrozenBatchNormalizationKeepsItsStatisticsDuringTraining() throws {
+        let net = try SkipNet(seed: 6)
+        net.freezeEncoder()
+        let before = net.bn.movingMean.value
+        var data = TestData(seed: 7)
+        _ = try net.graph.forward([data.normal([2, 8, 8, 2])], mode: .training)
+        #expect(net.bn.movingMean.value == before)
+        net.bn.isTrainable = true
+        _ = try net.graph.forward([data.normal([2, 8, 8, 2])], mode: .training)
+        #expect(net.bn.movingMean.value != before)
+    }
+
+    @Test func inferenceKeepsOnlyRequestedIntermediates() throws {
+        let net = try SkipNet(seed: 8)
+        var data = TestData(seed: 9)
+        let conv2 = try #require(net.graph.index(of: "conv2"))
+        let pass = try net.graph.forward([data.normal([1, 8, 8, 2])], keep: [conv2])
+        #expect(pass.values[conv2]?.shape == [1, 2, 2, 6])
+        #expect(pass.values[net.graph.index(of: "conv1")!] == nil)
+        #expect(throws: EngineError.self) { try net.graph.backward(pass, outputGradients: [Tensor(zeros: [1, 8, 8, 3])]) }
+    }
+
+    @Test func malformedGraphsAndInputsAreErrors() throws {
+        let g = Graph()
+        let x = try g.addInput(name: "input", shape: [nil, 8, 8, 1])
+        #expect(throws: EngineError.self) { try g.add(ElementwiseMerge(name: "add", .add), inputs: [x]) }
+        #expect(throws: EngineError.self) { try g.add(Reshape.flatten(name: "input"), inputs: [x]) }
+        #expect(throws: EngineError.self) { try g.add(Reshape.flatten(name: "f"), inputs: [5]) }
+        g.outputIndices = [x]
+        #expect(throws: EngineError.self) { try g.forward([Tensor(zeros: [1, 8, 8, 3])]) }
+    }
+}
