@@ -110,11 +110,11 @@ public final class InputLayer: Layer {
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { shape }
 
     func check(_ tensor: Tensor) throws {
-        let fits = tensor.rank == shape.count
+        let fits = tensor.rank == shape.count && tensor.shape.allSatisfy { $0 > 0 }
             && zip(tensor.shape, shape).allSatisfy { actual, declared in declared == nil || declared == actual }
         guard fits else {
             throw EngineError.shapeMismatch(
-                op: "input '\(name)'", expected: "shape \(describe(shape))", found: "\(tensor.shape)")
+                op: "input '\(name)'", expected: "shape \(describe(shape)) with no empty axis", found: "\(tensor.shape)")
         }
     }
 }

@@ -117,5 +117,6 @@ struct SkipNet {
         #expect(throws: EngineError.self) { try g.add(Reshape.flatten(name: "f"), inputs: [5]) }
         g.outputIndices = [x]
         #expect(throws: EngineError.self) { try g.forward([Tensor(zeros: [1, 8, 8, 3])]) }
+        #expect(throws: EngineError.self) { try g.forward([Tensor(zeros: [0, 8, 8, 1])]) }
     }
 }
