@@ -5,6 +5,7 @@ let package = Package(
     name: "SegKit",
     products: [
         .library(name: "SegKitEngine", targets: ["SegKitEngine"]),
+        .library(name: "HDF5", targets: ["HDF5"]),
         .executable(name: "segkit", targets: ["segkit"]),
     ],
     dependencies: [
@@ -15,6 +16,7 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
+        .target(name: "HDF5", dependencies: ["CHDF5"]),
         .target(
             name: "SegKitEngine",
             dependencies: ["COpenBLAS"]
@@ -28,5 +30,6 @@ let package = Package(
         ),
         .testTarget(name: "SegKitEngineTests", dependencies: ["SegKitEngine"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CHDF5", "COpenBLAS", "SegKitEngine"]),
+        .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "CHDF5"]),
     ]
 )

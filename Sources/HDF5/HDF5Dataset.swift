@@ -1,0 +1,88 @@
+import CHDF5
+
+/// A dataset: its shape and element type, read as float32, float64 or int64
+/// (libhdf5 converts between numeric types).
+public final class HDF5Dataset: HDF5AttributeHolder {
+    public let file: HDF5File
+    public let path: String
+    let id: hid_t
+    var objectID: hid_t { id }
+
+    public enum ElementClass: Equatable, Sendable { case float, integer, string, other }
+
+    init(file: HDF5File, path: String) throws {
+        self.file = file
+        self.path = path
+        self.id = try checkID(H5Dopen2(file.id, path, segkit_h5p_default()), file.path, path, "is not a dataset that can be opened")
+    }
+
+    deinit { H5Dclose(id) }
+
+    /// The declared shape (read from the header only: nothing is allocated).
+    public func shape() throws -> [Int] {
+        let space = try checkID(H5Dget_space(id), file.path, path, "has no readable dataspace")
+        defer { H5Sclose(space) }
+        let rank = H5Sget_simple_extent_ndims(space)
+        guard rank >= 0 else { throw HDF5Error(file: file.path, object: path, "has a dataspace that is not simple") }
+        var dims = [hsize_t](repeating: 0, count: Int(rank))
+        if rank > 0 { H5Sget_simple_extent_dims(space, &dims, nil) }
+        return dims.map { Int(clamping: $0) }
+    }
+
+    public func elementClass() throws -> ElementClass {
+        let type = try checkID(H5Dget_type(id), file.path, path, "has no readable type")
+        defer { H5Tclose(type) }
+        switch H5Tget_class(type) {
+        case H5T_FLOAT: return .float
+        case H5T_INTEGER: return .integer
+        case H5T_STRING: return .string
+        default: return .other
+        }
+    }
+
+    /// Refuses data stored outside this file (external raw-data files, virtual
+    /// datasets): reading them would make SegKit open files a model names.
+    func requireStoredInFile() throws {
+        let plist = try checkID(H5Dget_create_plist(id), file.path, path, "has no creation properties")
+        defer { H5Pclose(plist) }
+        if H5Pget_layout(plist) == H5D_VIRTUAL {
+            throw HDF5Error(file: file.path, object: path, "is a virtual dataset (data drawn from other files); refused")
+        }
+        if H5Pget_external_count(plist) > 0 {
+            throw HDF5Error(file: file.path, object: path, "keeps its data in external files; refused")
+        }
+    }
+
+    private func read<T>(_ memType: hid_t, zero: T, limit: Int) throws -> [T] {
+        let klass = try elementClass()
+        guard klass == .float || klass == .integer else {
+            throw HDF5Error(file: file.path, object: path, "holds \(klass) values, expected numbers")
+        }
+        try requireStoredInFile()
+        let count = try shape().reduce(1) { $0.multipliedReportingOverflow(by: $1).partialValue }
+        guard count >= 0, count <= limit else {
+            throw HDF5Error(file: file.path, object: path, "declares \(try shape()) = \(count) elements, over the limit of \(limit)")
+        }
+        var values = [T](repeating: zero, count: count)
+        if count > 0 {
+            let status = values.withUnsafeMutableBytes {
+                H5Dread(id, memType, segkit_h5s_all(), segkit_h5s_all(), segkit_h5p_default(), $0.baseAddress!)
+            }
+            try check(status, file.path, path, "cannot be read (damaged or truncated data)")
+        }
+        return values
+    }
+
+    /// Every element as float32. `limit` bounds the element count before allocating.
+    public func readFloats(limit: Int = 1 << 31) throws -> [Float] {
+        try read(segkit_h5t_native_float(), zero: Float(0), limit: limit)
+    }
+
+    public func readDoubles(limit: Int = 1 << 31) throws -> [Double] {
+        try read(segkit_h5t_native_double(), zero: Double(0), limit: limit)
+    }
+
+    public func readInt64s(limit: Int = 1 << 31) throws -> [Int64] {
+        try read(segkit_h5t_native_int64(), zero: Int64(0), limit: limit)
+    }
+}

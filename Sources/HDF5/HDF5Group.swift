@@ -1,0 +1,135 @@
+import CHDF5
+
+/// A group: named children (groups and datasets) and attributes.
+public final class HDF5Group: HDF5AttributeHolder {
+    public let file: HDF5File
+    public let path: String
+    let id: hid_t
+
+    init(file: HDF5File, path: String) throws {
+        self.file = file
+        self.path = path
+        self.id = try checkID(H5Gopen2(file.id, path, segkit_h5p_default()), file.path, path, "is not a group that can be opened")
+    }
+
+    deinit { H5Gclose(id) }
+
+    var objectID: hid_t { id }
+
+    public enum LinkKind: Equatable, Sendable { case hard, soft, external, userDefined }
+
+    /// Names of the links in this group, in name order.
+    public func childNames() throws -> [String] {
+        var info = H5G_info_t()
+        try check(H5Gget_info(id, &info), file.path, path, "cannot list its members")
+        var names: [String] = []
+        for i in 0..<info.nlinks {
+            let length = H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, segkit_h5p_default())
+            guard length >= 0 else { throw HDF5Error(file: file.path, object: path, "cannot read the name of member \(i)") }
+            var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+            _ = H5Lget_name_by_idx(id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, segkit_h5p_default())
+            names.append(String(cString: buffer))
+        }
+        return names
+    }
+
+    public func linkKind(_ name: String) throws -> LinkKind {
+        var info = H5L_info_t()
+        try check(H5Lget_info(id, name, &info, segkit_h5p_default()), file.path, joinPath(path, name), "no such member")
+        switch info.type {
+        case H5L_TYPE_HARD: return .hard
+        case H5L_TYPE_SOFT: return .soft
+        case H5L_TYPE_EXTERNAL: return .external
+        default: return .userDefined
+        }
+    }
+
+    public func contains(_ name: String) -> Bool {
+        H5Lexists(id, name, segkit_h5p_default()) > 0
+    }
+
+    /// Whether a member is a group (false for a dataset). Only hard links are
+    /// followed: SegKit never lets a file send it to another file or path.
+    public func isGroup(_ name: String) throws -> Bool {
+        try requireHardLink(name)
+        var info = H5O_info_t()
+        try check(H5Oget_info_by_name2(id, name, &info, UInt32(H5O_INFO_BASIC), segkit_h5p_default()),
+                  file.path, joinPath(path, name), "cannot be inspected")
+        return info.type == H5O_TYPE_GROUP
+    }
+
+    func requireHardLink(_ name: String) throws {
+        guard contains(name) else { throw HDF5Error(file: file.path, object: joinPath(path, name), "is missing") }
+        let kind = try linkKind(name)
+        guard kind == .hard else {
+            throw HDF5Error(file: file.path, object: joinPath(path, name),
+                            "is a \(kind) link; SegKit follows only ordinary (hard) links and never opens another file or path a model file points to")
+        }
+    }
+
+    public func group(_ name: String) throws -> HDF5Group {
+        try requireHardLink(name)
+        return try HDF5Group(file: file, path: joinPath(path, name))
+    }
+
+    public func dataset(_ name: String) throws -> HDF5Dataset {
+        try requireHardLink(name)
+        return try HDF5Dataset(file: file, path: joinPath(path, name))
+    }
+
+    /// Follows a slash-separated path of hard links below this group.
+    public func dataset(atPath relative: String) throws -> HDF5Dataset {
+        var parts = relative.split(separator: "/").map(String.init)
+        guard let last = parts.popLast() else { throw HDF5Error(file: file.path, object: path, "empty dataset path") }
+        var g = self
+        for p in parts { g = try g.group(p) }
+        return try g.dataset(last)
+    }
+
+    public func group(atPath relative: String) throws -> HDF5Group {
+        var g = self
+        for p in relative.split(separator: "/") { g = try g.group(String(p)) }
+        return g
+    }
+
+    @discardableResult
+    public func createGroup(_ name: String) throws -> HDF5Group {
+        let child = joinPath(path, name)
+        let gid = try checkID(H5Gcreate2(id, name, segkit_h5p_default(), segkit_h5p_default(), segkit_h5p_default()),
+                              file.path, child, "cannot be created")
+        H5Gclose(gid)
+        return try HDF5Group(file: file, path: child)
+    }
+
+    /// Writes a float32 dataset of `shape`.
+    public func writeDataset(_ name: String, shape: [Int], floats: [Float]) throws {
+        try writeDataset(name, shape: shape, type: segkit_h5t_native_float(), count: floats.count) { buffer in
+            floats.withUnsafeBytes { buffer($0.baseAddress!) }
+        }
+    }
+
+    /// Writes a 64-bit integer dataset of `shape`.
+    public func writeDataset(_ name: String, shape: [Int], int64s: [Int64]) throws {
+        try writeDataset(name, shape: shape, type: segkit_h5t_native_int64(), count: int64s.count) { buffer in
+            int64s.withUnsafeBytes { buffer($0.baseAddress!) }
+        }
+    }
+
+    private func writeDataset(_ name: String, shape: [Int], type: hid_t, count: Int,
+                              _ withBytes: ((UnsafeRawPointer) -> herr_t) -> herr_t) throws {
+        let object = joinPath(path, name)
+        guard shape.reduce(1, *) == count else {
+            throw HDF5Error(file: file.path, object: object, "shape \(shape) does not hold \(count) values")
+        }
+        var dims = shape.map { hsize_t($0) }
+        let space = try checkID(H5Screate_simple(Int32(dims.count), &dims, nil), file.path, object, "bad dataspace \(shape)")
+        defer { H5Sclose(space) }
+        let dset = try checkID(H5Dcreate2(id, name, type, space, segkit_h5p_default(), segkit_h5p_default(), segkit_h5p_default()),
+                               file.path, object, "cannot be created")
+        defer { H5Dclose(dset) }
+        if count > 0 {
+            let status = withBytes { H5Dwrite(dset, type, segkit_h5s_all(), segkit_h5s_all(), segkit_h5p_default(), $0) }
+            try check(status, file.path, object, "cannot be written")
+        }
+    }
+}
