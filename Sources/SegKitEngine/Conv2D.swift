@@ -20,7 +20,7 @@ public final class Conv2D: Layer {
     public init(
         name: String, kernel: Tensor, bias: Tensor?, strides: (Int, Int) = (1, 1),
         padding: Padding = .valid, dilation: (Int, Int) = (1, 1), groups: Int = 1,
-        activation: Activation = .linear
+        activation: Activation = .linear, kernelName: String = "kernel"
     ) throws {
         guard kernel.rank == 4 else {
             throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "a rank-4 HWIO kernel", found: "\(kernel.shape)")
@@ -45,7 +45,7 @@ public final class Conv2D: Layer {
         self.dilation = dilation
         self.groups = groups
         self.activation = activation
-        let k = Parameter(name: "kernel", value: kernel)
+        let k = Parameter(name: kernelName, value: kernel)
         let b = bias.map { Parameter(name: "bias", value: $0) }
         self.kernel = k
         self.bias = b

@@ -28,7 +28,7 @@ public final class DepthwiseConv2D: Layer {
         guard strides.0 >= 1, strides.1 >= 1, dilation.0 >= 1, dilation.1 >= 1 else {
             throw EngineError.invalidArgument(op: "DepthwiseConv2D '\(name)'", message: "strides and dilation must be ≥ 1")
         }
-        let k = Parameter(name: "kernel", value: kernel)
+        let k = Parameter(name: "depthwise_kernel", value: kernel)
         let b = bias.map { Parameter(name: "bias", value: $0) }
         self.depthMultiplier = kernel.shape[3]
         self.kernelSize = (kernel.shape[0], kernel.shape[1])

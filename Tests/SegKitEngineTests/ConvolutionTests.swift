@@ -169,3 +169,30 @@ import Testing
         }
     }
 }
+
+@Suite struct SeparableConv2DTests {
+    @Test func equalsADepthwiseThenAPointwiseConvolution() throws {
+        var data = TestData(seed: 73)
+        let dk = data.normal([3, 3, 2, 2]), pk = data.normal([1, 1, 4, 5]), b = data.normal([5])
+        let sep = try SeparableConv2D(name: "s", depthwiseKernel: dk, pointwiseKernel: pk, bias: b,
+                                      strides: (2, 2), padding: .same, activation: .relu())
+        let x = data.normal([2, 7, 6, 2])
+        let mid = NaiveReference.depthwise(x, kernel: dk, strides: (2, 2), same: true, dilation: (1, 1))
+        var ref = NaiveReference.conv2D(mid, kernel: pk, bias: b, strides: (1, 1), same: false, dilation: (1, 1), groups: 1)
+        ref.scalars = ref.scalars.map { max($0, 0) }
+        #expect(maxDifference(try sep.forward([x], mode: .inference).output, ref) < 1e-4)
+        #expect(sep.parameters.map(\.name) == ["depthwise_kernel", "pointwise_kernel", "bias"])
+    }
+
+    @Test func gradientsMatchFiniteDifferences() throws {
+        var data = TestData(seed: 79)
+        for trial in 0..<6 {
+            let (cin, dm) = (data.int(1...3), data.int(1...2))
+            let sep = try SeparableConv2D(
+                name: "s", depthwiseKernel: data.normal([3, 3, cin, dm]), pointwiseKernel: data.normal([1, 1, cin * dm, 3]),
+                bias: data.normal([3]), strides: (data.int(1...2), data.int(1...2)),
+                padding: trial % 2 == 0 ? .same : .valid, activation: .swish)
+            try GradientCheck().check(sep, [data.normal([2, 6, 5, cin])], seed: UInt64(trial))
+        }
+    }
+}

@@ -224,3 +224,22 @@ import Testing
         try check.check(drop, [data.normal([2, 4, 4, 3])])
     }
 }
+
+@Suite struct PreprocessingTests {
+    @Test func rescalingAndNormalizationValues() throws {
+        let r = try Rescaling(name: "r", scale: [1.0 / 255], offset: [-0.5])
+        #expect(try r.forward([tensor([1, 2], [0, 255])], mode: .inference).output.scalars == [-0.5, 0.5])
+        let n = try Normalization(name: "n", mean: tensor([2], [1, 2]), variance: tensor([2], [4, 0]))
+        // The second channel has zero variance: Keras divides by epsilon 1e-7.
+        let y = try n.forward([tensor([1, 2], [3, 2])], mode: .inference).output
+        #expect(y.scalars == [1, 0])
+        #expect(n.parameters.allSatisfy { !$0.isTrainable })
+    }
+
+    @Test func gradientsMatchFiniteDifferences() throws {
+        var data = TestData(seed: 83)
+        try GradientCheck().check(Rescaling(name: "r", scale: [0.5, 2, -1], offset: [1]), [data.normal([2, 3, 3, 3])])
+        try GradientCheck().check(Normalization(name: "n", mean: data.normal([3]), variance: tensor([3], [0.5, 2, 4])),
+                                  [data.normal([2, 3, 3, 3])])
+    }
+}

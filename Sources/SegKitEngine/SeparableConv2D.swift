@@ -1,0 +1,59 @@
+/// Keras's SeparableConv2D: a depthwise convolution (kernel
+/// `(kh, kw, in, depth_multiplier)`, no bias, no activation) followed by a 1x1
+/// convolution (kernel `(1, 1, in·dm, filters)`) with the bias and activation.
+/// Forward and backward are the two layers' own, chained.
+public final class SeparableConv2D: Layer {
+    public let depthwise: DepthwiseConv2D
+    public let pointwise: Conv2D
+
+    public init(
+        name: String, depthwiseKernel: Tensor, pointwiseKernel: Tensor, bias: Tensor?,
+        strides: (Int, Int) = (1, 1), padding: Padding = .valid, dilation: (Int, Int) = (1, 1),
+        activation: Activation = .linear
+    ) throws {
+        let dw = try DepthwiseConv2D(name: name, kernel: depthwiseKernel, bias: nil, strides: strides,
+                                     padding: padding, dilation: dilation)
+        let pw = try Conv2D(name: name, kernel: pointwiseKernel, bias: bias, activation: activation,
+                            kernelName: "pointwise_kernel")
+        guard pointwiseKernel.rank == 4, pointwiseKernel.shape[0] == 1, pointwiseKernel.shape[1] == 1,
+              pointwiseKernel.shape[2] == depthwiseKernel.shape[2] * depthwiseKernel.shape[3]
+        else {
+            throw EngineError.shapeMismatch(
+                op: "SeparableConv2D '\(name)' pointwise_kernel",
+                expected: "(1, 1, \(depthwiseKernel.shape[2] * depthwiseKernel.shape[3]), filters)", found: "\(pointwiseKernel.shape)")
+        }
+        self.depthwise = dw
+        self.pointwise = pw
+        super.init(name: name, parameters: dw.parameters + pw.parameters)
+    }
+
+    public override var isTrainable: Bool {
+        didSet {
+            depthwise.isTrainable = isTrainable
+            pointwise.isTrainable = isTrainable
+        }
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        try pointwise.outputShape(for: [depthwise.outputShape(for: inputShapes)])
+    }
+
+    struct Cache {
+        var depthwise: Any?
+        var pointwise: Any?
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let d = try depthwise.forward(inputs, mode: mode)
+        let p = try pointwise.forward([d.output], mode: mode)
+        return LayerOutput(p.output, cache: mode == .training ? Cache(depthwise: d.cache, pointwise: p.cache) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        let c = try requireCache(cache, as: Cache.self)
+        let needsMiddle = needInputGradients[0] || depthwise.kernel.isTrainable
+        let middle = try pointwise.backward(gradOutput, cache: c.pointwise, needInputGradients: [needsMiddle])
+        guard let dMiddle = middle[0] else { return [nil] }
+        return try depthwise.backward(dMiddle, cache: c.depthwise, needInputGradients: needInputGradients)
+    }
+}
