@@ -6,10 +6,12 @@ let package = Package(
     products: [
         .library(name: "SegKitEngine", targets: ["SegKitEngine"]),
         .library(name: "HDF5", targets: ["HDF5"]),
+        .library(name: "SegKitKeras", targets: ["SegKitKeras"]),
         .executable(name: "segkit", targets: ["segkit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries, found by pkg-config so `swift build` needs no flags.
@@ -21,15 +23,23 @@ let package = Package(
             name: "SegKitEngine",
             dependencies: ["COpenBLAS"]
         ),
+        .target(
+            name: "SegKitKeras",
+            dependencies: ["SegKitEngine", "HDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+        ),
         .executableTarget(
             name: "segkit",
             dependencies: [
-                "SegKitEngine",
+                "SegKitEngine", "SegKitKeras", "HDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SegKitEngineTests", dependencies: ["SegKitEngine"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CHDF5", "COpenBLAS", "SegKitEngine"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "CHDF5"]),
+        .testTarget(
+            name: "SegKitKerasTests",
+            dependencies: ["SegKitKeras", "SegKitEngine", "HDF5"]
+        ),
     ]
 )

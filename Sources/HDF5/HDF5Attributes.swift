@@ -45,6 +45,8 @@ private final class OpenAttribute {
     var typeClass: H5T_class_t { H5Tget_class(type) }
 
     func readStrings() throws -> [String] {
+        // h5py writes an empty list as an empty float64 array.
+        if count == 0 { return [] }
         guard typeClass == H5T_STRING else {
             throw HDF5Error(file: file, object: object, "holds numbers, expected text")
         }

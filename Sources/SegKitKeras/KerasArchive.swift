@@ -1,0 +1,87 @@
+import Foundation
+import ZIPFoundation
+
+/// A Keras 3 `.keras` archive: a zip with `config.json`, `metadata.json` and
+/// `model.weights.h5`. Only those entries are read; nothing is extracted to a
+/// path the archive names, entries with absolute or `..` paths are an error,
+/// and every entry's decompressed size is bounded while it is read.
+struct KerasArchive {
+    let path: String
+    let config: Data
+    let metadata: Data?
+    /// The weights, copied to a private temporary file for libhdf5 (deleted on deinit of `WeightsFile`).
+    let weights: WeightsFile
+
+    static let entryLimit = 2 << 30
+    static let configLimit = 64 << 20
+
+    final class WeightsFile {
+        let path: String
+        init(path: String) { self.path = path }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    init(path: String) throws {
+        self.path = path
+        let archive: Archive
+        do {
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+        } catch {
+            throw KerasImportError.archive(file: path, message: "not a readable .keras (zip) archive: \(error.localizedDescription)")
+        }
+        for entry in archive where entry.path.hasPrefix("/") || entry.path.split(separator: "/").contains("..") {
+            throw KerasImportError.archive(file: path, message: "entry '\(entry.path)' has an absolute or '..' path; refused")
+        }
+        config = try Self.read(archive, "config.json", limit: Self.configLimit, file: path)
+        metadata = archive["metadata.json"] == nil ? nil : try Self.read(archive, "metadata.json", limit: 1 << 20, file: path)
+        guard let entry = archive["model.weights.h5"] else {
+            throw KerasImportError.archive(file: path, message: "has no model.weights.h5 entry")
+        }
+        let temp = FileManager.default.temporaryDirectory
+            .appendingPathComponent("segkit-\(UUID().uuidString).weights.h5").path
+        guard FileManager.default.createFile(atPath: temp, contents: nil),
+              let handle = FileHandle(forWritingAtPath: temp) else {
+            throw KerasImportError.archive(file: path, message: "cannot create a temporary file for its weights")
+        }
+        weights = WeightsFile(path: temp)
+        defer { try? handle.close() }
+        var written = 0
+        do {
+            _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                written += chunk.count
+                if written > Self.entryLimit { throw KerasImportError.archive(file: path, message: "model.weights.h5 decompresses to more than \(Self.entryLimit) bytes; refused") }
+                try handle.write(contentsOf: chunk)
+            }
+        } catch let e as KerasImportError {
+            throw e
+        } catch {
+            throw KerasImportError.archive(file: path, message: "model.weights.h5 cannot be decompressed: \(error.localizedDescription)")
+        }
+    }
+
+    private static func read(_ archive: Archive, _ name: String, limit: Int, file: String) throws -> Data {
+        guard let entry = archive[name] else { throw KerasImportError.archive(file: file, message: "has no \(name) entry") }
+        var data = Data()
+        do {
+            _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                guard data.count + chunk.count <= limit else {
+                    throw KerasImportError.archive(file: file, message: "\(name) decompresses to more than \(limit) bytes; refused")
+                }
+                data.append(chunk)
+            }
+        } catch let e as KerasImportError {
+            throw e
+        } catch {
+            throw KerasImportError.archive(file: file, message: "\(name) cannot be decompressed: \(error.localizedDescription)")
+        }
+        return data
+    }
+
+    /// True when the file starts with a zip signature.
+    static func isZip(_ path: String) -> Bool {
+        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? h.close() }
+        let magic = (try? h.read(upToCount: 4)) ?? Data()
+        return magic == Data([0x50, 0x4B, 0x03, 0x04])
+    }
+}

@@ -1,0 +1,297 @@
+import SegKitEngine
+
+/// Builds the engine layer for one Keras layer config, given its input shapes
+/// (which fix the kernel shapes). Parameters are created as zeros in Keras's
+/// weight order and under Keras's weight names; the weight loader fills them.
+/// Every config option either changes what the layer computes or is refused.
+struct KerasLayerFactory {
+    let file: String
+    /// Keras 2 and 3 differ in a few defaults (hard_sigmoid's slope).
+    let kerasMajor: Int
+
+    static let supported: Set<String> = [
+        "Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
+        "Conv2DTranspose", "Convolution2DTranspose", "Dense", "BatchNormalization",
+        "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
+        "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
+        "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
+        "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Multiply", "Concatenate",
+        "Rescaling", "Normalization",
+    ]
+
+    func make(_ spec: LayerSpec, inputShapes: [StaticShape]) throws -> Layer {
+        let c = Options(spec: spec, file: file)
+        try c.refuseChannelsFirst()
+        try c.requireFloat32()
+        let name = spec.name
+        let layer: Layer
+        switch spec.className {
+        case "Conv2D", "Convolution2D":
+            let cin = try c.channels(inputShapes)
+            let (kh, kw) = try c.pair("kernel_size")
+            let groups = try c.int("groups", default: 1)
+            guard groups >= 1, cin % groups == 0 else { throw c.unsupported("groups", "\(groups) with \(cin) input channels") }
+            let filters = try c.int("filters")
+            layer = try Conv2D(name: name, kernel: Tensor(zeros: [kh, kw, cin / groups, filters]),
+                               bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [filters]) : nil,
+                               strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
+                               dilation: try c.pair("dilation_rate", default: (1, 1)), groups: groups,
+                               activation: try activation(c))
+        case "DepthwiseConv2D":
+            let cin = try c.channels(inputShapes)
+            let (kh, kw) = try c.pair("kernel_size")
+            let dm = try c.int("depth_multiplier", default: 1)
+            layer = try DepthwiseConv2D(name: name, kernel: Tensor(zeros: [kh, kw, cin, dm]),
+                                        bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [cin * dm]) : nil,
+                                        strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
+                                        dilation: try c.pair("dilation_rate", default: (1, 1)), activation: try activation(c))
+        case "SeparableConv2D", "SeparableConvolution2D":
+            let cin = try c.channels(inputShapes)
+            let (kh, kw) = try c.pair("kernel_size")
+            let dm = try c.int("depth_multiplier", default: 1)
+            let filters = try c.int("filters")
+            layer = try SeparableConv2D(name: name, depthwiseKernel: Tensor(zeros: [kh, kw, cin, dm]),
+                                        pointwiseKernel: Tensor(zeros: [1, 1, cin * dm, filters]),
+                                        bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [filters]) : nil,
+                                        strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
+                                        dilation: try c.pair("dilation_rate", default: (1, 1)), activation: try activation(c))
+        case "Conv2DTranspose", "Convolution2DTranspose":
+            let cin = try c.channels(inputShapes)
+            let (kh, kw) = try c.pair("kernel_size")
+            let filters = try c.int("filters")
+            let outputPadding: (Int, Int)? = c.isNull("output_padding") ? nil : try c.pair("output_padding")
+            layer = try Conv2DTranspose(name: name, kernel: Tensor(zeros: [kh, kw, filters, cin]),
+                                        bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [filters]) : nil,
+                                        strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
+                                        outputPadding: outputPadding, dilation: try c.pair("dilation_rate", default: (1, 1)),
+                                        activation: try activation(c))
+        case "Dense":
+            guard let last = inputShapes.first?.last ?? nil else {
+                throw KerasImportError.unsupportedLayer(name: name, className: spec.className, file: file,
+                                                        reason: "its input's last axis has no fixed size")
+            }
+            let units = try c.int("units")
+            layer = try Dense(name: name, kernel: Tensor(zeros: [last, units]),
+                              bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [units]) : nil,
+                              activation: try activation(c))
+        case "BatchNormalization":
+            let rank = inputShapes.first?.count ?? 0
+            let axes = c.value("axis")?.array?.compactMap(\.int) ?? [c.value("axis")?.int ?? -1]
+            guard axes.count == 1, axes[0] == -1 || axes[0] == rank - 1 else {
+                throw c.unsupported("axis", "\(axes) (only the last, channel axis)")
+            }
+            let channels = try c.channels(inputShapes)
+            layer = try BatchNormalization(
+                name: name, channels: channels, momentum: Float(try c.double("momentum", default: 0.99)),
+                epsilon: Float(try c.double("epsilon", default: 1e-3)),
+                gamma: try c.bool("scale", default: true) ? Tensor(repeating: 1, shape: [channels]) : nil,
+                beta: try c.bool("center", default: true) ? Tensor(zeros: [channels]) : nil)
+        case "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D":
+            let pool = try c.pair("pool_size", default: (2, 2))
+            layer = try Pooling2D(name: name, spec.className.hasPrefix("Max") ? .max : .average, poolSize: pool,
+                                  strides: c.isNull("strides") ? pool : try c.pair("strides"), padding: try c.padding())
+        case "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D":
+            layer = GlobalPooling2D(name: name, spec.className.hasPrefix("GlobalMax") ? .max : .average,
+                                    keepDims: try c.bool("keepdims", default: false))
+        case "ZeroPadding2D":
+            let (rows, cols) = try c.borders("padding")
+            layer = ZeroPadding2D(name: name, rows: rows, cols: cols)
+        case "Cropping2D":
+            let (rows, cols) = try c.borders("cropping")
+            layer = Cropping2D(name: name, rows: rows, cols: cols)
+        case "UpSampling2D":
+            let mode = c.value("interpolation")?.string ?? "nearest"
+            guard let interpolation = UpSampling2D.Interpolation(rawValue: mode) else {
+                throw c.unsupported("interpolation", mode)
+            }
+            layer = try UpSampling2D(name: name, size: try c.pair("size", default: (2, 2)), interpolation: interpolation)
+        case "Flatten":
+            layer = Reshape.flatten(name: name)
+        case "Reshape":
+            guard let target = c.value("target_shape")?.array?.map(\.int), target.allSatisfy({ $0 != nil }) else {
+                throw c.unsupported("target_shape", "\(String(describing: c.value("target_shape")))")
+            }
+            layer = try Reshape(name: name, target: target.map { $0! })
+        case "Dropout", "SpatialDropout2D":
+            if let ns = c.value("noise_shape"), !ns.isNull { throw c.unsupported("noise_shape", "\(ns)") }
+            layer = try Dropout(name: name, rate: Float(try c.double("rate")), perChannel: spec.className == "SpatialDropout2D",
+                                seed: UInt64(max(0, c.value("seed")?.int ?? 0)))
+        case "Activation":
+            layer = ActivationLayer(name: name, try activation(c), kerasKind: "Activation")
+        case "ReLU":
+            let maxValue = c.isNull("max_value") ? nil : Float(try c.double("max_value"))
+            layer = ActivationLayer(name: name, .relu(maxValue: maxValue, negativeSlope: Float(try c.double("negative_slope", default: 0)),
+                                                      threshold: Float(try c.double("threshold", default: 0))), kerasKind: "ReLU")
+        case "LeakyReLU":
+            let slope = c.value("negative_slope")?.double ?? c.value("alpha")?.double ?? 0.3
+            layer = ActivationLayer(name: name, .leakyRelu(alpha: Float(slope)), kerasKind: "LeakyReLU")
+        case "ELU":
+            layer = ActivationLayer(name: name, .elu(alpha: Float(try c.double("alpha", default: 1))), kerasKind: "ELU")
+        case "Softmax":
+            let rank = inputShapes.first?.count ?? 0
+            let axes = c.value("axis")?.array?.compactMap(\.int) ?? [c.value("axis")?.int ?? -1]
+            guard axes == [-1] || axes == [rank - 1] else { throw c.unsupported("axis", "\(axes) (only the last axis)") }
+            layer = ActivationLayer(name: name, .softmax, kerasKind: "Softmax")
+        case "Add", "Multiply":
+            layer = ElementwiseMerge(name: name, spec.className == "Add" ? .add : .multiply)
+        case "Concatenate":
+            layer = Concatenate(name: name, axis: try c.int("axis", default: -1))
+        case "Rescaling":
+            layer = try Rescaling(name: name, scale: try c.floats("scale"), offset: try c.floats("offset", default: [0]))
+        case "Normalization":
+            let axes = c.value("axis")?.array?.compactMap(\.int) ?? [c.value("axis")?.int ?? -1]
+            guard axes == [-1] || axes == [(inputShapes.first?.count ?? 0) - 1] else {
+                throw c.unsupported("axis", "\(axes) (only the last, channel axis)")
+            }
+            if c.value("invert")?.bool == true { throw c.unsupported("invert", "true") }
+            let channels = try c.channels(inputShapes)
+            if let mean = c.value("mean"), !mean.isNull {
+                // Statistics given in the config rather than adapted: no weights to read.
+                layer = try NormalizationFromConfig.make(name: name, options: c, channels: channels)
+            } else {
+                layer = try Normalization(name: name, mean: Tensor(zeros: [channels]), variance: Tensor(repeating: 1, shape: [channels]))
+            }
+        default:
+            throw KerasImportError.unsupportedLayer(
+                name: name, className: spec.className, file: file,
+                reason: spec.className == "Lambda" || spec.className.hasSuffix("OpLambda")
+                    ? "Lambda layers hold Python code, which SegKit never executes"
+                    : "SegKit does not know this layer class (custom or unsupported); it executes no code from files")
+        }
+        if !spec.trainable { layer.isTrainable = false }
+        return layer
+    }
+
+    /// Keras activation names (a string, or Keras 3's serialized-function object).
+    func activation(_ c: Options) throws -> Activation {
+        guard let value = c.value("activation"), !value.isNull else { return .linear }
+        guard let name = value.string ?? value["config"]?.string else { throw c.unsupported("activation", "\(value)") }
+        switch name {
+        case "linear", "identity": return .linear
+        case "relu": return .relu()
+        case "relu6": return .relu6
+        case "leaky_relu": return .leakyRelu(alpha: 0.2)
+        case "elu": return .elu(alpha: 1)
+        case "swish", "silu": return .swish
+        case "sigmoid": return .sigmoid
+        case "hard_sigmoid": return .hardSigmoid(slope: kerasMajor >= 3 ? 1.0 / 6.0 : 0.2)
+        case "hard_swish", "hard_silu": return .hardSwish
+        case "tanh": return .tanh
+        case "gelu": return .gelu(approximate: false)
+        case "softplus": return .softplus
+        case "softmax": return .softmax
+        default: throw c.unsupported("activation", "'\(name)'")
+        }
+    }
+}
+
+/// Typed access to a layer's config, with errors that name the layer and option.
+struct Options {
+    let spec: LayerSpec
+    let file: String
+
+    func value(_ key: String) -> JSONValue? { spec.config[key] }
+    func isNull(_ key: String) -> Bool { value(key)?.isNull ?? true }
+
+    func unsupported(_ option: String, _ found: String) -> KerasImportError {
+        .unsupportedOption(layer: spec.name, className: spec.className, option: option, value: found, file: file)
+    }
+
+    func int(_ key: String, default d: Int? = nil) throws -> Int {
+        if let v = value(key), !v.isNull {
+            guard let i = v.int ?? (v.array?.count == 1 ? v.array![0].int : nil) else { throw unsupported(key, "\(v)") }
+            return i
+        }
+        guard let d else { throw unsupported(key, "missing") }
+        return d
+    }
+
+    func double(_ key: String, default d: Double? = nil) throws -> Double {
+        if let v = value(key), !v.isNull {
+            guard let x = v.double else { throw unsupported(key, "\(v)") }
+            return x
+        }
+        guard let d else { throw unsupported(key, "missing") }
+        return d
+    }
+
+    func bool(_ key: String, default d: Bool) throws -> Bool {
+        guard let v = value(key), !v.isNull else { return d }
+        guard let b = v.bool else { throw unsupported(key, "\(v)") }
+        return b
+    }
+
+    func floats(_ key: String, default d: [Float]? = nil) throws -> [Float] {
+        if let v = value(key), !v.isNull {
+            if let x = v.double { return [Float(x)] }
+            if let a = v.array?.compactMap(\.double), a.count == v.array?.count, !a.isEmpty { return a.map(Float.init) }
+            throw unsupported(key, "\(v)")
+        }
+        guard let d else { throw unsupported(key, "missing") }
+        return d
+    }
+
+    /// An int or a two-element list (kernel sizes, strides, dilation).
+    func pair(_ key: String, default d: (Int, Int)? = nil) throws -> (Int, Int) {
+        guard let v = value(key), !v.isNull else {
+            guard let d else { throw unsupported(key, "missing") }
+            return d
+        }
+        if let i = v.int { return (i, i) }
+        if let a = v.array, a.count == 2, let x = a[0].int, let y = a[1].int { return (x, y) }
+        throw unsupported(key, "\(v)")
+    }
+
+    /// ZeroPadding2D / Cropping2D: int, (sym_h, sym_w) or ((top, bottom), (left, right)).
+    func borders(_ key: String) throws -> ((Int, Int), (Int, Int)) {
+        guard let v = value(key) else { throw unsupported(key, "missing") }
+        if let i = v.int { return ((i, i), (i, i)) }
+        if let a = v.array, a.count == 2 {
+            if let h = a[0].int, let w = a[1].int { return ((h, h), (w, w)) }
+            if let r = a[0].array, let c = a[1].array, r.count == 2, c.count == 2,
+               let t = r[0].int, let b = r[1].int, let l = c[0].int, let rr = c[1].int {
+                return ((t, b), (l, rr))
+            }
+        }
+        throw unsupported(key, "\(v)")
+    }
+
+    func padding() throws -> Padding {
+        let p = value("padding")?.string ?? "valid"
+        guard let padding = Padding(rawValue: p) else { throw unsupported("padding", "'\(p)'") }
+        return padding
+    }
+
+    /// The channel count of the (first) input, which must be known.
+    func channels(_ shapes: [StaticShape]) throws -> Int {
+        guard let c = shapes.first?.last ?? nil else {
+            throw KerasImportError.unsupportedLayer(name: spec.name, className: spec.className, file: file,
+                                                    reason: "its input's channel count is not fixed")
+        }
+        return c
+    }
+
+    func refuseChannelsFirst() throws {
+        if let f = value("data_format")?.string, f != "channels_last" { throw unsupported("data_format", "'\(f)'") }
+    }
+
+    /// float32 only: a mixed-precision or float64 policy would change the numbers.
+    func requireFloat32() throws {
+        guard let d = value("dtype"), !d.isNull else { return }
+        let name = d.string ?? d["config"]?["name"]?.string
+        guard name == "float32" else { throw unsupported("dtype", name.map { "'\($0)'" } ?? "\(d)") }
+    }
+}
+
+/// Normalization whose mean and variance are written in the config.
+enum NormalizationFromConfig {
+    static func make(name: String, options c: Options, channels: Int) throws -> Layer {
+        let mean = try c.floats("mean"), variance = try c.floats("variance")
+        let expand = { (v: [Float]) -> [Float] in v.count == 1 ? [Float](repeating: v[0], count: channels) : v }
+        guard expand(mean).count == channels, expand(variance).count == channels else {
+            throw c.unsupported("mean/variance", "\(mean.count)/\(variance.count) values for \(channels) channels")
+        }
+        return try Rescaling(name: name, scale: expand(variance).map { 1 / max($0.squareRoot(), 1e-7) },
+                             offset: zip(expand(mean), expand(variance)).map { -$0 / max($1.squareRoot(), 1e-7) })
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import HDF5
+import SegKitEngine
+
+/// A Keras classifier (or any supported model) imported into an engine graph,
+/// with the weights of the file and Keras's layer names.
+public struct KerasModel {
+    public let name: String
+    public let graph: Graph
+    /// "2.21.0", "3.15.1", … as the file says; the major version decides a few defaults.
+    public let kerasVersion: String
+    /// Which of Keras's file layouts it came from.
+    public let format: KerasFormat
+    /// Keras's top-level layer name → the graph node of its output (first application).
+    public let layerOutputs: [String: Int]
+    /// The top-level Keras layers in config order, for summaries.
+    public let summaryRows: [SummaryRow]
+
+    public struct SummaryRow {
+        public let name: String
+        public let className: String
+        public let outputShape: StaticShape
+        public let parameterCount: Int
+        public let trainableCount: Int
+        /// Layers whose Keras `trainable` flag is on, and all layers with weights.
+        public let trainableLayers: Int
+        public let layersWithWeights: Int
+        public let isModel: Bool
+    }
+
+    /// Loads `path` (`.h5`, `.keras` or `.weights.h5`); `configPath` gives the
+    /// architecture for a weights-only file (a `to_json()` file, a `config.json`
+    /// or a `.keras` archive).
+    public static func load(_ path: String, configPath: String? = nil) throws -> KerasModel {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw KerasImportError.unknownFormat(file: path, message: "no such file")
+        }
+        if KerasArchive.isZip(path) {
+            let archive = try KerasArchive(path: path)
+            let config = try JSONValue.parse(archive.config, source: path + " config.json")
+            let version = archive.metadata.flatMap { try? JSONValue.parse($0, source: path) }?["keras_version"]?.string ?? "3"
+            let weights = try HDF5File(readingFrom: archive.weights.path)
+            return try assemble(config: config, version: version, format: .kerasArchive, file: path) { reader, records in
+                try reader.readVars(try weights.root, records: records)
+            }
+        }
+        let file = try HDF5File(readingFrom: path)
+        let root = try file.root
+        if root.hasAttribute("model_config") {
+            let config = try JSONValue.parse(Data(try root.stringAttribute("model_config").utf8), source: path + " model_config")
+            let version = (try? root.stringAttribute("keras_version")) ?? "2"
+            let weights = root.contains("model_weights") ? try root.group("model_weights") : root
+            return try assemble(config: config, version: version, format: .legacyModel, file: path) { reader, records in
+                try reader.readLegacy(weights, records: records)
+            }
+        }
+        let legacyWeights = root.hasAttribute("layer_names") || root.hasAttribute("layer_names0")
+        guard legacyWeights || root.contains("layers") else {
+            throw KerasImportError.unknownFormat(file: path, message: "is HDF5 but not a Keras model or weights file (no model_config, layer_names or layers group)")
+        }
+        let format: KerasFormat = legacyWeights ? .legacyWeights : .kerasWeights
+        guard let configPath else { throw KerasImportError.configRequired(file: path, format: format.description) }
+        let (config, configVersion) = try readConfig(configPath)
+        let version = legacyWeights ? ((try? root.stringAttribute("keras_version")) ?? configVersion) : configVersion
+        return try assemble(config: config, version: version, format: format, file: path) { reader, records in
+            if legacyWeights { try reader.readLegacy(root, records: records) } else { try reader.readVars(root, records: records) }
+        }
+    }
+
+    /// A `to_json()` file, a `config.json`, or a `.keras` archive's config.
+    private static func readConfig(_ path: String) throws -> (JSONValue, String) {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw KerasImportError.invalidConfig(file: path, message: "no such config file")
+        }
+        if KerasArchive.isZip(path) {
+            let archive = try KerasArchive(path: path)
+            let version = archive.metadata.flatMap { try? JSONValue.parse($0, source: path) }?["keras_version"]?.string ?? "3"
+            return (try JSONValue.parse(archive.config, source: path + " config.json"), version)
+        }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw KerasImportError.invalidConfig(file: path, message: "cannot be read: \(error.localizedDescription)")
+        }
+        let json = try JSONValue.parse(data, source: path)
+        // Keras 2's to_json() records its version; Keras 3's configs do not.
+        return (json, json["keras_version"]?.string ?? "3")
+    }
+
+    private static func assemble(
+        config: JSONValue, version: String, format: KerasFormat, file: String,
+        readWeights: (KerasWeightReader, [LayerRecord]) throws -> Void
+    ) throws -> KerasModel {
+        let spec = try ModelSpecParser(file: file).parseModel(config)
+        let major = Int(version.split(separator: ".").first ?? "3") ?? 3
+        var builder = KerasGraphBuilder(file: file, kerasMajor: major)
+        let records = try builder.buildTopLevel(spec)
+        try readWeights(KerasWeightReader(file: file), records)
+        let shapes = builder.shapes
+        let rows = records.map { r -> SummaryRow in
+            let layers = r.allLayers
+            let params = Set(layers.flatMap(\.parameters).map(ObjectIdentifier.init))
+            let all = layers.flatMap(\.parameters).filter { params.contains(ObjectIdentifier($0)) }
+            let node = builder.layerOutputs[r.spec.name]
+            return SummaryRow(name: r.spec.name, className: r.spec.className,
+                              outputShape: node.map { shapes[$0] } ?? [],
+                              parameterCount: all.reduce(0) { $0 + $1.value.count },
+                              trainableCount: all.filter(\.isTrainable).reduce(0) { $0 + $1.value.count },
+                              trainableLayers: layers.filter { !$0.parameters.isEmpty && $0.isTrainable }.count,
+                              layersWithWeights: layers.filter { !$0.parameters.isEmpty }.count,
+                              isModel: r.spec.nested != nil)
+        }
+        return KerasModel(name: spec.name, graph: builder.graph, kerasVersion: version, format: format,
+                          layerOutputs: builder.layerOutputs, summaryRows: rows)
+    }
+
+    public var totalParameters: Int { graph.parameters.reduce(0) { $0 + $1.value.count } }
+    public var trainableParameters: Int { graph.trainableParameters.reduce(0) { $0 + $1.value.count } }
+}
+
+public enum KerasFormat: Sendable, CustomStringConvertible {
+    case legacyModel, legacyWeights, kerasArchive, kerasWeights
+
+    public var description: String {
+        switch self {
+        case .legacyModel: return "Keras HDF5 model (.h5, model_config + model_weights)"
+        case .legacyWeights: return "Keras 2 HDF5 weights file (layer_names / weight_names)"
+        case .kerasArchive: return "Keras 3 archive (.keras)"
+        case .kerasWeights: return "Keras 3 weights file (.weights.h5)"
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import HDF5
+import SegKitEngine
+import SegKitKeras
+
+/// `segkit forward`: the model's output (and named layers' outputs) for an HDF5
+/// input, in inference mode: the contract tests and other tools compare with Keras.
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a model on dataset 'input' (N,H,W,C float32) of an HDF5 file; write 'output' and chosen layers' outputs.")
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "HDF5 file with dataset 'input'.")
+    var input: String
+
+    @Option(help: "HDF5 file to write ('output', and one dataset per --layers name).")
+    var output: String
+
+    @Option(help: "Comma-separated layer names whose outputs to write too.")
+    var layers: String?
+
+    func run() throws {
+        let m = try model.load()
+        let names = layers.map { $0.split(separator: ",").map(String.init) } ?? []
+        var keep: [String: Int] = [:]
+        for name in names {
+            guard let node = m.layerOutputs[name] ?? m.graph.index(of: name) else {
+                throw ValidationError("model '\(m.name)' has no layer '\(name)'")
+            }
+            keep[name] = node
+        }
+        let file = try HDF5File(readingFrom: input)
+        let dataset = try file.root.dataset("input")
+        let shape = try dataset.shape()
+        let x = try Tensor(shape: shape, scalars: try dataset.readFloats(limit: 1 << 30))
+        let pass = try m.graph.forward([x], mode: .inference, keep: Set(keep.values))
+        var results: [(String, Tensor)] = pass.outputs(of: m.graph).enumerated().map { i, t in (i == 0 ? "output" : "output_\(i)", t) }
+        results += names.map { ($0, pass.values[keep[$0]!]!) }
+        try writeAtomically(to: output) { path in
+            let out = try HDF5File(creating: path).root
+            for (name, t) in results { try out.writeDataset(name, shape: t.shape, floats: t.scalars) }
+        }
+    }
+}
+
+/// Writes through a temporary file in the same folder and renames it into place,
+/// so a failure never leaves a half-written output.
+func writeAtomically(to path: String, _ write: (String) throws -> Void) throws {
+    let url = URL(fileURLWithPath: path)
+    let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
+    do {
+        try write(temp)
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        try FileManager.default.moveItem(atPath: temp, toPath: path)
+    } catch {
+        try? FileManager.default.removeItem(atPath: temp)
+        throw error
+    }
+}

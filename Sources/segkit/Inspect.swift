@@ -1,0 +1,40 @@
+import ArgumentParser
+import SegKitEngine
+import SegKitKeras
+
+/// `segkit inspect`: a summary like Keras's `model.summary()`.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Summarise a Keras model: layers, output shapes, parameter counts, frozen or trainable.")
+
+    @OptionGroup var model: ModelOptions
+
+    func run() throws {
+        let m = try model.load()
+        print("Model: \"\(m.name)\" — \(m.format), Keras \(m.kerasVersion)")
+        let rows = m.summaryRows.map { r -> [String] in
+            let state = r.layersWithWeights == 0 ? "" : (r.trainableLayers == r.layersWithWeights ? "trainable"
+                : r.trainableLayers == 0 ? "frozen" : "partly frozen")
+            return ["\(r.name) (\(r.className))", describe(r.outputShape), "\(r.parameterCount)", state]
+        }
+        printTable(header: ["Layer (type)", "Output Shape", "Param #", "Training"], rows: rows, rightAligned: [2])
+        let total = m.totalParameters, trainable = m.trainableParameters
+        print("Total params: \(total)")
+        print("Trainable params: \(trainable)")
+        print("Non-trainable params: \(total - trainable)")
+    }
+}
+
+/// A plain-text table with a rule under the header.
+func printTable(header: [String], rows: [[String]], rightAligned: Set<Int> = []) {
+    let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max() ?? 0 }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { i, c in
+            let pad = String(repeating: " ", count: widths[i] - c.count)
+            return rightAligned.contains(i) ? pad + c : c + pad
+        }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+    }
+    print(line(header))
+    print(String(repeating: "─", count: widths.reduce(0, +) + 2 * (widths.count - 1)))
+    rows.forEach { print(line($0)) }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import HDF5
+import SegKitEngine
+@testable import SegKitKeras
+
+/// The Keras-written files under Tests/Fixtures/keras (see make_fixtures.py).
+enum Fixtures {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/keras")
+
+    static func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+
+    /// One way of loading one net: the model file and, for weights-only files, the config.
+    struct Case: CustomStringConvertible, Sendable {
+        let net: String
+        let keras: Int
+        let model: String
+        let config: String?
+        var description: String { model + (config.map { " + \($0)" } ?? "") }
+        var expected: String { "\(net).k\(keras).expected.h5" }
+        /// Keras 2 and 3 themselves differ by ~1.3e-5 on MobileNetV2 (the figure).
+        var tolerance: Float { net == "mobilenet_v2" ? 1e-4 : 1e-5 }
+    }
+
+    static let smallNets = ["plain_cnn", "vgg", "residual", "zoo", "nested"]
+
+    /// Every net in every format its Keras version writes.
+    static let cases: [Case] = smallNets.flatMap { net in [
+        Case(net: net, keras: 3, model: "\(net).k3.keras", config: nil),
+        Case(net: net, keras: 3, model: "\(net).k3.h5", config: nil),
+        Case(net: net, keras: 3, model: "\(net).k3.weights.h5", config: "\(net).k3.json"),
+        Case(net: net, keras: 3, model: "\(net).k3.weights.h5", config: "\(net).k3.keras"),
+        Case(net: net, keras: 2, model: "\(net).k2.h5", config: nil),
+        Case(net: net, keras: 2, model: "\(net).k2.w.h5", config: "\(net).k2.json"),
+        Case(net: net, keras: 2, model: "\(net).k2.weights.h5", config: "\(net).k2.json"),
+    ] } + [
+        Case(net: "mobilenet_v2", keras: 3, model: "mobilenet_v2.k3.keras", config: nil),
+        Case(net: "mobilenet_v2", keras: 2, model: "mobilenet_v2.k2.h5", config: nil),
+    ]
+
+    static func load(_ c: Case) throws -> KerasModel {
+        try KerasModel.load(path(c.model), configPath: c.config.map(path))
+    }
+
+    /// Keras's input, output and probed layer outputs, and its parameter counts.
+    struct Expected {
+        var input: Tensor
+        var outputs: [String: Tensor]
+        var total: Int, trainable: Int, nonTrainable: Int
+    }
+
+    static func expected(_ c: Case) throws -> Expected {
+        let root = try HDF5File(readingFrom: path(c.expected)).root
+        func tensor(_ name: String) throws -> Tensor {
+            let d = try root.dataset(name)
+            return try Tensor(shape: d.shape(), scalars: d.readFloats())
+        }
+        var outputs: [String: Tensor] = [:]
+        for name in try root.childNames() where name != "input" { outputs[name] = try tensor(name) }
+        return Expected(input: try tensor("input"), outputs: outputs,
+                        total: Int(try root.numbersAttribute("total_params")[0]),
+                        trainable: Int(try root.numbersAttribute("trainable_params")[0]),
+                        nonTrainable: Int(try root.numbersAttribute("non_trainable_params")[0]))
+    }
+}
+
+func maxAbsDifference(_ a: Tensor, _ b: Tensor) -> Float {
+    guard a.shape == b.shape else { return .infinity }
+    return zip(a.scalars, b.scalars).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}
