@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS := libhdf5-dev libopenblas-dev libpng-dev pkg-config dataset-fashion-mnist
 
-.PHONY: deps build release test demo
+.PHONY: deps build release test demo fixtures
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -27,3 +27,10 @@ test: deps
 
 demo: release
 	.build/release/segkit demo
+
+# Regenerates the Keras fixtures (developers only; needs the two venvs that
+# Tests/Fixtures/make_fixtures.py describes, outside the repository).
+VENVS ?= ../venvs
+fixtures:
+	KERAS_BACKEND=jax $(VENVS)/k3/bin/python Tests/Fixtures/make_fixtures.py --keras 3
+	$(VENVS)/tf/bin/python Tests/Fixtures/make_fixtures.py --keras 2

@@ -41,5 +41,7 @@ let package = Package(
             name: "SegKitKerasTests",
             dependencies: ["SegKitKeras", "SegKitEngine", "HDF5"]
         ),
+        // Runs the built `segkit` binary: exit codes and messages as a user sees them.
+        .testTarget(name: "SegKitCLITests", dependencies: ["segkit"]),
     ]
 )

@@ -244,3 +244,23 @@ for net, build in [("plain_cnn", plain_cnn), ("vgg", vgg), ("residual", residual
     save_all(net, build, every)
 save_all("mobilenet_v2", mobilenet, ["keras"] if K == "3" else ["h5"])
 save_all("with_lambda", with_lambda, ["keras"] if K == "3" else ["h5"])
+
+
+def chunked_attributes_copy():
+    """Keras 2's save_attributes_to_hdf5_group splits an attribute over 64 KiB into
+    name0, name1, ... A real classifier rarely gets there, so this re-writes the
+    small weights file's layer_names the way Keras splits it."""
+    import shutil
+    src = os.path.join(args.out, "plain_cnn.k2.w.h5")
+    dst = os.path.join(args.out, "plain_cnn.k2.chunked.w.h5")
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        names = f.attrs["layer_names"]
+        del f.attrs["layer_names"]
+        for i, chunk in enumerate(np.array_split(names, 3)):
+            f.attrs["layer_names%d" % i] = chunk
+    print("wrote", dst, flush=True)
+
+
+if K == "2":
+    chunked_attributes_copy()

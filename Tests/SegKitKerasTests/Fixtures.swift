@@ -36,6 +36,8 @@ enum Fixtures {
     ] } + [
         Case(net: "mobilenet_v2", keras: 3, model: "mobilenet_v2.k3.keras", config: nil),
         Case(net: "mobilenet_v2", keras: 2, model: "mobilenet_v2.k2.h5", config: nil),
+        // layer_names split into layer_names0, 1, 2 as Keras 2 does past 64 KiB.
+        Case(net: "plain_cnn", keras: 2, model: "plain_cnn.k2.chunked.w.h5", config: "plain_cnn.k2.json"),
     ]
 
     static func load(_ c: Case) throws -> KerasModel {
