@@ -44,16 +44,14 @@ public final class DepthwiseConv2D: Layer {
     var inputChannels: Int { kernel.shape[2] }
 
     func window(for x: Tensor) throws -> Window2D {
-        let (n, h, w, c) = x.nhwc
+        let c = x.nhwc.c
         guard c == inputChannels else {
             throw EngineError.shapeMismatch(op: "DepthwiseConv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c) (input \(x.shape))")
         }
-        guard let rows = WindowAxis.forward(input: h, kernel: kernelSize.0, stride: strides.0, dilation: dilation.0, padding: padding),
-              let cols = WindowAxis.forward(input: w, kernel: kernelSize.1, stride: strides.1, dilation: dilation.1, padding: padding)
-        else {
+        guard let g = Window2D.forward(over: x.shape, kernel: kernelSize, strides: strides, dilation: dilation, padding: padding) else {
             throw EngineError.shapeMismatch(op: "DepthwiseConv2D '\(name)'", expected: "an input at least as large as the dilated kernel", found: "\(x.shape)")
         }
-        return Window2D(batch: n, rows: rows, cols: cols)
+        return g
     }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
@@ -62,10 +60,8 @@ public final class DepthwiseConv2D: Layer {
         if let c = s[3], c != inputChannels {
             throw EngineError.shapeMismatch(op: "DepthwiseConv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c)")
         }
-        return [s[0],
-                WindowAxis.forwardLength(s[1], kernel: kernelSize.0, stride: strides.0, dilation: dilation.0, padding: padding),
-                WindowAxis.forwardLength(s[2], kernel: kernelSize.1, stride: strides.1, dilation: dilation.1, padding: padding),
-                inputChannels * depthMultiplier]
+        return Window2D.forwardShape(s, kernel: kernelSize, strides: strides, dilation: dilation, padding: padding,
+                                     channels: inputChannels * depthMultiplier)
     }
 
     struct Cache {

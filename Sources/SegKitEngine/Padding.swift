@@ -79,3 +79,26 @@ struct Window2D: Equatable {
     var rows: WindowAxis
     var cols: WindowAxis
 }
+
+extension Window2D {
+    /// The window of a forward convolution or pooling over an NHWC input of
+    /// `shape`; nil when `valid` padding leaves no output.
+    static func forward(
+        over shape: [Int], kernel: (Int, Int), strides: (Int, Int), dilation: (Int, Int) = (1, 1), padding: Padding
+    ) -> Window2D? {
+        guard let rows = WindowAxis.forward(input: shape[1], kernel: kernel.0, stride: strides.0, dilation: dilation.0, padding: padding),
+              let cols = WindowAxis.forward(input: shape[2], kernel: kernel.1, stride: strides.1, dilation: dilation.1, padding: padding)
+        else { return nil }
+        return Window2D(batch: shape[0], rows: rows, cols: cols)
+    }
+
+    /// The static output shape of such a window op: unknown sizes stay unknown.
+    static func forwardShape(
+        _ s: StaticShape, kernel: (Int, Int), strides: (Int, Int), dilation: (Int, Int) = (1, 1), padding: Padding, channels: Int?
+    ) -> StaticShape {
+        [s[0],
+         WindowAxis.forwardLength(s[1], kernel: kernel.0, stride: strides.0, dilation: dilation.0, padding: padding),
+         WindowAxis.forwardLength(s[2], kernel: kernel.1, stride: strides.1, dilation: dilation.1, padding: padding),
+         channels]
+    }
+}

@@ -28,20 +28,16 @@ public final class Pooling2D: Layer {
     public override var kind: String { reduction == .max ? "MaxPooling2D" : "AveragePooling2D" }
 
     func window(for x: Tensor) throws -> Window2D {
-        let (n, h, w, _) = x.nhwc
-        guard let rows = WindowAxis.forward(input: h, kernel: poolSize.0, stride: strides.0, padding: padding),
-              let cols = WindowAxis.forward(input: w, kernel: poolSize.1, stride: strides.1, padding: padding)
-        else {
+        guard let g = Window2D.forward(over: x.shape, kernel: poolSize, strides: strides, padding: padding) else {
             throw EngineError.shapeMismatch(op: "\(kind) '\(name)'", expected: "an input at least as large as the pool \(poolSize)", found: "\(x.shape)")
         }
-        return Window2D(batch: n, rows: rows, cols: cols)
+        return g
     }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
-        return [s[0], WindowAxis.forwardLength(s[1], kernel: poolSize.0, stride: strides.0, padding: padding),
-                WindowAxis.forwardLength(s[2], kernel: poolSize.1, stride: strides.1, padding: padding), s[3]]
+        return Window2D.forwardShape(s, kernel: poolSize, strides: strides, padding: padding, channels: s[3])
     }
 
     struct Cache {

@@ -52,29 +52,47 @@ public final class UpSampling2D: Layer {
         }
     }
 
+    /// The four source pixels and weights of one output pixel (flat offsets,
+    /// already scaled by the channel count).
+    struct Blend {
+        var output: Int
+        var sources: (Int, Int, Int, Int)
+        var weights: (Float, Float, Float, Float)
+    }
+
+    /// Calls `body` once per output pixel of an input of `shape`: forward gathers
+    /// through it, backward scatters through the same taps.
+    private func forEachBlend(_ shape: [Int], _ body: (Blend) -> Void) {
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        let ty = AxisTaps(input: h, scale: size.0, interpolation: interpolation)
+        let tx = AxisTaps(input: w, scale: size.1, interpolation: interpolation)
+        let (oh, ow) = (h * size.0, w * size.1)
+        for b in 0..<n {
+            for oy in 0..<oh {
+                let r0 = (b * h + ty.lower[oy]) * w, r1 = (b * h + ty.upper[oy]) * w
+                let wy = ty.weight[oy]
+                for ox in 0..<ow {
+                    let wx = tx.weight[ox]
+                    body(Blend(output: ((b * oh + oy) * ow + ox) * c,
+                               sources: ((r0 + tx.lower[ox]) * c, (r0 + tx.upper[ox]) * c,
+                                         (r1 + tx.lower[ox]) * c, (r1 + tx.upper[ox]) * c),
+                               weights: ((1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx)))
+                }
+            }
+        }
+    }
+
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
         let (n, h, w, c) = x.nhwc
-        let ty = AxisTaps(input: h, scale: size.0, interpolation: interpolation)
-        let tx = AxisTaps(input: w, scale: size.1, interpolation: interpolation)
-        let (oh, ow) = (h * size.0, w * size.1)
-        let y = Tensor.uninitialized(shape: [n, oh, ow, c]) { out in
+        let y = Tensor.uninitialized(shape: [n, h * size.0, w * size.1, c]) { out in
             x.scalars.withUnsafeBufferPointer { xp in
-                for b in 0..<n {
-                    for oy in 0..<oh {
-                        let r0 = (b * h + ty.lower[oy]) * w, r1 = (b * h + ty.upper[oy]) * w
-                        let wy = ty.weight[oy]
-                        for ox in 0..<ow {
-                            let wx = tx.weight[ox]
-                            let p00 = (r0 + tx.lower[ox]) * c, p01 = (r0 + tx.upper[ox]) * c
-                            let p10 = (r1 + tx.lower[ox]) * c, p11 = (r1 + tx.upper[ox]) * c
-                            let o = ((b * oh + oy) * ow + ox) * c
-                            let (a, bb, cc, d) = ((1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx)
-                            for k in 0..<c {
-                                out[o + k] = a * xp[p00 + k] + bb * xp[p01 + k] + cc * xp[p10 + k] + d * xp[p11 + k]
-                            }
-                        }
+                forEachBlend(x.shape) { t in
+                    let (p00, p01, p10, p11) = t.sources
+                    let (a, b, cc, d) = t.weights
+                    for k in 0..<c {
+                        out[t.output + k] = a * xp[p00 + k] + b * xp[p01 + k] + cc * xp[p10 + k] + d * xp[p11 + k]
                     }
                 }
             }
@@ -85,31 +103,19 @@ public final class UpSampling2D: Layer {
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         let shape = try requireCache(cache, as: [Int].self)
-        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
-        let ty = AxisTaps(input: h, scale: size.0, interpolation: interpolation)
-        let tx = AxisTaps(input: w, scale: size.1, interpolation: interpolation)
-        let (oh, ow) = (h * size.0, w * size.1)
+        let c = shape[3]
         var dx = Tensor(zeros: shape)
         dx.scalars.withUnsafeMutableBufferPointer { d in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
-                for b in 0..<n {
-                    for oy in 0..<oh {
-                        let r0 = (b * h + ty.lower[oy]) * w, r1 = (b * h + ty.upper[oy]) * w
-                        let wy = ty.weight[oy]
-                        for ox in 0..<ow {
-                            let wx = tx.weight[ox]
-                            let p00 = (r0 + tx.lower[ox]) * c, p01 = (r0 + tx.upper[ox]) * c
-                            let p10 = (r1 + tx.lower[ox]) * c, p11 = (r1 + tx.upper[ox]) * c
-                            let o = ((b * oh + oy) * ow + ox) * c
-                            let (a, bb, cc, dd) = ((1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx)
-                            for k in 0..<c {
-                                let g = dy[o + k]
-                                d[p00 + k] += a * g
-                                d[p01 + k] += bb * g
-                                d[p10 + k] += cc * g
-                                d[p11 + k] += dd * g
-                            }
-                        }
+                forEachBlend(shape) { t in
+                    let (p00, p01, p10, p11) = t.sources
+                    let (a, b, cc, dd) = t.weights
+                    for k in 0..<c {
+                        let g = dy[t.output + k]
+                        d[p00 + k] += a * g
+                        d[p01 + k] += b * g
+                        d[p10 + k] += cc * g
+                        d[p11 + k] += dd * g
                     }
                 }
             }
