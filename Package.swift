@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "SegKitEngine", targets: ["SegKitEngine"]),
         .library(name: "HDF5", targets: ["HDF5"]),
         .library(name: "SegKitKeras", targets: ["SegKitKeras"]),
+        .library(name: "SegKit", targets: ["SegKit"]),
         .executable(name: "segkit", targets: ["segkit"]),
     ],
     dependencies: [
@@ -27,20 +28,21 @@ let package = Package(
             name: "SegKitKeras",
             dependencies: ["SegKitEngine", "HDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
+        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras"]),
         .executableTarget(
             name: "segkit",
             dependencies: [
-                "SegKitEngine", "SegKitKeras", "HDF5",
+                "SegKit", "SegKitEngine", "SegKitKeras", "HDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SegKitEngineTests", dependencies: ["SegKitEngine"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CHDF5", "COpenBLAS", "SegKitEngine"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "CHDF5"]),
-        .testTarget(
-            name: "SegKitKerasTests",
-            dependencies: ["SegKitKeras", "SegKitEngine", "HDF5"]
-        ),
+        // The Keras-written fixtures and Keras's expected outputs, shared by the test targets.
+        .target(name: "TestFixtures", dependencies: ["SegKitKeras", "SegKitEngine", "HDF5"], path: "Tests/TestFixtures"),
+        .testTarget(name: "SegKitKerasTests", dependencies: ["SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
+        .testTarget(name: "SegKitTests", dependencies: ["SegKit", "SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
         // Runs the built `segkit` binary: exit codes and messages as a user sees them.
         .testTarget(name: "SegKitCLITests", dependencies: ["segkit"]),
     ]

@@ -2,6 +2,7 @@ import Foundation
 import HDF5
 import Testing
 @testable import SegKitKeras
+import TestFixtures
 
 func scratchPath(_ name: String) -> String {
     FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString)-\(name)").path

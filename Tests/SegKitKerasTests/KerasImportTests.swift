@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SegKitEngine
 @testable import SegKitKeras
+import TestFixtures
 
 @Suite struct KerasImportTests {
     @Test(arguments: Fixtures.cases)

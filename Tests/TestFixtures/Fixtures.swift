@@ -1,31 +1,31 @@
 import Foundation
 import HDF5
 import SegKitEngine
-@testable import SegKitKeras
+import SegKitKeras
 
 /// The Keras-written files under Tests/Fixtures/keras (see make_fixtures.py).
-enum Fixtures {
-    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+public enum Fixtures {
+    public static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("Fixtures/keras")
 
-    static func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
+    public static func path(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     /// One way of loading one net: the model file and, for weights-only files, the config.
-    struct Case: CustomStringConvertible, Sendable {
-        let net: String
-        let keras: Int
-        let model: String
-        let config: String?
-        var description: String { model + (config.map { " + \($0)" } ?? "") }
-        var expected: String { "\(net).k\(keras).expected.h5" }
+    public struct Case: CustomStringConvertible, Sendable {
+        public let net: String
+        public let keras: Int
+        public let model: String
+        public let config: String?
+        public var description: String { model + (config.map { " + \($0)" } ?? "") }
+        public var expected: String { "\(net).k\(keras).expected.h5" }
         /// Keras 2 and 3 themselves differ by ~1.3e-5 on MobileNetV2 (the figure).
-        var tolerance: Float { net == "mobilenet_v2" ? 1e-4 : 1e-5 }
+        public var tolerance: Float { net == "mobilenet_v2" ? 1e-4 : 1e-5 }
     }
 
-    static let smallNets = ["plain_cnn", "vgg", "residual", "zoo", "nested"]
+    public static let smallNets = ["plain_cnn", "vgg", "residual", "zoo", "nested"]
 
     /// Every net in every format its Keras version writes.
-    static let cases: [Case] = smallNets.flatMap { net in [
+    public static let cases: [Case] = smallNets.flatMap { net in [
         Case(net: net, keras: 3, model: "\(net).k3.keras", config: nil),
         Case(net: net, keras: 3, model: "\(net).k3.h5", config: nil),
         Case(net: net, keras: 3, model: "\(net).k3.weights.h5", config: "\(net).k3.json"),
@@ -40,18 +40,18 @@ enum Fixtures {
         Case(net: "plain_cnn", keras: 2, model: "plain_cnn.k2.chunked.w.h5", config: "plain_cnn.k2.json"),
     ]
 
-    static func load(_ c: Case) throws -> KerasModel {
+    public static func load(_ c: Case) throws -> KerasModel {
         try KerasModel.load(path(c.model), configPath: c.config.map(path))
     }
 
     /// Keras's input, output and probed layer outputs, and its parameter counts.
-    struct Expected {
-        var input: Tensor
-        var outputs: [String: Tensor]
-        var total: Int, trainable: Int, nonTrainable: Int
+    public struct Expected {
+        public var input: Tensor
+        public var outputs: [String: Tensor]
+        public var total: Int, trainable: Int, nonTrainable: Int
     }
 
-    static func expected(_ c: Case) throws -> Expected {
+    public static func expected(_ c: Case) throws -> Expected {
         let root = try HDF5File(readingFrom: path(c.expected)).root
         func tensor(_ name: String) throws -> Tensor {
             let d = try root.dataset(name)
@@ -66,7 +66,7 @@ enum Fixtures {
     }
 }
 
-func maxAbsDifference(_ a: Tensor, _ b: Tensor) -> Float {
+public func maxAbsDifference(_ a: Tensor, _ b: Tensor) -> Float {
     guard a.shape == b.shape else { return .infinity }
     return zip(a.scalars, b.scalars).reduce(0) { max($0, abs($1.0 - $1.1)) }
 }
