@@ -1,5 +1,6 @@
 import ArgumentParser
 import SegKitEngine
+import SegKit
 import SegKitKeras
 
 /// `segkit inspect`: a summary like Keras's `model.summary()`.
@@ -22,6 +23,12 @@ struct Inspect: ParsableCommand {
         print("Total params: \(total)")
         print("Trainable params: \(trainable)")
         print("Non-trainable params: \(total - trainable)")
+        if let stages = try? encoderStages(m.graph), !stages.isEmpty {
+            print("Encoder stages (skip sources by resolution):")
+            for s in stages {
+                print("  1/\(s.stride)  \(s.name)  \(s.height)x\(s.width)x\(s.channels)")
+            }
+        }
     }
 }
 

@@ -82,3 +82,20 @@ import TestFixtures
         #expect(throws: SurgeryError.self) { try convolutionalize(g) }
     }
 }
+
+@Suite struct EncoderStageTests {
+    @Test func stagesAreTheLastLayerAtEachResolution() throws {
+        let plain = try KerasModel.load(Fixtures.path("plain_cnn.k3.keras"))
+        let stages = try encoderStages(plain.graph)
+        #expect(stages.map(\.stride) == [1, 2, 4, 8])
+        #expect(stages.map(\.name) == ["image", "bn1", "relu2", "conv3"])
+        #expect(stages.map(\.channels) == [1, 8, 16, 16])
+        let mobile = try KerasModel.load(Fixtures.path("mobilenet_v2.k3.keras"))
+        let m = try encoderStages(mobile.graph)
+        #expect(m.map(\.stride) == [1, 2, 4, 8, 16, 32])
+        // The taps TensorFlow's own U-Net-on-MobileNetV2 tutorial uses: the expansion
+        // just before each strided depthwise convolution.
+        #expect(m.map(\.name).dropFirst() == ["block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu",
+                                              "block_13_expand_relu", "out_relu"])
+    }
+}
