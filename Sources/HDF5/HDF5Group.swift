@@ -122,7 +122,9 @@ public final class HDF5Group: HDF5AttributeHolder {
             throw HDF5Error(file: file.path, object: object, "shape \(shape) does not hold \(count) values")
         }
         var dims = shape.map { hsize_t($0) }
-        let space = try checkID(H5Screate_simple(Int32(dims.count), &dims, nil), file.path, object, "bad dataspace \(shape)")
+        // A rank-0 shape is a scalar (Keras stores Normalization's count that way).
+        let space = try checkID(dims.isEmpty ? H5Screate(H5S_SCALAR) : H5Screate_simple(Int32(dims.count), &dims, nil),
+                                file.path, object, "bad dataspace \(shape)")
         defer { H5Sclose(space) }
         let dset = try checkID(H5Dcreate2(id, name, type, space, segkit_h5p_default(), segkit_h5p_default(), segkit_h5p_default()),
                                file.path, object, "cannot be created")

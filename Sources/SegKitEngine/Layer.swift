@@ -50,6 +50,9 @@ public class Layer {
     /// How many inputs the layer takes (nil: two or more, as the merge layers).
     var inputArity: Int? { 1 }
 
+    /// A merge layer (Add, Multiply, Concatenate): Keras passes its inputs as one list.
+    public var isMerge: Bool { inputArity == nil }
+
     public func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         throw EngineError.invalidArgument(op: kind, message: "has no output-shape rule")
     }

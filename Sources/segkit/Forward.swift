@@ -38,24 +38,9 @@ struct Forward: ParsableCommand {
         let pass = try m.graph.forward([x], mode: .inference, keep: Set(keep.values))
         var results: [(String, Tensor)] = pass.outputs(of: m.graph).enumerated().map { i, t in (i == 0 ? "output" : "output_\(i)", t) }
         results += names.map { ($0, pass.values[keep[$0]!]!) }
-        try writeAtomically(to: output) { path in
+        try writeAtomically(output) { path in
             let out = try HDF5File(creating: path).root
             for (name, t) in results { try out.writeDataset(name, shape: t.shape, floats: t.scalars) }
         }
-    }
-}
-
-/// Writes through a temporary file in the same folder and renames it into place,
-/// so a failure never leaves a half-written output.
-func writeAtomically(to path: String, _ write: (String) throws -> Void) throws {
-    let url = URL(fileURLWithPath: path)
-    let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
-    do {
-        try write(temp)
-        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-        try FileManager.default.moveItem(atPath: temp, toPath: path)
-    } catch {
-        try? FileManager.default.removeItem(atPath: temp)
-        throw error
     }
 }

@@ -45,7 +45,7 @@ struct ClassifierHead {
             return ClassifierHead(featureNode: node, entry: .featureMap, chain: chain)
         }
         throw SurgeryError.noClassifierHead(
-            "the layers before the output lead to '\(n.name)' (\(n.layer.kind)), not to a global pooling, a Flatten or a feature map")
+            "the Dense head leads back to '\(n.name)' (\(n.layer.kind), output \(describe(shapes[node]))), not to a global pooling or a Flatten of a 4-D feature map")
     }
 }
 

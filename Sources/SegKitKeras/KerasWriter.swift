@@ -1,0 +1,177 @@
+import Foundation
+import HDF5
+import SegKitEngine
+import ZIPFoundation
+
+/// Writes an engine graph as a Keras 3 Functional model: a `.keras` archive
+/// (config.json, metadata.json, model.weights.h5 in Keras 3's layout, plus
+/// SegKit's own `segkit.json`, which Keras ignores) or, for a name ending in
+/// `.h5`, the legacy HDF5 model format (SegKit's metadata in a root attribute
+/// `segkit`). Output goes to a temporary name and is renamed on success.
+public struct KerasWriter {
+    public static let kerasVersion = "3.15.1"
+
+    public let graph: Graph
+    public let name: String
+    public let metadata: JSONValue?
+
+    public init(graph: Graph, name: String, metadata: JSONValue? = nil) {
+        self.graph = graph
+        self.name = name
+        self.metadata = metadata
+    }
+
+    /// A Keras layer: one engine layer and every node it is applied at.
+    struct ExportLayer {
+        let name: String
+        let keras: KerasLayerConfig?     // nil for an InputLayer
+        let layer: Layer
+        var nodes: [Int]
+    }
+
+    /// Keras forbids "/" in layer names; flattened nested models use it.
+    public static func kerasName(_ nodeName: String) -> String {
+        nodeName.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "@", with: "_")
+    }
+
+    func exportLayers() throws -> [ExportLayer] {
+        var layers: [ExportLayer] = []
+        var index: [ObjectIdentifier: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            let id = ObjectIdentifier(node.layer)
+            if let k = index[id] { layers[k].nodes.append(i); continue }
+            let name = Self.kerasName(node.name)
+            let config = node.layer is InputLayer ? nil : try KerasLayerConfig.make(node.layer, name: name)
+            index[id] = layers.count
+            layers.append(ExportLayer(name: name, keras: config, layer: node.layer, nodes: [i]))
+        }
+        return layers
+    }
+
+    /// Keras 3's Functional model config.
+    func modelConfig(_ layers: [ExportLayer]) throws -> JSONValue {
+        let shapes = try graph.staticShapes()
+        var owner: [Int: (name: String, application: Int)] = [:]
+        for l in layers { for (k, n) in l.nodes.enumerated() { owner[n] = (l.name, k) } }
+        func shapeJSON(_ s: StaticShape) -> JSONValue { .array(s.map { $0.map { .int($0) } ?? .null }) }
+        func tensor(_ node: Int) -> JSONValue {
+            ["class_name": "__keras_tensor__",
+             "config": ["shape": shapeJSON(shapes[node]), "dtype": "float32",
+                        "keras_history": [.string(owner[node]!.name), .int(owner[node]!.application), 0]]]
+        }
+        let entries: [JSONValue] = layers.map { l in
+            if let input = l.layer as? InputLayer {
+                return ["module": "keras.layers", "class_name": "InputLayer", "registered_name": nil, "name": .string(l.name),
+                        "config": ["batch_shape": shapeJSON(input.shape), "dtype": "float32", "sparse": false, "name": .string(l.name)],
+                        "inbound_nodes": []]
+            }
+            let nodes: [JSONValue] = l.nodes.map { n in
+                let inputs = graph.nodes[n].inputs.map(tensor)
+                let args: JSONValue = l.layer.isMerge ? [.array(inputs)] : .array(inputs)
+                return ["args": args, "kwargs": [:]]
+            }
+            return ["module": "keras.layers", "class_name": .string(l.keras!.className), "registered_name": nil,
+                    "name": .string(l.name), "config": .object(l.keras!.config), "inbound_nodes": .array(nodes)]
+        }
+        let ref = { (n: Int) -> JSONValue in [.string(owner[n]!.name), .int(owner[n]!.application), 0] }
+        return ["module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional",
+                "config": ["name": .string(name), "trainable": true, "layers": .array(entries),
+                           "input_layers": .array(graph.inputIndices.map(ref)), "output_layers": .array(graph.outputIndices.map(ref))],
+                "build_config": ["input_shape": nil], "compile_config": nil]
+    }
+
+    /// Writes `path`: `.h5` → legacy HDF5 model, anything else → `.keras` archive.
+    public func write(to path: String) throws {
+        let layers = try exportLayers()
+        let config = try modelConfig(layers)
+        try writeAtomically(path) { temp in
+            if path.hasSuffix(".h5") {
+                try writeLegacy(layers, config: config, to: temp)
+            } else {
+                try writeArchive(layers, config: config, to: temp)
+            }
+        }
+    }
+
+    private func writeArchive(_ layers: [ExportLayer], config: JSONValue, to path: String) throws {
+        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString).weights.h5").path
+        defer { try? FileManager.default.removeItem(atPath: weights) }
+        try writeVars(layers, to: weights)
+        let archive: Archive
+        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create) } catch {
+            throw KerasExportError.io(file: path, message: "cannot create the archive: \(error.localizedDescription)")
+        }
+        let metadataJSON: JSONValue = ["keras_version": .string(Self.kerasVersion), "date_saved": .string(ISO8601DateFormatter().string(from: Date())),
+                                       "writer": "segkit"]
+        var entries: [(String, Data)] = [("metadata.json", Data(metadataJSON.jsonText.utf8)), ("config.json", Data(config.jsonText.utf8))]
+        if let metadata { entries.append(("segkit.json", Data(metadata.jsonText.utf8))) }
+        do {
+            for (entry, data) in entries {
+                try archive.addEntry(with: entry, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate) { position, size in
+                    data.subdata(in: Int(position)..<Int(position) + size)
+                }
+            }
+            try archive.addEntry(with: "model.weights.h5", fileURL: URL(fileURLWithPath: weights), compressionMethod: .deflate)
+        } catch {
+            throw KerasExportError.io(file: path, message: "cannot write the archive: \(error.localizedDescription)")
+        }
+    }
+
+    /// Keras 3's weights layout: `layers/<snake_case class>[_n]/vars/<i>`.
+    private func writeVars(_ layers: [ExportLayer], to path: String) throws {
+        let file = try HDF5File(creating: path)
+        let root = try file.root
+        let group = try root.createGroup("layers")
+        try root.createGroup("vars")
+        var used: [String: Int] = [:]
+        for l in layers {
+            let base = snakeCase(l.keras?.className ?? "InputLayer")
+            let key: String
+            if let n = used[base] { used[base] = n + 1; key = "\(base)_\(n + 1)" } else { used[base] = 0; key = base }
+            let vars = try group.createGroup(key).createGroup("vars")
+            for (i, p) in l.layer.parameters.enumerated() {
+                try vars.writeDataset(String(i), shape: p.value.shape, floats: p.value.scalars)
+            }
+        }
+        try file.flush()
+    }
+
+    /// The legacy HDF5 model: `model_config` + `model_weights/<layer>/<layer>/<weight>`.
+    private func writeLegacy(_ layers: [ExportLayer], config: JSONValue, to path: String) throws {
+        let file = try HDF5File(creating: path)
+        let root = try file.root
+        try root.writeStringAttribute("model_config", config.jsonText)
+        try root.writeStringAttribute("keras_version", Self.kerasVersion)
+        try root.writeStringAttribute("backend", "tensorflow")
+        if let metadata { try root.writeStringAttribute("segkit", metadata.jsonText) }
+        let weights = try root.createGroup("model_weights")
+        try weights.writeStringsAttribute("layer_names", layers.map(\.name))
+        try weights.writeStringAttribute("keras_version", Self.kerasVersion)
+        try weights.writeStringAttribute("backend", "tensorflow")
+        for l in layers {
+            let g = try weights.createGroup(l.name)
+            try g.writeStringsAttribute("weight_names", l.layer.parameters.map { "\(l.name)/\($0.name)" })
+            guard !l.layer.parameters.isEmpty else { continue }
+            let inner = try g.createGroup(l.name)
+            for p in l.layer.parameters {
+                try inner.writeDataset(p.name, shape: p.value.shape, floats: p.value.scalars)
+            }
+        }
+        try file.flush()
+    }
+}
+
+/// Writes through a temporary file beside `path` and renames it into place: a
+/// failed or interrupted write never leaves a partial file under the real name.
+public func writeAtomically(_ path: String, _ write: (String) throws -> Void) throws {
+    let url = URL(fileURLWithPath: path)
+    let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
+    do {
+        try write(temp)
+        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+        try FileManager.default.moveItem(atPath: temp, toPath: path)
+    } catch {
+        try? FileManager.default.removeItem(atPath: temp)
+        throw error
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import SegKit
+import SegKitEngine
+import SegKitKeras
+
+/// `segkit convolutionalize`: the classifier as a fully convolutional class-map net.
+struct Convolutionalize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Turn a classifier's Dense head into convolutions; write the class-map model as a Keras file.")
+
+    @OptionGroup var model: ModelOptions
+
+    @Option(help: "Output Keras file: .keras (Keras 3 archive) or .h5 (legacy HDF5).")
+    var out: String
+
+    func run() throws {
+        let m = try model.load()
+        let fcn = try convolutionalize(m.graph)
+        let stages = try encoderStages(m.graph)
+        let metadata: JSONValue = [
+            "segkit": "convolutionalize", "source": .string(model.model),
+            "stages": .array(stages.map { ["stride": .number(Double($0.stride)), "layer": .string($0.name)] }),
+        ]
+        try KerasWriter(graph: fcn, name: m.name + "_fcn", metadata: metadata).write(to: out)
+        let shape = try fcn.staticShapes()[fcn.outputIndices[0]]
+        print("wrote \(out): \(m.name) convolutionalized, output \(describe(shape)) at 1/\(stages.last?.stride ?? 1) of the input size")
+    }
+}
