@@ -13,6 +13,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries, found by pkg-config so `swift build` needs no flags.
@@ -28,7 +29,7 @@ let package = Package(
             name: "SegKitKeras",
             dependencies: ["SegKitEngine", "HDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
-        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras"]),
+        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "segkit",
             dependencies: [

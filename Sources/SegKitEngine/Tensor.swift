@@ -76,7 +76,7 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// NHWC view of a rank-4 tensor's dimensions.
-    var nhwc: (n: Int, h: Int, w: Int, c: Int) {
+    public var nhwc: (n: Int, h: Int, w: Int, c: Int) {
         precondition(shape.count == 4, "nhwc on a rank-\(shape.count) tensor")
         return (shape[0], shape[1], shape[2], shape[3])
     }

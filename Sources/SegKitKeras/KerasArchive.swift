@@ -9,6 +9,8 @@ struct KerasArchive {
     let path: String
     let config: Data
     let metadata: Data?
+    /// SegKit's own `segkit.json`, in archives SegKit wrote.
+    let segkit: Data?
     /// The weights, copied to a private temporary file for libhdf5 (deleted on deinit of `WeightsFile`).
     let weights: WeightsFile
 
@@ -34,6 +36,7 @@ struct KerasArchive {
         }
         config = try Self.read(archive, "config.json", limit: Self.configLimit, file: path)
         metadata = archive["metadata.json"] == nil ? nil : try Self.read(archive, "metadata.json", limit: 1 << 20, file: path)
+        segkit = archive["segkit.json"] == nil ? nil : try Self.read(archive, "segkit.json", limit: 1 << 20, file: path)
         guard let entry = archive["model.weights.h5"] else {
             throw KerasImportError.archive(file: path, message: "has no model.weights.h5 entry")
         }

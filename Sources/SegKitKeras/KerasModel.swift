@@ -15,6 +15,8 @@ public struct KerasModel {
     public let layerOutputs: [String: Int]
     /// The top-level Keras layers in config order, for summaries.
     public let summaryRows: [SummaryRow]
+    /// SegKit's metadata (recipe, classes, stride, stages) in files SegKit wrote.
+    public var segkitMetadata: JSONValue? = nil
 
     public struct SummaryRow {
         public let name: String
@@ -40,9 +42,11 @@ public struct KerasModel {
             let config = try JSONValue.parse(archive.config, source: path + " config.json")
             let version = archive.metadata.flatMap { try? JSONValue.parse($0, source: path) }?["keras_version"]?.string ?? "3"
             let weights = try HDF5File(readingFrom: archive.weights.path)
-            return try assemble(config: config, version: version, format: .kerasArchive, file: path) { reader, records in
+            var model = try assemble(config: config, version: version, format: .kerasArchive, file: path) { reader, records in
                 try reader.readVars(try weights.root, records: records)
             }
+            model.segkitMetadata = try archive.segkit.map { try JSONValue.parse($0, source: path + " segkit.json") }
+            return model
         }
         let file = try HDF5File(readingFrom: path)
         let root = try file.root
@@ -50,9 +54,13 @@ public struct KerasModel {
             let config = try JSONValue.parse(Data(try root.stringAttribute("model_config").utf8), source: path + " model_config")
             let version = (try? root.stringAttribute("keras_version")) ?? "2"
             let weights = root.contains("model_weights") ? try root.group("model_weights") : root
-            return try assemble(config: config, version: version, format: .legacyModel, file: path) { reader, records in
+            var model = try assemble(config: config, version: version, format: .legacyModel, file: path) { reader, records in
                 try reader.readLegacy(weights, records: records)
             }
+            if root.hasAttribute("segkit") {
+                model.segkitMetadata = try JSONValue.parse(Data(try root.stringAttribute("segkit").utf8), source: path + " segkit")
+            }
+            return model
         }
         let legacyWeights = root.hasAttribute("layer_names") || root.hasAttribute("layer_names0")
         guard legacyWeights || root.contains("layers") else {

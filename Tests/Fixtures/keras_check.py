@@ -37,7 +37,11 @@ for spec in specs:
         inp, out = os.path.join(tmp, "in.h5"), os.path.join(tmp, "out.h5")
         with h5py.File(inp, "w") as f:
             f["input"] = x
-        subprocess.run([segkit, "forward", path, "--input", inp, "--output", out], check=True)
+        run = subprocess.run([segkit, "forward", path, "--input", inp, "--output", out], capture_output=True, text=True)
+        if run.returncode != 0:
+            print(f"FAIL {path}: segkit forward failed: {run.stderr.strip()}")
+            failed.append(path)
+            continue
         with h5py.File(out) as f:
             ours = f["output"][()]
     theirs = np.asarray(model.predict(x, verbose=0))

@@ -1,0 +1,144 @@
+import Foundation
+import Yams
+
+/// A segmenter recipe: which decoder to attach to a classifier, and how.
+/// Recipes are YAML files (`Recipes/*.yaml`); every key has a default here, and
+/// `--set KEY=VALUE` overrides any of them. The README documents the schema.
+public struct Recipe: Decodable, Equatable, Sendable {
+    public enum Decoder: String, Decodable, Sendable {
+        /// Convolutionalized classifier + weightless upsampling to the input size.
+        case heatmap
+        /// One stride-2 Conv2DTranspose per downsampling step (optionally with skips).
+        case transposed
+        /// Long et al.'s FCN: bilinear-initialised upsampling with fused score layers.
+        case fcn
+        /// U-Net decoder (concatenated skips) on the pretrained encoder.
+        case unet
+        /// A U-Net trained from scratch: no classifier.
+        case unetScratch = "unet-scratch"
+    }
+
+    public enum Head: String, Decodable, Sendable { case keep, new }
+
+    public var name: String
+    public var decoder: Decoder
+    /// heatmap: "bilinear" or "nearest".
+    public var upsampling: String = "bilinear"
+    /// transposed: add 1x1-projected skips from every encoder stage of matching resolution.
+    public var skips: Bool = false
+    /// fcn: how many stages to fuse: "32s" (none), "16s" (one), "8s" (two).
+    public var fcn: String = "8s"
+    public var head: Head = .keep
+    /// Segmentation classes (head: new, or unet-scratch).
+    public var classes: Int?
+    /// Channels of decoder convolutions at the finest level (doubling per level, U-Net style).
+    public var decoderFilters: Int = 16
+    /// Kernel size of the transposed decoder's convolutions.
+    public var kernelSize: Int = 3
+    public var batchNorm: Bool = false
+    public var dropout: Float = 0
+    /// Imported layers made trainable again: names, or the top N encoder stages.
+    public var unfreeze: [String] = []
+    public var unfreezeStages: Int = 0
+    /// Encoder stage taps by layer name, overriding detection (finest first).
+    public var stages: [String]?
+    public var seed: UInt64 = 0
+    /// unet-scratch: levels, first level's filters, "same" or "valid" (crop and copy).
+    public var depth: Int = 4
+    public var baseFilters: Int = 16
+    public var padding: String = "same"
+    public var inputChannels: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case name, decoder, upsampling, skips, fcn, head, classes, decoderFilters = "decoder_filters",
+             kernelSize = "kernel_size", batchNorm = "batch_norm", dropout, unfreeze, stages, seed, depth,
+             baseFilters = "base_filters", padding, inputChannels = "input_channels"
+    }
+
+    public init(from decoder: Swift.Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        self.decoder = try c.decode(Decoder.self, forKey: .decoder)
+        upsampling = try c.decodeIfPresent(String.self, forKey: .upsampling) ?? upsampling
+        skips = try c.decodeIfPresent(Bool.self, forKey: .skips) ?? skips
+        fcn = try c.decodeIfPresent(String.self, forKey: .fcn) ?? fcn
+        head = try c.decodeIfPresent(Head.self, forKey: .head) ?? head
+        classes = try c.decodeIfPresent(Int.self, forKey: .classes)
+        decoderFilters = try c.decodeIfPresent(Int.self, forKey: .decoderFilters) ?? decoderFilters
+        kernelSize = try c.decodeIfPresent(Int.self, forKey: .kernelSize) ?? kernelSize
+        batchNorm = try c.decodeIfPresent(Bool.self, forKey: .batchNorm) ?? batchNorm
+        dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? dropout
+        if let names = try? c.decodeIfPresent([String].self, forKey: .unfreeze) {
+            unfreeze = names
+        } else if let stages = try? c.decodeIfPresent([String: Int].self, forKey: .unfreeze), let n = stages["stages"] {
+            unfreezeStages = n
+        } else if c.contains(.unfreeze), !(try c.decodeNil(forKey: .unfreeze)) {
+            throw RecipeError.invalid(recipe: name, message: "unfreeze must be a list of layer names or {stages: N}")
+        }
+        stages = try c.decodeIfPresent([String].self, forKey: .stages)
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
+        depth = try c.decodeIfPresent(Int.self, forKey: .depth) ?? depth
+        baseFilters = try c.decodeIfPresent(Int.self, forKey: .baseFilters) ?? baseFilters
+        padding = try c.decodeIfPresent(String.self, forKey: .padding) ?? padding
+        inputChannels = try c.decodeIfPresent(Int.self, forKey: .inputChannels)
+        try validate()
+    }
+
+    func validate() throws {
+        func bad(_ m: String) -> RecipeError { .invalid(recipe: name, message: m) }
+        guard ["bilinear", "nearest"].contains(upsampling) else { throw bad("upsampling must be bilinear or nearest, not '\(upsampling)'") }
+        guard ["32s", "16s", "8s"].contains(fcn) else { throw bad("fcn must be 32s, 16s or 8s, not '\(fcn)'") }
+        guard ["same", "valid"].contains(padding) else { throw bad("padding must be same or valid, not '\(padding)'") }
+        if let classes, classes < 2 { throw bad("classes must be at least 2") }
+        guard decoderFilters >= 1, baseFilters >= 1, kernelSize >= 1 else { throw bad("filter counts and kernel_size must be positive") }
+        guard (1...6).contains(depth) else { throw bad("depth must be 1 to 6") }
+        guard dropout >= 0, dropout < 1 else { throw bad("dropout must be in [0, 1)") }
+    }
+
+    /// Reads a recipe by built-in name (a file in `recipeFolder`) or by path,
+    /// applying `overrides` ("key=value", the value read as YAML) before decoding.
+    public static func load(_ nameOrPath: String, overrides: [String] = [], recipeFolder: String) throws -> Recipe {
+        let path = FileManager.default.fileExists(atPath: nameOrPath) && nameOrPath.hasSuffix(".yaml")
+            ? nameOrPath : (recipeFolder as NSString).appendingPathComponent(nameOrPath + ".yaml")
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            let known = ((try? FileManager.default.contentsOfDirectory(atPath: recipeFolder)) ?? [])
+                .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+            throw RecipeError.notFound(name: nameOrPath, known: known)
+        }
+        do {
+            guard var node = try Yams.compose(yaml: text), var mapping = node.mapping else {
+                throw RecipeError.invalid(recipe: path, message: "a recipe is a YAML mapping of keys to values")
+            }
+            for o in overrides {
+                guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
+                    throw RecipeError.invalid(recipe: path, message: "--set takes KEY=VALUE, got '\(o)'")
+                }
+                let key = String(o[..<eq]), value = String(o[o.index(after: eq)...])
+                guard CodingKeys(stringValue: key) != nil else {
+                    throw RecipeError.invalid(recipe: path, message: "--set \(key): no such recipe option")
+                }
+                mapping[Node(key)] = try Yams.compose(yaml: value) ?? Node("")
+            }
+            node = Node.mapping(mapping)
+            return try YAMLDecoder().decode(Recipe.self, from: try Yams.serialize(node: node))
+        } catch let e as RecipeError {
+            throw e
+        } catch {
+            throw RecipeError.invalid(recipe: path, message: "\(error)")
+        }
+    }
+}
+
+public enum RecipeError: Error, Equatable, CustomStringConvertible {
+    case notFound(name: String, known: [String])
+    case invalid(recipe: String, message: String)
+    case incompatible(recipe: String, message: String)
+
+    public var description: String {
+        switch self {
+        case let .notFound(name, known): return "no recipe '\(name)'; built-in recipes: \(known.joined(separator: ", "))"
+        case let .invalid(recipe, message): return "recipe \(recipe): \(message)"
+        case let .incompatible(recipe, message): return "recipe \(recipe) cannot be applied: \(message)"
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import SegKitEngine
+
+/// Runs a segmenter on images of any size: inputs whose height or width is not
+/// a multiple of the encoder's total stride are mirror-padded (reflection, split
+/// between the two sides) up to the next multiple, and the output is cropped
+/// back, so an H x W image gives an H x W map. This lives outside the Keras
+/// graph: Keras runs the saved model at multiples of the stride only.
+public struct Segmenter {
+    public let graph: Graph
+    public let totalStride: Int
+
+    public init(graph: Graph, totalStride: Int) {
+        self.graph = graph
+        self.totalStride = max(1, totalStride)
+    }
+
+    public func scores(_ x: Tensor) throws -> Tensor {
+        let (_, h, w, _) = x.nhwc
+        let s = totalStride
+        let (ph, pw) = ((s - h % s) % s, (s - w % s) % s)
+        let top = ph / 2, left = pw / 2
+        let padded = ph == 0 && pw == 0 ? x : reflectPad(x, top: top, bottom: ph - top, left: left, right: pw - left)
+        let y = try graph.forward([padded]).outputs(of: graph)[0]
+        let (_, oh, ow, c) = y.nhwc
+        guard oh == h + ph, ow == w + pw else {
+            throw EngineError.shapeMismatch(op: "segmenter", expected: "an output the size of its \(h + ph)x\(w + pw) input",
+                                            found: "\(oh)x\(ow) (a valid-padding U-Net: use tiled prediction)")
+        }
+        if ph == 0 && pw == 0 { return y }
+        var out = Tensor(zeros: [y.shape[0], h, w, c])
+        for n in 0..<y.shape[0] {
+            for r in 0..<h {
+                let src = ((n * oh + r + top) * ow + left) * c, dst = (n * h + r) * w * c
+                out.scalars.replaceSubrange(dst..<(dst + w * c), with: y.scalars[src..<(src + w * c)])
+            }
+        }
+        return out
+    }
+}
+
+/// Mirror padding without repeating the edge (numpy's "reflect"); indices fold
+/// back and forth for pads longer than the image.
+func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) -> Tensor {
+    let (n, h, w, c) = x.nhwc
+    let (oh, ow) = (h + top + bottom, w + left + right)
+    func fold(_ i: Int, _ size: Int) -> Int {
+        guard size > 1 else { return 0 }
+        let period = 2 * (size - 1)
+        var m = i % period
+        if m < 0 { m += period }
+        return m < size ? m : period - m
+    }
+    var y = Tensor(zeros: [n, oh, ow, c])
+    for b in 0..<n {
+        for r in 0..<oh {
+            let sr = fold(r - top, h)
+            for col in 0..<ow {
+                let sc = fold(col - left, w)
+                let src = ((b * h + sr) * w + sc) * c, dst = ((b * oh + r) * ow + col) * c
+                for k in 0..<c { y.scalars[dst + k] = x.scalars[src + k] }
+            }
+        }
+    }
+    return y
+}

@@ -1,0 +1,70 @@
+import ArgumentParser
+import Foundation
+import SegKit
+import SegKitEngine
+import SegKitKeras
+
+/// `segkit build`: a segmenter from a recipe (and a classifier), as a Keras file.
+struct Build: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build a segmenter from a recipe in Recipes/ (or a YAML file) and a Keras classifier.")
+
+    @Option(help: "A built-in recipe name (see Recipes/) or a .yaml file.")
+    var recipe: String
+
+    @Option(help: "The Keras classifier (not needed for unet-scratch).")
+    var classifier: String?
+
+    @Option(help: "Architecture for a weights-only classifier file.")
+    var config: String?
+
+    @Option(help: "Segmentation classes (a count other than the classifier's implies --head new).")
+    var classes: Int?
+
+    @Option(help: "Channels of the data (adapts the classifier's first convolution; required for unet-scratch).")
+    var inputChannels: Int?
+
+    @Option(help: "keep: the classifier's classes; new: a new zero-initialised score layer.")
+    var head: String?
+
+    @Option(name: .customLong("set"), help: "Override a recipe option, KEY=VALUE (repeatable).")
+    var overrides: [String] = []
+
+    @Option(help: "Output Keras file (.keras, or .h5 for legacy HDF5).")
+    var out: String
+
+    func run() throws {
+        var sets = overrides
+        if let classes { sets.append("classes=\(classes)") }
+        if let inputChannels { sets.append("input_channels=\(inputChannels)") }
+        if let head { sets.append("head=\(head)") }
+        let r = try Recipe.load(recipe, overrides: sets, recipeFolder: try recipeFolder())
+        let source = try classifier.map { try KerasModel.load($0, configPath: config) }
+        let built = try SegmenterBuilder(recipe: r).build(classifier: source?.graph)
+        try KerasWriter(graph: built.graph, name: r.name.replacingOccurrences(of: "-", with: "_"), metadata: built.metadata).write(to: out)
+        let total = built.graph.parameters.reduce(0) { $0 + $1.value.count }
+        let trainable = built.graph.trainableParameters.reduce(0) { $0 + $1.value.count }
+        print("Built \(r.name) → \(out)")
+        print("  classes: \(built.classes), output: \(built.output), inputs padded to multiples of \(built.totalStride)")
+        if !built.stages.isEmpty {
+            print("  encoder stages: " + built.stages.map { "1/\($0.stride) \($0.name)" }.joined(separator: ", "))
+        }
+        print("  parameters: \(total) total, \(trainable) trainable, \(total - trainable) frozen")
+    }
+}
+
+/// Where the built-in recipes are: $SEGKIT_RECIPES, ./Recipes, or the Recipes
+/// folder of the package the binary was built in (.build/<config>/segkit).
+func recipeFolder() throws -> String {
+    let fm = FileManager.default
+    var candidates: [String] = []
+    if let env = ProcessInfo.processInfo.environment["SEGKIT_RECIPES"] { candidates.append(env) }
+    candidates.append(fm.currentDirectoryPath + "/Recipes")
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    candidates.append(exe.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Recipes").path)
+    candidates.append(exe.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Recipes").path)
+    guard let found = candidates.first(where: { fm.fileExists(atPath: $0 + "/transposed.yaml") }) else {
+        throw ValidationError("cannot find the Recipes folder (looked in \(candidates.joined(separator: ", "))); set SEGKIT_RECIPES")
+    }
+    return found
+}
