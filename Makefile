@@ -38,13 +38,22 @@ fixtures:
 # Loads what SegKit writes in real Keras and compares predictions (developers
 # only; needs the Keras 3 venv that Tests/Fixtures/make_fixtures.py describes).
 KERAS_CHECK_DIR ?= /tmp/segkit-keras-check
+RECIPES := heatmap-bilinear heatmap-nearest transposed transposed-skips fcn-32s fcn-16s fcn-8s unet-pretrained
 keras-check: build
 	@mkdir -p $(KERAS_CHECK_DIR)
-	@for m in plain_cnn.k3.keras vgg.k2.h5 residual.k3.h5 nested.k2.h5 mobilenet_v2.k3.keras; do \
-	    .build/debug/segkit convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.keras >/dev/null && \
-	    .build/debug/segkit convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.h5 >/dev/null || exit 1; done
+	@set -e; for m in plain_cnn.k3.keras vgg.k2.h5 residual.k3.h5 nested.k2.h5 mobilenet_v2.k3.keras; do \
+	    .build/debug/segkit convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.keras >/dev/null; \
+	    .build/debug/segkit convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.h5 >/dev/null; done
+	@set -e; for r in $(RECIPES); do \
+	    .build/debug/segkit build --recipe $$r --classifier Tests/Fixtures/keras/plain_cnn.k3.keras --out $(KERAS_CHECK_DIR)/$$r.keras >/dev/null; \
+	    .build/debug/segkit build --recipe $$r --classifier Tests/Fixtures/keras/vgg.k2.h5 --out $(KERAS_CHECK_DIR)/vgg-$$r.h5 >/dev/null; done
+	@.build/debug/segkit build --recipe unet-pretrained --classifier Tests/Fixtures/keras/mobilenet_v2.k3.keras --classes 5 --set batch_norm=true --out $(KERAS_CHECK_DIR)/mnv2-unet.keras >/dev/null
+	@.build/debug/segkit build --recipe unet-scratch --classes 11 --input-channels 1 --out $(KERAS_CHECK_DIR)/unet-scratch.keras >/dev/null
+	@.build/debug/segkit build --recipe unet-scratch --classes 2 --input-channels 1 --set padding=valid --set depth=2 --out $(KERAS_CHECK_DIR)/unet-valid.h5 >/dev/null
 	KERAS_BACKEND=jax $(VENVS)/k3/bin/python Tests/Fixtures/keras_check.py .build/debug/segkit \
 	    $(KERAS_CHECK_DIR)/fcn-plain_cnn.k3.keras.keras:40,32 $(KERAS_CHECK_DIR)/fcn-plain_cnn.k3.keras.h5:24,24 \
 	    $(KERAS_CHECK_DIR)/fcn-vgg.k2.h5.keras:24,24 $(KERAS_CHECK_DIR)/fcn-vgg.k2.h5.h5:16,16 \
 	    $(KERAS_CHECK_DIR)/fcn-residual.k3.h5.keras:40,40 $(KERAS_CHECK_DIR)/fcn-nested.k2.h5.keras:32,32 \
-	    $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.keras:64,64 $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.h5:64,96
+	    $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.keras:64,64 $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.h5:64,96 \
+	    $(foreach r,$(RECIPES),$(KERAS_CHECK_DIR)/$(r).keras:32,40 $(KERAS_CHECK_DIR)/vgg-$(r).h5:16,24) \
+	    $(KERAS_CHECK_DIR)/mnv2-unet.keras:64,64 $(KERAS_CHECK_DIR)/unet-scratch.keras:32,48 $(KERAS_CHECK_DIR)/unet-valid.h5:44,44

@@ -30,6 +30,9 @@ struct Build: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a recipe option, KEY=VALUE (repeatable).")
     var overrides: [String] = []
 
+    @Option(help: "Comma-separated class names, stored with the segmenter (default class_0, class_1, …).")
+    var classNames: String?
+
     @Option(help: "Output Keras file (.keras, or .h5 for legacy HDF5).")
     var out: String
 
@@ -40,7 +43,14 @@ struct Build: ParsableCommand {
         if let head { sets.append("head=\(head)") }
         let r = try Recipe.load(recipe, overrides: sets, recipeFolder: try recipeFolder())
         let source = try classifier.map { try KerasModel.load($0, configPath: config) }
-        let built = try SegmenterBuilder(recipe: r).build(classifier: source?.graph)
+        var built = try SegmenterBuilder(recipe: r).build(classifier: source?.graph)
+        if let classNames {
+            let names = classNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard names.count == built.classes else {
+                throw ValidationError("--class-names gives \(names.count) names for \(built.classes) classes")
+            }
+            built.classNames = names
+        }
         try KerasWriter(graph: built.graph, name: r.name.replacingOccurrences(of: "-", with: "_"), metadata: built.metadata).write(to: out)
         let total = built.graph.parameters.reduce(0) { $0 + $1.value.count }
         let trainable = built.graph.trainableParameters.reduce(0) { $0 + $1.value.count }

@@ -13,6 +13,9 @@ struct Inspect: ParsableCommand {
     func run() throws {
         let m = try model.load()
         print("Model: \"\(m.name)\" — \(m.format), Keras \(m.kerasVersion)")
+        if let meta = m.segkitMetadata, let recipe = meta["recipe"]?.string {
+            print("SegKit segmenter: recipe \(recipe), \(meta["classes"]?.int ?? 0) classes, output \(meta["output"]?.string ?? "?"), inputs padded to multiples of \(meta["total_stride"]?.int ?? 1)")
+        }
         let rows = m.summaryRows.map { r -> [String] in
             let state = r.layersWithWeights == 0 ? "" : (r.trainableLayers == r.layersWithWeights ? "trainable"
                 : r.trainableLayers == 0 ? "frozen" : "partly frozen")
