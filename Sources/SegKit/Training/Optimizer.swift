@@ -1,0 +1,111 @@
+import Foundation
+import SegKitEngine
+
+/// Updates trainable parameters from their accumulated gradients. State is
+/// kept per parameter in the order of the list given to `step`, so it can be
+/// saved in a checkpoint and restored against the same list.
+public protocol Optimizer: AnyObject {
+    var learningRate: Float { get set }
+    /// Applies one update to every parameter that has a gradient.
+    func step(_ parameters: [Parameter])
+    /// Named state arrays (per parameter, in order) for checkpoints.
+    var state: [String: [[Float]]] { get set }
+    var iterations: Int { get set }
+}
+
+/// SGD with momentum (optionally Nesterov) and decoupled weight decay, as
+/// Keras's `SGD`: v ← μ·v − η·g; θ ← θ + v (Nesterov: θ ← θ + μ·v − η·g).
+public final class SGD: Optimizer {
+    public var learningRate: Float
+    public let momentum: Float
+    public let nesterov: Bool
+    public let weightDecay: Float
+    public var iterations = 0
+    private var velocity: [[Float]] = []
+
+    public init(learningRate: Float, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+    }
+
+    public var state: [String: [[Float]]] {
+        get { ["velocity": velocity] }
+        set { velocity = newValue["velocity"] ?? [] }
+    }
+
+    public func step(_ parameters: [Parameter]) {
+        if velocity.count != parameters.count { velocity = parameters.map { [Float](repeating: 0, count: $0.value.count) } }
+        iterations += 1
+        let (lr, mu, wd) = (learningRate, momentum, weightDecay)
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.gradient else { continue }
+            p.value.scalars.withUnsafeMutableBufferPointer { w in
+                g.scalars.withUnsafeBufferPointer { gp in
+                    velocity[i].withUnsafeMutableBufferPointer { v in
+                        for k in 0..<w.count {
+                            if wd > 0 { w[k] -= lr * wd * w[k] }
+                            if mu == 0 { w[k] -= lr * gp[k]; continue }
+                            v[k] = mu * v[k] - lr * gp[k]
+                            w[k] += nesterov ? mu * v[k] - lr * gp[k] : v[k]
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adam as Keras implements it (ε = 1e-7, bias correction folded into the step):
+/// m ← m + (g − m)(1 − β₁); v ← v + (g² − v)(1 − β₂);
+/// θ ← θ − η·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε); weight decay decoupled (AdamW-style).
+public final class Adam: Optimizer {
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, epsilon: Float
+    public let weightDecay: Float
+    public var iterations = 0
+    private var m: [[Float]] = []
+    private var v: [[Float]] = []
+
+    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7, weightDecay: Float = 0) {
+        self.learningRate = learningRate
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+    }
+
+    public var state: [String: [[Float]]] {
+        get { ["m": m, "v": v] }
+        set { m = newValue["m"] ?? []; v = newValue["v"] ?? [] }
+    }
+
+    public func step(_ parameters: [Parameter]) {
+        if m.count != parameters.count {
+            m = parameters.map { [Float](repeating: 0, count: $0.value.count) }
+            v = m
+        }
+        iterations += 1
+        let t = Float(iterations)
+        let alpha = learningRate * (1 - Foundation.pow(beta2, t)).squareRoot() / (1 - Foundation.pow(beta1, t))
+        let (b1, b2, eps, wd, lr) = (beta1, beta2, epsilon, weightDecay, learningRate)
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.gradient else { continue }
+            p.value.scalars.withUnsafeMutableBufferPointer { w in
+                g.scalars.withUnsafeBufferPointer { gp in
+                    m[i].withUnsafeMutableBufferPointer { mp in
+                        v[i].withUnsafeMutableBufferPointer { vp in
+                            for k in 0..<w.count {
+                                if wd > 0 { w[k] -= lr * wd * w[k] }
+                                mp[k] += (gp[k] - mp[k]) * (1 - b1)
+                                vp[k] += (gp[k] * gp[k] - vp[k]) * (1 - b2)
+                                w[k] -= alpha * mp[k] / (vp[k].squareRoot() + eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
