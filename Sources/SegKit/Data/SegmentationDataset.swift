@@ -1,0 +1,87 @@
+import Foundation
+import HDF5
+import SegKitEngine
+import SegKitKeras
+
+/// Images and per-pixel class masks of one size: images as uint8 (scaled when
+/// batched) or float32, N x H x W x C; masks N x H x W class ids.
+public struct SegmentationDataset: Sendable {
+    public var count: Int
+    public var height: Int, width: Int, channels: Int
+    /// Raw pixel values, N·H·W·C (0…255 for 8-bit data).
+    public var pixels: [Float]
+    public var masks: [Int32]
+    /// Whether `pixels` hold 0…255 integers (uint8 sources) that input scaling maps.
+    public var isByteValued: Bool
+
+    public init(count: Int, height: Int, width: Int, channels: Int, pixels: [Float], masks: [Int32], isByteValued: Bool) {
+        self.count = count
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.pixels = pixels
+        self.masks = masks
+        self.isByteValued = isByteValued
+    }
+
+    public var pixelsPerImage: Int { height * width * channels }
+    public var labelsPerImage: Int { height * width }
+
+    /// The first `n` samples (the labelled-set sizes of a comparison).
+    public func prefix(_ n: Int) -> SegmentationDataset {
+        let k = min(n, count)
+        return SegmentationDataset(count: k, height: height, width: width, channels: channels,
+                                   pixels: Array(pixels[0..<(k * pixelsPerImage)]), masks: Array(masks[0..<(k * labelsPerImage)]),
+                                   isByteValued: isByteValued)
+    }
+
+    /// Samples `indices`, in that order.
+    public func subset(_ indices: [Int]) -> SegmentationDataset {
+        var px: [Float] = [], mk: [Int32] = []
+        px.reserveCapacity(indices.count * pixelsPerImage)
+        for i in indices {
+            px += pixels[(i * pixelsPerImage)..<((i + 1) * pixelsPerImage)]
+            mk += masks[(i * labelsPerImage)..<((i + 1) * labelsPerImage)]
+        }
+        return SegmentationDataset(count: indices.count, height: height, width: width, channels: channels, pixels: px, masks: mk,
+                                   isByteValued: isByteValued)
+    }
+
+    /// Checks every mask against K classes (and the ignore label), naming the first bad sample.
+    public func validate(classes: Int, ignoreLabel: Int32?, source: String) throws {
+        for (i, label) in masks.enumerated() where (label < 0 || Int(label) >= classes) && label != ignoreLabel {
+            let sample = i / labelsPerImage, pixel = i % labelsPerImage
+            throw DataError.badSample("\(source) sample \(sample)", "mask class id \(label) at (row \(pixel / width), column \(pixel % width)) is not in 0..<\(classes)")
+        }
+    }
+
+    // MARK: HDF5
+
+    /// Reads datasets `images` (N,H,W,C or N,H,W; uint8 or float) and `masks` (N,H,W integers).
+    public static func readHDF5(_ path: String) throws -> SegmentationDataset {
+        let root = try HDF5File(readingFrom: path).root
+        let images = try root.dataset("images"), masks = try root.dataset("masks")
+        var shape = try images.shape()
+        if shape.count == 3 { shape.append(1) }
+        guard shape.count == 4 else { throw DataError.badFile(path, "images has shape \(shape), expected (N, H, W, C)") }
+        let maskShape = try masks.shape()
+        guard maskShape == Array(shape.prefix(3)) else {
+            throw DataError.badFile(path, "masks has shape \(maskShape), the images need \(Array(shape.prefix(3)))")
+        }
+        let limit = 1 << 31
+        let px = try images.readFloats(limit: limit)
+        let byteValued = try images.elementClass() == .integer
+        let mk = try masks.readInt64s(limit: limit).map { Int32(clamping: $0) }
+        return SegmentationDataset(count: shape[0], height: shape[1], width: shape[2], channels: shape[3], pixels: px, masks: mk,
+                                   isByteValued: byteValued)
+    }
+
+    /// Writes `images` (as float32, or uint8-valued floats) and `masks` (int64).
+    public func writeHDF5(_ path: String) throws {
+        try writeAtomically(path) { temp in
+            let root = try HDF5File(creating: temp).root
+            try root.writeDataset("images", shape: [count, height, width, channels], floats: pixels)
+            try root.writeDataset("masks", shape: [count, height, width], int64s: masks.map(Int64.init))
+        }
+    }
+}
