@@ -85,4 +85,28 @@ public final class HDF5Dataset: HDF5AttributeHolder {
     public func readInt64s(limit: Int = 1 << 31) throws -> [Int64] {
         try read(segkit_h5t_native_int64(), zero: Int64(0), limit: limit)
     }
+
+    /// Rows `rows` of the first axis as float32 (a hyperslab read: only those rows leave the file).
+    public func readFloats(rows: Range<Int>) throws -> [Float] {
+        let shape = try shape()
+        guard let n = shape.first, rows.lowerBound >= 0, rows.upperBound <= n else {
+            throw HDF5Error(file: file.path, object: path, "rows \(rows) are outside shape \(shape)")
+        }
+        let perRow = shape.dropFirst().reduce(1, *)
+        var values = [Float](repeating: 0, count: rows.count * perRow)
+        guard !values.isEmpty else { return values }
+        let fileSpace = try checkID(H5Dget_space(id), file.path, path, "has no dataspace")
+        defer { H5Sclose(fileSpace) }
+        var start = [hsize_t](repeating: 0, count: shape.count), count = shape.map { hsize_t($0) }
+        start[0] = hsize_t(rows.lowerBound)
+        count[0] = hsize_t(rows.count)
+        try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil), file.path, path, "bad row selection")
+        let memSpace = H5Screate_simple(Int32(count.count), &count, nil)
+        defer { H5Sclose(memSpace) }
+        let status = values.withUnsafeMutableBytes {
+            H5Dread(id, segkit_h5t_native_float(), memSpace, fileSpace, segkit_h5p_default(), $0.baseAddress!)
+        }
+        try check(status, file.path, path, "rows \(rows) cannot be read")
+        return values
+    }
 }

@@ -55,6 +55,6 @@ public final class Dropout: Layer {
 }
 
 extension Dropout {
-    /// Restarts the mask sequence (to replay a training step exactly).
-    func reseed(_ seed: UInt64) { generator = SeededGenerator(seed: seed) }
+    /// Restarts the mask sequence (to replay a training step or epoch exactly).
+    public func reseed(_ seed: UInt64) { generator = SeededGenerator(seed: seed) }
 }

@@ -21,25 +21,34 @@ extension Graph {
     /// Runs the graph forward. `inputs` are matched with `inputIndices` in order.
     /// `keep` names nodes whose outputs are kept in the result besides the outputs;
     /// every other intermediate is released as soon as its last consumer has run.
+    ///
+    /// `given` supplies precomputed outputs for some nodes (a frozen encoder's
+    /// cached features): they are not recomputed, and nodes only they depend on
+    /// are skipped; `inputs` may then be empty.
     public func forward(
-        _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = []
+        _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = [], given: [Int: Tensor] = [:]
     ) throws -> ForwardPass {
-        guard inputs.count == inputIndices.count else {
+        // The nodes the outputs (and kept nodes) need, stopping at given ones.
+        var needed = Set(outputIndices).union(keep)
+        for i in nodes.indices.reversed() where needed.contains(i) && given[i] == nil { needed.formUnion(nodes[i].inputs) }
+        let neededInputs = inputIndices.filter { needed.contains($0) && given[$0] == nil }
+        guard inputs.count == inputIndices.count || (inputs.isEmpty && neededInputs.isEmpty) else {
             throw EngineError.graph("the model takes \(inputIndices.count) input(s), given \(inputs.count)")
         }
         var remainingUses = [Int](repeating: 0, count: nodes.count)
-        for node in nodes { for i in node.inputs { remainingUses[i] += 1 } }
+        for (i, node) in nodes.enumerated() where needed.contains(i) && given[i] == nil { for j in node.inputs { remainingUses[j] += 1 } }
         var retained = keep
         retained.formUnion(outputIndices)
 
         var values = [Tensor?](repeating: nil, count: nodes.count)
         var caches = [Any?](repeating: nil, count: nodes.count)
-        for (slot, index) in inputIndices.enumerated() {
+        for (index, value) in given { values[index] = value }
+        for (slot, index) in inputIndices.enumerated() where !inputs.isEmpty && given[index] == nil {
             let input = nodes[index].layer as! InputLayer
             try input.check(inputs[slot])
             values[index] = inputs[slot]
         }
-        for (index, node) in nodes.enumerated() where !(node.layer is InputLayer) {
+        for (index, node) in nodes.enumerated() where !(node.layer is InputLayer) && needed.contains(index) && given[index] == nil {
             let args = node.inputs.map { values[$0]! }
             let result: LayerOutput
             do {

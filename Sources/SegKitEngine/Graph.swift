@@ -82,7 +82,7 @@ public final class Graph {
 
     /// For each node: does its output depend on a trainable parameter? Only those
     /// nodes need a gradient, so a frozen prefix of the graph costs no backward work.
-    func dependsOnTrainable(alsoInputs: Bool) -> [Bool] {
+    public func dependsOnTrainable(alsoInputs: Bool) -> [Bool] {
         var flags = [Bool](repeating: false, count: nodes.count)
         for (i, node) in nodes.enumerated() {
             if node.layer is InputLayer {

@@ -13,6 +13,8 @@ struct KerasArchive {
     let segkit: Data?
     /// The weights, copied to a private temporary file for libhdf5 (deleted on deinit of `WeightsFile`).
     let weights: WeightsFile
+    /// SegKit's training state (optimizer, epoch) in checkpoints, likewise copied out.
+    let trainingState: WeightsFile?
 
     static let entryLimit = 2 << 30
     static let configLimit = 64 << 20
@@ -40,26 +42,32 @@ struct KerasArchive {
         guard let entry = archive["model.weights.h5"] else {
             throw KerasImportError.archive(file: path, message: "has no model.weights.h5 entry")
         }
-        let temp = FileManager.default.temporaryDirectory
-            .appendingPathComponent("segkit-\(UUID().uuidString).weights.h5").path
+        weights = try Self.extractToTemporaryFile(archive, entry, file: path)
+        trainingState = try archive["segkit_state.h5"].map { try Self.extractToTemporaryFile(archive, $0, file: path) }
+    }
+
+    /// Streams one entry into a private temporary file, bounding its size.
+    private static func extractToTemporaryFile(_ archive: Archive, _ entry: Entry, file path: String) throws -> WeightsFile {
+        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString).h5").path
         guard FileManager.default.createFile(atPath: temp, contents: nil),
               let handle = FileHandle(forWritingAtPath: temp) else {
-            throw KerasImportError.archive(file: path, message: "cannot create a temporary file for its weights")
+            throw KerasImportError.archive(file: path, message: "cannot create a temporary file for \(entry.path)")
         }
-        weights = WeightsFile(path: temp)
+        let result = WeightsFile(path: temp)
         defer { try? handle.close() }
         var written = 0
         do {
             _ = try archive.extract(entry, skipCRC32: false) { chunk in
                 written += chunk.count
-                if written > Self.entryLimit { throw KerasImportError.archive(file: path, message: "model.weights.h5 decompresses to more than \(Self.entryLimit) bytes; refused") }
+                if written > Self.entryLimit { throw KerasImportError.archive(file: path, message: "\(entry.path) decompresses to more than \(Self.entryLimit) bytes; refused") }
                 try handle.write(contentsOf: chunk)
             }
         } catch let e as KerasImportError {
             throw e
         } catch {
-            throw KerasImportError.archive(file: path, message: "model.weights.h5 cannot be decompressed: \(error.localizedDescription)")
+            throw KerasImportError.archive(file: path, message: "\(entry.path) cannot be decompressed: \(error.localizedDescription)")
         }
+        return result
     }
 
     private static func read(_ archive: Archive, _ name: String, limit: Int, file: String) throws -> Data {

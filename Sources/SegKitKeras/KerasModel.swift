@@ -17,6 +17,10 @@ public struct KerasModel {
     public let summaryRows: [SummaryRow]
     /// SegKit's metadata (recipe, classes, stride, stages) in files SegKit wrote.
     public var segkitMetadata: JSONValue? = nil
+    /// A checkpoint's training state, opened from its private temporary copy.
+    public var trainingState: HDF5File? = nil
+    /// Keeps that temporary copy alive as long as the model.
+    var trainingStateFile: AnyObject? = nil
 
     public struct SummaryRow {
         public let name: String
@@ -46,6 +50,10 @@ public struct KerasModel {
                 try reader.readVars(try weights.root, records: records)
             }
             model.segkitMetadata = try archive.segkit.map { try JSONValue.parse($0, source: path + " segkit.json") }
+            if let state = archive.trainingState {
+                model.trainingState = try HDF5File(readingFrom: state.path)
+                model.trainingStateFile = state
+            }
             return model
         }
         let file = try HDF5File(readingFrom: path)

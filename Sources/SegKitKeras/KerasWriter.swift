@@ -14,6 +14,8 @@ public struct KerasWriter {
     public let graph: Graph
     public let name: String
     public let metadata: JSONValue?
+    /// Further archive entries (name → file to copy in), e.g. SegKit's training state.
+    public var extraFiles: [String: String] = [:]
 
     public init(graph: Graph, name: String, metadata: JSONValue? = nil) {
         self.graph = graph
@@ -112,6 +114,9 @@ public struct KerasWriter {
                 }
             }
             try archive.addEntry(with: "model.weights.h5", fileURL: URL(fileURLWithPath: weights), compressionMethod: .deflate)
+            for (entry, file) in extraFiles.sorted(by: { $0.key < $1.key }) {
+                try archive.addEntry(with: entry, fileURL: URL(fileURLWithPath: file), compressionMethod: .deflate)
+            }
         } catch {
             throw KerasExportError.io(file: path, message: "cannot write the archive: \(error.localizedDescription)")
         }

@@ -1,0 +1,45 @@
+import Foundation
+
+/// Everything `segkit train` takes, with Keras-like defaults.
+public struct TrainingConfig: Sendable {
+    public enum Schedule: String, Sendable { case constant, step, cosine }
+
+    public var epochs = 10
+    public var batchSize = 16
+    /// "sgd" or "adam".
+    public var optimizer = "adam"
+    public var learningRate: Float = 1e-3
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 0
+    public var schedule: Schedule = .constant
+    public var loss: SegmentationLoss = .ce
+    /// Per-class loss weights; `autoClassWeights` computes them from the training masks.
+    public var classWeights: [Float]?
+    public var autoClassWeights = false
+    /// U-Net's border weight map (w0, σ), per training mask.
+    public var borderWeight: (w0: Float, sigma: Float)?
+    public var augment: Set<Augmentation> = []
+    public var seed: UInt64 = 0
+    /// Stop after this many epochs without a better validation mIoU.
+    public var patience: Int?
+    /// In-memory budget of the frozen-encoder feature cache before it spills to disk.
+    public var cacheMB = 1024
+    public var useCache = true
+    public var ignoreLabel: Int32?
+    public var inputScale: InputScaling = .unit
+
+    public init() {}
+
+    /// The learning rate of `epoch` (0-based): constant; step (×0.1 at 50% and
+    /// 75% of the epochs); cosine (½(1 + cos(π·epoch/epochs))).
+    public func learningRate(epoch: Int) -> Float {
+        switch schedule {
+        case .constant: return learningRate
+        case .step:
+            let e = Float(epoch) / Float(max(epochs, 1))
+            return learningRate * (e >= 0.75 ? 0.01 : e >= 0.5 ? 0.1 : 1)
+        case .cosine:
+            return learningRate * 0.5 * (1 + Float(Foundation.cos(Double.pi * Double(epoch) / Double(max(epochs, 1)))))
+        }
+    }
+}

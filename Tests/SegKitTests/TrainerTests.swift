@@ -1,0 +1,151 @@
+import Foundation
+import Testing
+import HDF5
+import SegKitEngine
+import SegKitKeras
+import TestFixtures
+@testable import SegKit
+
+/// A small generated problem: 32x32 canvases of Fashion-MNIST items, segmented
+/// by a transposed-skips decoder on the stride-8 plain CNN fixture (24x24-trained,
+/// any size works). Small enough for a unit test, real enough to learn.
+struct TinyProblem {
+    let train: SegmentationDataset
+    let val: SegmentationDataset
+
+    init(count: Int = 48) throws {
+        var spec = FashionCanvas()
+        spec.canvasSize = 32
+        spec.count = count
+        spec.minItems = 1
+        spec.maxItems = 1
+        spec.seed = 11
+        train = try spec.generate()
+        spec.split = .test
+        spec.count = 16
+        val = try spec.generate()
+    }
+
+    func segmenter(_ recipe: String = "transposed-skips") throws -> BuiltSegmenter {
+        try build(recipe).0
+    }
+
+    func config(epochs: Int = 3) -> TrainingConfig {
+        var c = TrainingConfig()
+        c.epochs = epochs
+        c.batchSize = 8
+        c.learningRate = 0.02
+        c.seed = 5
+        return c
+    }
+}
+
+@Suite(.serialized) struct TrainerTests {
+    @Test func trainingTheDecoderRaisesValidationMeanIoU() throws {
+        let p = try TinyProblem()
+        let seg = try p.segmenter()
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: p.config(epochs: 4))
+        let (before, _) = try trainer.evaluate(p.val)
+        let history = try trainer.fit(train: p.train, val: p.val, observer: nil, checkpoint: { _ in }, improved: { _ in })
+        let after = history.map { $0.valMeanIoU ?? 0 }.max() ?? 0
+        #expect(after > before.meanIoU + 0.05, "val mIoU \(before.meanIoU) → \(after)")
+        #expect(history.last!.loss < history.first!.loss)
+        #expect(trainer.usedCache)
+    }
+
+    @Test func onlyTrainableParametersChange() throws {
+        let p = try TinyProblem(count: 16)
+        let seg = try p.segmenter()
+        let frozen = seg.graph.parameters.filter { !$0.isTrainable }.map(\.value)
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: p.config(epochs: 1))
+        _ = try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in })
+        #expect(seg.graph.parameters.filter { !$0.isTrainable }.map(\.value) == frozen)
+    }
+
+    @Test func theFeatureCacheGivesTheSameWeights() throws {
+        let p = try TinyProblem(count: 24)
+        var weights: [[Tensor]] = []
+        for useCache in [true, false] {
+            let seg = try p.segmenter()
+            var c = p.config(epochs: 2)
+            c.useCache = useCache
+            let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+            _ = try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in })
+            #expect(trainer.usedCache == useCache)
+            weights.append(seg.graph.trainableParameters.map(\.value))
+        }
+        for (a, b) in zip(weights[0], weights[1]) { #expect(maxAbsDifference(a, b) <= 1e-6) }
+    }
+
+    @Test func sameSeedGivesABitIdenticalHistory() throws {
+        let p = try TinyProblem(count: 16)
+        var histories: [[Float]] = []
+        for _ in 0..<2 {
+            let seg = try p.segmenter()
+            var c = p.config(epochs: 2)
+            c.augment = [.flip, .shift, .elastic]
+            let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+            histories.append(try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in }).map(\.loss))
+        }
+        #expect(histories[0] == histories[1])
+    }
+
+    @Test func resumingEqualsAnUninterruptedRun() throws {
+        let p = try TinyProblem(count: 24)
+        // Uninterrupted: 3 epochs.
+        let full = try p.segmenter()
+        let fullTrainer = try Trainer(graph: full.graph, classes: full.classes, config: p.config(epochs: 3))
+        let fullHistory = try fullTrainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in })
+        // Interrupted after 1 epoch and 1 step, checkpointed, resumed from the file.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-resume-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try p.segmenter()
+        let t1 = try Trainer(graph: first.graph, classes: first.classes, config: p.config(epochs: 3))
+        var steps = 0
+        t1.shouldStop = { steps += 1; return steps > 5 }   // 3 steps per epoch: stops at epoch 2, step 2
+        let checkpoint = dir + "/ckpt.keras"
+        #expect(throws: TrainingError.self) {
+            try t1.fit(train: p.train, val: nil, observer: nil, checkpoint: { t in try writeCheckpoint(t, first, checkpoint) }, improved: { _ in })
+        }
+        let loaded = try KerasModel.load(checkpoint)
+        let t2 = try Trainer(graph: loaded.graph, classes: first.classes, config: p.config(epochs: 3))
+        try t2.restore(from: try #require(loaded.trainingState))
+        let resumedHistory = try t2.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in })
+        #expect(resumedHistory.map(\.loss) == fullHistory.map(\.loss))
+        for (a, b) in zip(loaded.graph.trainableParameters.map(\.value), full.graph.trainableParameters.map(\.value)) {
+            #expect(a == b)
+        }
+    }
+
+    @Test func aNonFiniteLossStopsWithTheEpochAndStep() throws {
+        let p = try TinyProblem(count: 16)
+        let seg = try p.segmenter()
+        var c = p.config(epochs: 3)
+        c.learningRate = 1e30
+        c.optimizer = "sgd"
+        c.momentum = 0
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+        var saved = 0
+        var failedEpoch = 0
+        #expect {
+            try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in saved += 1 }, improved: { _ in })
+        } throws: { error in
+            guard case let .nonFiniteLoss(epoch, step, _) = error as? TrainingError else { return false }
+            failedEpoch = epoch
+            return step >= 1
+        }
+        #expect(failedEpoch >= 1)
+        #expect(saved == failedEpoch - 1, "a checkpoint was written after the non-finite loss")
+    }
+}
+
+/// What the CLI writes every epoch: the segmenter with the training state inside.
+func writeCheckpoint(_ trainer: Trainer, _ seg: BuiltSegmenter, _ path: String) throws {
+    let state = path + ".state.h5"
+    try trainer.saveState(to: state)
+    defer { try? FileManager.default.removeItem(atPath: state) }
+    var writer = KerasWriter(graph: trainer.graph, name: "seg", metadata: seg.metadata)
+    writer.extraFiles = ["segkit_state.h5": state]
+    try writer.write(to: path)
+}
