@@ -34,7 +34,7 @@ public enum InputScaling: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    @inline(__always) func apply(_ v: Float) -> Float {
+    @inline(__always) public func apply(_ v: Float) -> Float {
         switch self {
         case .unit: return v / 255
         case .raw: return v

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import SegKit
+import SegKitEngine
+import SegKitKeras
+
+/// `segkit eval`: segmentation metrics of a segmenter on labelled data.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Evaluate a segmenter: pixel accuracy, mIoU, per-class IoU and Dice, confusion matrix.")
+
+    @Argument(help: "The segmenter (.keras or .h5).") var segmenter: String
+    @OptionGroup var data: DataOptions
+    @Option var batch: Int = 16
+    @Option(help: "The background class (default: the last class).") var background: Int?
+    @Option(help: "A class id that does not count.") var ignoreLabel: Int32?
+    @Flag(help: "Print JSON for machines.") var json = false
+
+    func run() throws {
+        let model = try KerasModel.load(segmenter)
+        let meta = model.segkitMetadata ?? [:]
+        guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
+            throw ValidationError("\(segmenter): cannot tell the class count")
+        }
+        let names = meta["class_names"]?.array?.compactMap(\.string) ?? (0..<classes).map { "class_\($0)" }
+        let dataset = try data.load()
+        try dataset.validate(classes: classes, ignoreLabel: ignoreLabel, source: data.data)
+        let scale = try data.inputScaling(metadata: meta, graph: model.graph)
+        let runner = Segmenter(graph: model.graph, totalStride: meta["total_stride"]?.int ?? 1)
+        let m = try evaluate(runner, dataset, classes: classes, scale: scale, batch: batch, ignoreLabel: ignoreLabel)
+        let bg = background ?? classes - 1
+        if json {
+            print(EvaluationReport(matrix: m, background: bg, classNames: names).json.jsonText)
+            return
+        }
+        print("\(dataset.count) image(s) of \(data.data), input scale \(scale)")
+        print(String(format: "pixel accuracy %.4f   mean accuracy %.4f   mIoU %.4f   mIoU without background %.4f   FWIoU %.4f",
+                     m.pixelAccuracy, m.meanAccuracy, m.meanIoU, m.meanIoU(excluding: bg), m.frequencyWeightedIoU))
+        let rows = (0..<classes).map { c -> [String] in
+            [names[c], m.perClassIoU[c].map { String(format: "%.4f", $0) } ?? "—", m.perClassDice[c].map { String(format: "%.4f", $0) } ?? "—",
+             m.classAccuracy[c].map { String(format: "%.4f", $0) } ?? "—"]
+        }
+        printTable(header: ["class", "IoU", "Dice", "accuracy"], rows: rows, rightAligned: [1, 2, 3])
+        print("confusion matrix (rows: truth, columns: prediction):")
+        for (c, row) in m.counts.enumerated() { print("  " + String(format: "%2d ", c) + row.map { String(format: "%7d", $0) }.joined()) }
+    }
+}
+
+/// Runs `runner` over `data` in batches and accumulates the confusion matrix.
+func evaluate(_ runner: Segmenter, _ data: SegmentationDataset, classes: Int, scale: InputScaling, batch: Int, ignoreLabel: Int32?) throws -> ConfusionMatrix {
+    var m = ConfusionMatrix(classes: classes, ignoreLabel: ignoreLabel)
+    for start in stride(from: 0, to: data.count, by: max(batch, 1)) {
+        let part = data.subset(Array(start..<min(start + batch, data.count)))
+        let pixels = part.isByteValued ? part.pixels.map(scale.apply) : part.pixels
+        let x = try Tensor(shape: [part.count, part.height, part.width, part.channels], scalars: pixels)
+        m.add(scores: try runner.scores(x).scalars, labels: part.masks)
+    }
+    return m
+}
