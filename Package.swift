@@ -19,9 +19,13 @@ let package = Package(
         // System libraries, found by pkg-config so `swift build` needs no flags.
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CZlibGzip", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "HDF5", dependencies: ["CHDF5"]),
+        // libpng reports errors by longjmp, which Swift cannot catch: reading and
+        // writing live in C, which keeps every jump inside it.
+        .target(name: "CPNG", dependencies: ["CLibPNG"]),
         .target(
             name: "SegKitEngine",
             dependencies: ["COpenBLAS"]
@@ -30,7 +34,7 @@ let package = Package(
             name: "SegKitKeras",
             dependencies: ["SegKitEngine", "HDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
-        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras", "HDF5", "CZlibGzip", .product(name: "Yams", package: "Yams")]),
+        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras", "HDF5", "CZlibGzip", "CPNG", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "segkit",
             dependencies: [

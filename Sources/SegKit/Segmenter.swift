@@ -63,3 +63,56 @@ func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) -> Te
     }
     return y
 }
+
+extension Segmenter {
+    /// U-Net's overlap-tile strategy for images larger than `tile`: the image is
+    /// mirror-padded by `margin` on every side, cut into `tile`-sized windows that
+    /// overlap by 2·`margin`, and only each window's centre (away from its own
+    /// borders) is kept. Tiles and margins are rounded up to multiples of the
+    /// total stride, so every tile sits on the same grid as the whole image:
+    /// with a margin of at least the receptive-field radius the result equals
+    /// running the whole mirror-padded image at once.
+    public func tiledScores(_ x: Tensor, tile: Int, margin: Int) throws -> Tensor {
+        let (n, h, w, _) = x.nhwc
+        let s = totalStride
+        let m = (margin + s - 1) / s * s
+        let t = max((tile + s - 1) / s * s, 2 * m + s)
+        let core = t - 2 * m
+        let rows = (h + core - 1) / core, cols = (w + core - 1) / core
+        let padded = reflectPad(x, top: m, bottom: rows * core - h + m, left: m, right: cols * core - w + m)
+        let (ph, pw) = (padded.shape[1], padded.shape[2])
+        var out: Tensor?
+        for r in 0..<rows {
+            for c in 0..<cols {
+                let (y0, x0) = (r * core, c * core)
+                let window = crop(padded, y: y0, x: x0, height: min(t, ph - y0), width: min(t, pw - x0))
+                let y = try graph.forward([window]).outputs(of: graph)[0]
+                let k = y.shape[3]
+                if out == nil { out = Tensor(zeros: [n, h, w, k]) }
+                for b in 0..<n {
+                    for yy in 0..<min(core, h - y0) {
+                        let src = ((b * y.shape[1] + m + yy) * y.shape[2] + m) * k
+                        let dst = ((b * h + y0 + yy) * w + x0) * k
+                        let len = min(core, w - x0) * k
+                        out!.scalars.replaceSubrange(dst..<(dst + len), with: y.scalars[src..<(src + len)])
+                    }
+                }
+            }
+        }
+        return out!
+    }
+}
+
+/// A window of an NHWC tensor (the caller keeps it inside the tensor).
+func crop(_ x: Tensor, y: Int, x x0: Int, height: Int, width: Int) -> Tensor {
+    let (n, h, w, c) = x.nhwc
+    var out = [Float]()
+    out.reserveCapacity(n * height * width * c)
+    for b in 0..<n {
+        for r in y..<(y + height) {
+            let start = ((b * h + r) * w + x0) * c
+            out += x.scalars[start..<(start + width * c)]
+        }
+    }
+    return Tensor.assembled(shape: [n, height, width, c], scalars: out)
+}

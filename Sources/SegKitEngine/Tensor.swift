@@ -42,6 +42,11 @@ public struct Tensor: Sendable, Equatable {
         self.scalars = scalars
     }
 
+    /// Wraps `scalars` that the caller built for `shape` (checked in debug builds).
+    public static func assembled(shape: [Int], scalars: [Float]) -> Tensor {
+        Tensor(uncheckedShape: shape, scalars: scalars)
+    }
+
     /// A tensor whose elements are written once by `fill` (no zeroing pass).
     static func uninitialized(
         shape: [Int], _ fill: (UnsafeMutableBufferPointer<Float>) -> Void

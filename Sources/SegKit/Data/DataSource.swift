@@ -5,6 +5,7 @@ import Foundation
 /// `count=N,size=S,items=A-B,split=train|test,seed=K,overlap=yes`.
 public enum DataSource: Sendable {
     case hdf5(String)
+    case pngFolder(String)
     case fashionCanvas(FashionCanvas)
 
     public static func parse(_ text: String, fashionFolder: String? = nil) throws -> DataSource {
@@ -32,8 +33,9 @@ public enum DataSource: Sendable {
             }
             return .fashionCanvas(spec)
         }
-        guard FileManager.default.fileExists(atPath: text) else { throw DataError.notFound("--data \(text): no such file or folder") }
-        return .hdf5(text)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: text, isDirectory: &isFolder) else { throw DataError.notFound("--data \(text): no such file or folder") }
+        return isFolder.boolValue ? .pngFolder(text) : .hdf5(text)
     }
 
     private static func int(_ s: String, _ what: String) throws -> Int {
@@ -41,16 +43,21 @@ public enum DataSource: Sendable {
         return v
     }
 
-    public func load() throws -> SegmentationDataset {
+    /// Loads the data; `skipBad` skips unusable PNG pairs (reported through `skipped`).
+    public func load(skipBad: Bool = false, skipped: ((String) -> Void)? = nil) throws -> SegmentationDataset {
         switch self {
         case let .hdf5(path): return try SegmentationDataset.readHDF5(path)
+        case let .pngFolder(path):
+            let (data, bad) = try SegmentationDataset.readPNGFolder(path, skipBad: skipBad)
+            bad.forEach { skipped?($0) }
+            return data
         case let .fashionCanvas(spec): return try spec.generate()
         }
     }
 
     public var description: String {
         switch self {
-        case let .hdf5(p): return p
+        case let .hdf5(p), let .pngFolder(p): return p
         case let .fashionCanvas(s): return "fashion-canvas (\(s.count) \(s.split.rawValue) canvases of \(s.canvasSize)x\(s.canvasSize), \(s.minItems)-\(s.maxItems) items, seed \(s.seed))"
         }
     }

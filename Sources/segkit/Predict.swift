@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import SegKit
+import SegKitEngine
+import SegKitKeras
+
+/// `segkit predict`: a class-id mask PNG and a colour overlay PNG per image.
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Segment PNG images: NAME_mask.png (class ids), NAME_overlay.png, legend.txt/legend.png.")
+
+    @Argument(help: "The segmenter (.keras or .h5).") var segmenter: String
+    @Argument(help: "A PNG image, or a folder of them.") var images: String
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Images larger than this (either side) are segmented tile by tile (overlap-tile).") var tile: Int = 512
+    @Option(help: "Mirrored margin around each tile, ≥ the receptive-field radius.") var margin: Int = 32
+    @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's).") var inputScale: String?
+
+    func run() throws {
+        let model = try KerasModel.load(segmenter)
+        let meta = model.segkitMetadata ?? [:]
+        guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
+            throw ValidationError("\(segmenter): cannot tell the class count")
+        }
+        let names = meta["class_names"]?.array?.compactMap(\.string) ?? (0..<classes).map { "class_\($0)" }
+        let scale = try inputScale.map(InputScaling.init(parsing:)) ?? meta["input_scale"]?.string.map(InputScaling.init(parsing:))
+            ?? (model.graph.layers.contains { $0 is Rescaling } ? .raw : .unit)
+        let runner = Segmenter(graph: model.graph, totalStride: meta["total_stride"]?.int ?? 1)
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: images, isDirectory: &isFolder) else { throw ValidationError("\(images): no such file or folder") }
+        let files = isFolder.boolValue
+            ? try FileManager.default.contentsOfDirectory(atPath: images).filter { $0.lowercased().hasSuffix(".png") }.sorted().map { images + "/" + $0 }
+            : [images]
+        guard !files.isEmpty else { throw ValidationError("\(images): no PNG images") }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let palette = ClassPalette(classes: classes, background: classes - 1)
+        for file in files {
+            let png = try PNGImage(path: file)
+            let (pixels, channels) = png.imagePixels
+            let x = try Tensor(shape: [1, png.height, png.width, channels], scalars: pixels.map(scale.apply))
+            let scores = max(png.width, png.height) > tile ? try runner.tiledScores(x, tile: tile, margin: margin) : try runner.scores(x)
+            let labels = argmax(scores)
+            let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+            try writeAtomically("\(out)/\(stem)_mask.png") { try PNGImage.write($0, width: png.width, height: png.height, channels: 1, pixels: labels.map { UInt8(clamping: $0) }) }
+            try writeAtomically("\(out)/\(stem)_overlay.png") {
+                try PNGImage.write($0, width: png.width, height: png.height, channels: 3,
+                                   pixels: palette.overlay(pixels: pixels, channels: channels, labels: labels))
+            }
+            print("\(file): \(png.width)x\(png.height) → \(out)/\(stem)_mask.png, \(stem)_overlay.png")
+        }
+        try palette.writeLegend(folder: out, names: names)
+    }
+}
+
+func argmax(_ scores: Tensor) -> [Int] {
+    let k = scores.shape.last!
+    return (0..<(scores.count / k)).map { p in
+        var best = 0
+        for c in 1..<k where scores.scalars[p * k + c] > scores.scalars[p * k + best] { best = c }
+        return best
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+import SegKitEngine
+import TestFixtures
+@testable import SegKit
+
+func scratchFolder() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+@Suite struct PNGTests {
+    @Test func greyAndRGBImagesRoundTripThroughLibpng() throws {
+        let dir = try scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let grey = (0..<12).map { UInt8($0 * 20) }
+        try PNGImage.write(dir + "/g.png", width: 4, height: 3, channels: 1, pixels: grey)
+        let g = try PNGImage(path: dir + "/g.png")
+        #expect((g.width, g.height, g.channels, g.bitDepth) == (4, 3, 1, 8))
+        #expect(g.imagePixels.pixels == grey.map(Float.init))
+        #expect(try g.maskLabels(path: "g.png") == grey.map(Int32.init))
+        let rgb = (0..<18).map { UInt8($0 * 10) }
+        try PNGImage.write(dir + "/c.png", width: 3, height: 2, channels: 3, pixels: rgb)
+        let c = try PNGImage(path: dir + "/c.png")
+        #expect(c.imagePixels.channels == 3 && c.imagePixels.pixels == rgb.map(Float.init))
+        #expect { try c.maskLabels(path: dir + "/c.png") } throws: { "\($0)".contains("one channel") }
+    }
+
+    @Test func corruptTruncatedAndNonPNGFilesAreClearErrors() throws {
+        let dir = try scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try PNGImage.write(dir + "/ok.png", width: 64, height: 64, channels: 1, pixels: [UInt8](repeating: 7, count: 64 * 64))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: dir + "/ok.png"))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: dir + "/cut.png"))
+        try Data("GIF89a".utf8).write(to: URL(fileURLWithPath: dir + "/fake.png"))
+        #expect { try PNGImage(path: dir + "/cut.png") } throws: { "\($0)".contains("cut.png") }
+        #expect { try PNGImage(path: dir + "/fake.png") } throws: { "\($0)".contains("not a PNG file") }
+        #expect { try PNGImage(path: dir + "/missing.png") } throws: { "\($0)".contains("missing.png") }
+    }
+
+    @Test func aFolderPairsImagesAndMasksByNameAndNamesBadPairs() throws {
+        let dir = try scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for sub in ["images", "masks"] { try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true) }
+        for name in ["a", "b"] {
+            try PNGImage.write("\(dir)/images/\(name).png", width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 100, count: 16))
+            try PNGImage.write("\(dir)/masks/\(name).png", width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 1, count: 16))
+        }
+        try PNGImage.write("\(dir)/images/c.png", width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 0, count: 16))
+        try PNGImage.write("\(dir)/masks/c.png", width: 5, height: 4, channels: 1, pixels: [UInt8](repeating: 0, count: 20))
+        #expect { try SegmentationDataset.readPNGFolder(dir) } throws: { "\($0)".contains("masks/c.png") && "\($0)".contains("5x4") }
+        let (data, skipped) = try SegmentationDataset.readPNGFolder(dir, skipBad: true)
+        #expect(data.count == 2 && skipped.count == 1)
+        #expect { try data.validate(classes: 1, ignoreLabel: nil, source: dir) } throws: { "\($0)".contains("sample 0") }
+    }
+}
+
+@Suite struct TilingTests {
+    @Test func overlapTilePredictionEqualsTheWholeImage() throws {
+        let (seg, _) = try build("transposed-skips")
+        let runner = Segmenter(graph: seg.graph, totalStride: seg.totalStride)
+        let x = randomImages([1, 100, 130, 1], seed: 8)
+        let margin = 32
+        let tiled = try runner.tiledScores(x, tile: 96, margin: margin)   // 32x32 kept per tile
+        // The whole image, mirror-padded the same way, run at once, cropped.
+        let padded = reflectPad(x, top: margin, bottom: margin + 28, left: margin, right: margin + 30)
+        let whole = try seg.graph.forward([padded]).outputs(of: seg.graph)[0]
+        let reference = crop(whole, y: margin, x: margin, height: 100, width: 130)
+        #expect(tiled.shape == [1, 100, 130, 11])
+        #expect(maxAbsDifference(tiled, reference) <= 1e-5)
+    }
+}
