@@ -150,8 +150,17 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Where Fashion-MNIST's IDX files are (default: Debian's dataset-fashion-mnist).") var fashionDir: String?
     @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's, else unit; raw if it has its own Rescaling).")
     var inputScale: String?
+    @Flag(help: "Skip unreadable or mismatched image/mask pairs (and say how many) instead of stopping at the first.")
+    var skipBad = false
 
-    func load() throws -> SegmentationDataset { try DataSource.parse(data, fashionFolder: fashionDir).load() }
+    func load() throws -> SegmentationDataset {
+        var skipped: [String] = []
+        let d = try DataSource.parse(data, fashionFolder: fashionDir).load(skipBad: skipBad) { skipped.append($0) }
+        if !skipped.isEmpty {
+            FileHandle.standardError.write(Data("skipped \(skipped.count) bad sample(s) of \(data):\n  \(skipped.prefix(10).joined(separator: "\n  "))\n".utf8))
+        }
+        return d
+    }
 
     func inputScaling(metadata: JSONValue, graph: Graph) throws -> InputScaling {
         if let inputScale { return try InputScaling(parsing: inputScale) }

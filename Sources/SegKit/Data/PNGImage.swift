@@ -53,7 +53,9 @@ public struct PNGImage: Sendable {
         let status = pixels.withUnsafeBufferPointer {
             segkit_png_write(path, UInt32(width), UInt32(height), Int32(channels), $0.baseAddress, &error, error.count)
         }
-        guard status == 0 else { throw DataError.badFile(path, String(cString: error)) }
+        guard status == 0 else {
+            throw DataError.badFile(path, String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
     }
 }
 
