@@ -10,8 +10,12 @@ struct Inspect: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    func run() throws {
-        let m = try model.load()
+    func run() throws { try printSummary(try model.load()) }
+}
+
+/// Prints a Keras-style summary of an imported model (shared by inspect and demo).
+func printSummary(_ m: KerasModel) throws {
+    do {
         print("Model: \"\(m.name)\" — \(m.format), Keras \(m.kerasVersion)")
         if let meta = m.segkitMetadata, let recipe = meta["recipe"]?.string {
             print("SegKit segmenter: recipe \(recipe), \(meta["classes"]?.int ?? 0) classes, output \(meta["output"]?.string ?? "?"), inputs padded to multiples of \(meta["total_stride"]?.int ?? 1)")

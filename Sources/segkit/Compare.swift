@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import SegKit
+import SegKitEngine
+import SegKitKeras
+
+/// `segkit compare`: frozen-encoder recipes against a U-Net from scratch, at several labelled-set sizes.
+struct Compare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare recipes on a classifier with a from-scratch U-Net at several labelled-set sizes; write a report.")
+
+    @Option(help: "The Keras classifier.") var classifier: String
+    @Option(help: "Architecture for a weights-only classifier file.") var config: String?
+    @Option(help: "Comma-separated recipes to build on the classifier.") var recipes: String = "transposed-skips,fcn-8s,heatmap-bilinear"
+    @Option(help: "The from-scratch baseline recipe ('none' for no baseline).") var baseline: String = "unet-scratch"
+    @OptionGroup var data: DataOptions
+    @Option(help: "Test data (same forms as --data).") var testData: String
+    @Option(help: "Labelled-set sizes: the first N training samples.") var labels: String = "50,100,200"
+    @Option(help: "Validation samples, taken from the end of --data (after the largest N).") var valCount: Int = 32
+    @Option var epochs: Int = 10
+    @Option var batch: Int = 16
+    @Option var optimizer: String = "adam"
+    @Option var lr: Float = 1e-3
+    @Option var seed: UInt64 = 0
+    @Option(name: .customLong("set"), help: "Override an option of every recipe, KEY=VALUE (repeatable).") var overrides: [String] = []
+    @Option(help: "Test images shown in the report.") var examples: Int = 6
+    @Option(help: "Report folder.") var out: String
+
+    func run() throws {
+        _ = try runComparison(commandLine: (["segkit"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+    }
+
+    func runComparison(commandLine: String) throws -> ComparisonReport {
+        let counts = labels.split(separator: ",").compactMap { Int($0) }.sorted()
+        guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--labels takes positive sizes, e.g. 50,100,200") }
+        let folder = try recipeFolder()
+        let probe = try KerasModel.load(classifier, configPath: config)
+        guard let classes = try probe.graph.staticShapes().last?.last ?? nil else { throw ValidationError("\(classifier): no class count") }
+        let classNames = classes == FashionCanvas.classes ? FashionCanvas.classNames : (0..<classes).map { "class_\($0)" }
+        let all = try data.load()
+        let test = try DataSource.parse(testData, fashionFolder: data.fashionDir).load()
+        try all.validate(classes: classes, ignoreLabel: nil, source: data.data)
+        try test.validate(classes: classes, ignoreLabel: nil, source: testData)
+        let largest = counts.last!
+        guard all.count >= largest + 1 else { throw ValidationError("--data has \(all.count) samples; --labels needs \(largest) plus validation samples") }
+        let val = all.subset(Array(max(largest, all.count - valCount)..<all.count))
+        var training = TrainingConfig()
+        training.epochs = epochs
+        training.batchSize = batch
+        training.optimizer = optimizer
+        training.learningRate = lr
+        training.seed = seed
+        training.inputScale = try data.inputScaling(metadata: [:], graph: probe.graph)
+        var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
+                                    labelCounts: counts, training: training, recipeFolder: folder) {
+            try KerasModel.load(classifier, configPath: config)
+        }
+        comparison.overrides = overrides
+        print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "
+              + "\(val.count) validation and \(test.count) test image(s); \(epochs) epoch(s) each")
+        var kept: [String: BuiltSegmenter] = [:]
+        let started = Date()
+        let results = try comparison.run(train: all, validation: val, test: test, classes: classes, background: classes - 1,
+                                         progress: { print(String(format: "[%5.0fs] ", Date().timeIntervalSince(started)) + $0) },
+                                         observer: ProgressPrinter(), keep: { name, n, seg in if n == largest { kept[name] = seg } })
+        // Example images: input, ground truth, and each contender's prediction, as overlays.
+        try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
+        let palette = ClassPalette(classes: classes, background: classes - 1)
+        var rows: [(caption: String, files: [(label: String, file: String)])] = []
+        for i in 0..<min(examples, test.count) {
+            let one = test.subset([i])
+            let x = try Tensor(shape: [1, one.height, one.width, one.channels], scalars: one.isByteValued ? one.pixels.map(training.inputScale.apply) : one.pixels)
+            var files: [(String, String)] = []
+            func save(_ label: String, _ name: String, _ labels: [Int]) throws {
+                try PNGImage.write("\(out)/images/\(name)", width: one.width, height: one.height, channels: 3,
+                                   pixels: palette.overlay(pixels: one.pixels, channels: one.channels, labels: labels))
+                files.append((label, "images/\(name)"))
+            }
+            try save("image", "test\(i)_image.png", [Int](repeating: classes - 1, count: one.labelsPerImage))
+            try save("ground truth", "test\(i)_truth.png", one.masks.map(Int.init))
+            for c in comparison.contenders {
+                guard let seg = kept[c] else { continue }
+                let scores = try Segmenter(graph: seg.graph, totalStride: seg.totalStride).scores(x)
+                try save(c, "test\(i)_\(c).png", argmax(scores))
+            }
+            rows.append(("test image \(i)", files))
+        }
+        let recipeTexts = comparison.contenders.compactMap { name -> (String, String)? in
+            (try? String(contentsOfFile: "\(folder)/\(name).yaml", encoding: .utf8)).map { (name, $0) }
+        }
+        let report = ComparisonReport(results: results, classNames: classNames, background: classes - 1, commandLine: commandLine,
+                                      recipeFiles: recipeTexts)
+        try report.write(to: out, examples: rows)
+        printTable(header: ComparisonReport.tableHeader, rows: report.table, rightAligned: Set(1...8))
+        print("Report: \(out)/index.html (also results.json, results.csv); \(String(format: "%.0f", Date().timeIntervalSince(started)))s in all")
+        return report
+    }
+}
