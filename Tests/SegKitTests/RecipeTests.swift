@@ -61,6 +61,10 @@ func randomImages(_ shape: [Int], seed: UInt64 = 1) -> Tensor {
             #expect(v == (c == d ? w[y] * w[x] : 0))
         } } } }
         #expect(Initializer.bilinear(size: 3, channels: 1).scalars == [0.25, 0.5, 0.25, 0.5, 1, 0.5, 0.25, 0.5, 0.25])
+        // The transposed decoder starts as linear interpolation of the class scores too.
+        let (transposed, _) = try build("transposed")
+        let up1 = try #require(transposed.graph.layers.first { $0.name == "up1" } as? Conv2DTranspose)
+        #expect(up1.kernel.value == Initializer.bilinear(size: 3, channels: 11))
     }
 
     @Test func zeroInitialisedScoreLayersLeaveTheCoarsePredictionUnchanged() throws {

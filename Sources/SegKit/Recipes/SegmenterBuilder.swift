@@ -109,9 +109,13 @@ public struct SegmenterBuilder {
             var step = 1
             while s > 1 {
                 s /= 2
+                // Bilinear initialisation (for k = 3 the kernel [½, 1, ½]² per class is exact
+                // linear interpolation): before training the decoder upsamples the class
+                // scores, so it starts from the heatmap rather than from noise.
                 let k = recipe.kernelSize
-                let up = try Conv2DTranspose(name: "up\(step)", kernel: Initializer.glorot([k, k, classes, classes], fanIn: k * k * classes, fanOut: k * k * classes, &rng),
-                                             bias: Tensor(zeros: [classes]), strides: (2, 2), padding: .same)
+                let kernel = k >= 2 ? Initializer.bilinear(size: k, channels: classes)
+                    : Initializer.glorot([k, k, classes, classes], fanIn: k * k * classes, fanOut: k * k * classes, &rng)
+                let up = try Conv2DTranspose(name: "up\(step)", kernel: kernel, bias: Tensor(zeros: [classes]), strides: (2, 2), padding: .same)
                 x = try g.add(up, inputs: [x])
                 if recipe.skips, let tap = stageNode[s] {
                     let channels = try g.staticShapes()[tap][3]!
