@@ -8,7 +8,8 @@ the demo segments:
   .build/release/segkit data fashion-canvas:count=1000,size=128,seed=2,split=test --classifier --out /tmp/cls-test.h5
   KERAS_BACKEND=jax ../venvs/k3/bin/python Recipes/demo/train_classifier.py /tmp/cls-train.h5 /tmp/cls-test.h5
 
-Writes Recipes/demo/classifier.keras (Keras 3) and prints the test accuracy.
+Writes Recipes/demo/classifier.keras (Keras 3) and prints the test accuracy
+(the committed file: 20 epochs, test accuracy 0.755 on 1000 canvases).
 Architecture (BACKGROUND.md, "The running example"): three stride-2 3x3 convs
 (16, 32, 64 filters, swish) -> global max pool -> Dense 64 swish -> Dense 11 softmax.
 """
@@ -42,7 +43,7 @@ h = L.Dense(64, activation="swish", name="fc1")(h)
 h = L.Dense(11, activation="softmax", name="predictions")(h)
 model = keras.Model(inp, h, name="seed_cnn")
 model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-model.fit(x, y, batch_size=64, epochs=int(os.environ.get("EPOCHS", "8")), validation_split=0.1, verbose=2)
+model.fit(x, y, batch_size=64, epochs=int(os.environ.get("EPOCHS", "20")), validation_split=0.1, verbose=2)
 loss, accuracy = model.evaluate(xt, yt, verbose=0)
 print(f"test accuracy {accuracy:.4f} on {len(yt)} canvases")
 model.save(out)
