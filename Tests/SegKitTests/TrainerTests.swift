@@ -77,6 +77,32 @@ struct TinyProblem {
         for (a, b) in zip(weights[0], weights[1]) { #expect(maxAbsDifference(a, b) <= 1e-6) }
     }
 
+    @Test func aCacheSpilledToDiskGivesTheSameWeightsAsOneInMemory() throws {
+        let p = try TinyProblem(count: 16)
+        var weights: [[Tensor]] = []
+        for budget in [1024, 0] {
+            let seg = try p.segmenter()
+            var c = p.config(epochs: 2)
+            c.cacheMB = budget   // 0: every feature goes to the HDF5 spill file
+            let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+            _ = try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in })
+            weights.append(seg.graph.trainableParameters.map(\.value))
+        }
+        #expect(weights[0] == weights[1])
+    }
+
+    @Test func earlyStoppingEndsTheRunAfterPatienceEpochsWithoutABetterValMIoU() throws {
+        let p = try TinyProblem(count: 16)
+        let seg = try p.segmenter()
+        var c = p.config(epochs: 30)
+        c.learningRate = 0   // nothing improves after the first epoch
+        c.patience = 2
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+        var improvements = 0
+        let history = try trainer.fit(train: p.train, val: p.val, observer: nil, checkpoint: { _ in }, improved: { _ in improvements += 1 })
+        #expect(history.count == 3 && improvements == 1)
+    }
+
     @Test func sameSeedGivesABitIdenticalHistory() throws {
         let p = try TinyProblem(count: 16)
         var histories: [[Float]] = []
