@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS := libhdf5-dev libopenblas-dev libpng-dev zlib1g-dev pkg-config dataset-fashion-mnist
 
-.PHONY: deps build release test demo fixtures keras-check
+.PHONY: deps build release test demo fixtures keras-check bench-compare
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -57,3 +57,11 @@ keras-check: build
 	    $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.keras:64,64 $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.h5:64,96 \
 	    $(foreach r,$(RECIPES),$(KERAS_CHECK_DIR)/$(r).keras:32,40 $(KERAS_CHECK_DIR)/vgg-$(r).h5:16,24) \
 	    $(KERAS_CHECK_DIR)/mnv2-unet.keras:64,64 $(KERAS_CHECK_DIR)/unet-scratch.keras:32,48 $(KERAS_CHECK_DIR)/unet-valid.h5:44,44
+
+# SegKit and Keras/TensorFlow on the same three workloads, back to back, with
+# SegKit/Keras ratios. The Keras side needs tensorflow-cpu in a venv outside the
+# repository; it is created on first use.
+bench-compare: release
+	@test -x $(VENVS)/tf/bin/python || (python3 -m venv $(VENVS)/tf && $(VENVS)/tf/bin/pip install -q tensorflow-cpu==2.21.0)
+	$(VENVS)/tf/bin/python ../shared/bench/keras_bench.py --weights Recipes/demo/classifier.keras --json /tmp/keras_bench.json | grep -E '^(i|ii|iii) '
+	.build/release/segkit bench --json /tmp/segkit_bench.json --compare-with /tmp/keras_bench.json

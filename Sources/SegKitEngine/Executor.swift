@@ -51,11 +51,13 @@ extension Graph {
         for (index, node) in nodes.enumerated() where !(node.layer is InputLayer) && needed.contains(index) && given[index] == nil {
             let args = node.inputs.map { values[$0]! }
             let result: LayerOutput
+            let started = profiler.map { _ in LayerProfiler.now() }
             do {
                 result = try node.layer.forward(args, mode: mode)
             } catch let error as EngineError {
                 throw EngineError.graph("at node '\(node.name)': \(error.localizedDescription)")
             }
+            if let started { profiler?.record(node: index, backward: false, since: started) }
             values[index] = result.output
             if mode == .training { caches[index] = result.cache }
             for i in node.inputs {
@@ -93,8 +95,10 @@ extension Graph {
             guard needsGradient[index], !(node.layer is InputLayer), let grad = grads[index] else { continue }
             grads[index] = nil
             visited.append(node.name)
+            let started = profiler.map { _ in LayerProfiler.now() }
             let inputGrads = try node.layer.backward(
                 grad, cache: pass.caches[index], needInputGradients: node.inputs.map { needsGradient[$0] })
+            if let started { profiler?.record(node: index, backward: true, since: started) }
             for (k, source) in node.inputs.enumerated() {
                 if let g = inputGrads[k] { accumulate(g, into: &grads[source]) }
             }

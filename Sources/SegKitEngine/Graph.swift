@@ -13,6 +13,8 @@ public final class Graph {
     }
 
     public private(set) var nodes: [Node] = []
+    /// When set, every node's forward and backward time is recorded here.
+    public var profiler: LayerProfiler?
     public private(set) var inputIndices: [Int] = []
     public var outputIndices: [Int] = []
     private var indexByName: [String: Int] = [:]
