@@ -32,15 +32,30 @@ public enum Activation: Equatable, Sendable {
         }
     }
 
-    /// y = f(z) in place. `lastAxis` is the channel count (softmax's axis length).
+    /// y = f(z) in place, split across the engine's workers. `lastAxis` is the
+    /// channel count (softmax's axis length).
     func apply(_ v: UnsafeMutableBufferPointer<Float>, lastAxis: Int) {
-        switch self {
-        case .linear:
+        if self == .linear { return }
+        let buffer = UncheckedSendable(v)
+        if self == .softmax {
+            let rows = v.count / max(lastAxis, 1)
+            Parallel.forEachRange(rows, minimumPerWorker: 1024) { r in
+                softmaxRows(UnsafeMutableBufferPointer(rebasing: buffer.value[(r.lowerBound * lastAxis)..<(r.upperBound * lastAxis)]), width: lastAxis)
+            }
             return
-        case .softmax:
-            softmaxRows(v, width: lastAxis)
-        default:
-            for i in 0..<v.count { v[i] = value(v[i]) }
+        }
+        Parallel.forEachRange(v.count, minimumPerWorker: 1 << 14) { r in self.applyRange(buffer.value, r) }
+    }
+
+    /// The vectorised activations (the common ones); the rest element by element.
+    private func applyRange(_ v: UnsafeMutableBufferPointer<Float>, _ r: Range<Int>) {
+        typealias V = VectorMath.V
+        switch self {
+        case .swish: VectorMath.map(v, r, { $0 / (1 + VectorMath.exp(-$0)) }, scalar: value)
+        case .sigmoid: VectorMath.map(v, r, { 1 / (1 + VectorMath.exp(-$0)) }, scalar: value)
+        case .relu(nil, 0, 0): VectorMath.map(v, r, { $0.replacing(with: 0, where: $0 .< 0) }, scalar: value)
+        case .relu(let m?, 0, 0): VectorMath.map(v, r, { $0.clamped(lowerBound: V(repeating: 0), upperBound: V(repeating: m)) }, scalar: value)
+        default: for i in r { v[i] = value(v[i]) }
         }
     }
 
@@ -75,23 +90,51 @@ public enum Activation: Equatable, Sendable {
         dy: UnsafeMutableBufferPointer<Float>, z: UnsafeBufferPointer<Float>,
         y: UnsafeBufferPointer<Float>, lastAxis: Int
     ) {
+        if self == .linear { return }
+        let (d, zz, yy) = (UncheckedSendable(dy), UncheckedSendable(z), UncheckedSendable(y))
+        let width = max(lastAxis, 1)
+        // Whole rows per worker, so softmax rows are never split.
+        Parallel.forEachRange(dy.count / width, minimumPerWorker: 1024) { rows in
+            let r = (rows.lowerBound * width)..<(rows.upperBound * width)
+            self.backwardRange(d.value, zz.value, yy.value, r, lastAxis: lastAxis)
+        }
+    }
+
+    private func backwardRange(
+        _ dy: UnsafeMutableBufferPointer<Float>, _ z: UnsafeBufferPointer<Float>,
+        _ y: UnsafeBufferPointer<Float>, _ range: Range<Int>, lastAxis: Int
+    ) {
         switch self {
         case .linear:
             return
+        case .swish:
+            // d/dz z·σ(z) = σ(z)·(1 + z·(1 − σ(z))), eight at a time.
+            let raw = UnsafeMutableRawPointer(dy.baseAddress!), zr = UnsafeRawPointer(z.baseAddress!)
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let x = zr.loadUnaligned(fromByteOffset: i * 4, as: VectorMath.V.self)
+                let s = 1 / (1 + VectorMath.exp(-x))
+                let g = raw.loadUnaligned(fromByteOffset: i * 4, as: VectorMath.V.self)
+                raw.storeBytes(of: g * s * (1 + x * (1 - s)), toByteOffset: i * 4, as: VectorMath.V.self)
+                i += 8
+            }
+            while i < range.upperBound { dy[i] *= derivative(z[i]); i += 1 }
+        case .relu(nil, 0, 0):
+            for i in range where z[i] < 0 { dy[i] = 0 }
         case .softmax:
-            var row = 0
-            while row < dy.count {
+            var row = range.lowerBound
+            while row < range.upperBound {
                 var dot: Float = 0
                 for c in 0..<lastAxis { dot += dy[row + c] * y[row + c] }
                 for c in 0..<lastAxis { dy[row + c] = y[row + c] * (dy[row + c] - dot) }
                 row += lastAxis
             }
         case .sigmoid:
-            for i in 0..<dy.count { dy[i] *= y[i] * (1 - y[i]) }
+            for i in range { dy[i] *= y[i] * (1 - y[i]) }
         case .tanh:
-            for i in 0..<dy.count { dy[i] *= 1 - y[i] * y[i] }
+            for i in range { dy[i] *= 1 - y[i] * y[i] }
         default:
-            for i in 0..<dy.count { dy[i] *= derivative(z[i]) }
+            for i in range { dy[i] *= derivative(z[i]) }
         }
     }
 
@@ -139,21 +182,29 @@ public enum Activation: Equatable, Sendable {
     x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x))
 }
 
-/// Softmax over consecutive rows of `width`, stabilised by the row maximum.
-func softmaxRows(_ v: UnsafeMutableBufferPointer<Float>, width: Int) {
+/// Softmax over consecutive rows of `width`, stabilised by the row maximum:
+/// subtract each row's maximum, one vectorised exp over the whole buffer,
+/// then normalise each row. Returns nothing; `rowSums` (if given) receives
+/// each row's Σexp before normalising (the loss needs its log).
+func softmaxRows(_ v: UnsafeMutableBufferPointer<Float>, width: Int, rowSums: UnsafeMutableBufferPointer<Float>? = nil) {
     var row = 0
     while row < v.count {
         var m = -Float.infinity
         for c in 0..<width { m = max(m, v[row + c]) }
+        for c in 0..<width { v[row + c] -= m }
+        row += width
+    }
+    VectorMath.map(v, 0..<v.count, { VectorMath.exp($0) }, scalar: { Foundation.exp($0) })
+    row = 0
+    var r = 0
+    while row < v.count {
         var sum: Float = 0
-        for c in 0..<width {
-            let e = Foundation.exp(v[row + c] - m)
-            v[row + c] = e
-            sum += e
-        }
+        for c in 0..<width { sum += v[row + c] }
+        rowSums?[r] = sum
         let inv = 1 / sum
         for c in 0..<width { v[row + c] *= inv }
         row += width
+        r += 1
     }
 }
 
@@ -167,13 +218,16 @@ struct ActivationRecord {
     var y: Tensor?   // output, when the derivative needs it
 
     /// Returns f(z); in training mode records z and/or y for the backward pass.
-    static func forward(_ activation: Activation, _ z: Tensor, mode: ExecutionMode) -> (Tensor, ActivationRecord) {
+    static func forward(_ activation: Activation, _ z: consuming Tensor, mode: ExecutionMode) -> (Tensor, ActivationRecord) {
         if activation == .linear { return (z, ActivationRecord()) }
+        // Training keeps z for the backward pass; inference applies f in place.
+        let keepZ = mode == .training && !activation.backwardUsesOutput
         var y = z
-        let width = z.shape.last ?? 1
+        let zSaved: Tensor? = keepZ ? y : nil
+        let width = y.shape.last ?? 1
         y.scalars.withUnsafeMutableBufferPointer { activation.apply($0, lastAxis: width) }
         guard mode == .training else { return (y, ActivationRecord()) }
-        return activation.backwardUsesOutput ? (y, ActivationRecord(y: y)) : (y, ActivationRecord(z: z))
+        return activation.backwardUsesOutput ? (y, ActivationRecord(y: y)) : (y, ActivationRecord(z: zSaved))
     }
 
     /// dL/dz from dL/dy.

@@ -62,8 +62,15 @@ public enum BLAS {
         return true
     }()
 
-    public static var threadCount: Int {
+    /// One OpenBLAS thread per call: the engine parallelises around BLAS itself (see `Parallel`).
+    static let singleThreaded: Bool = {
         _ = configured
+        openblas_set_num_threads(1)
+        return true
+    }()
+
+    public static var threadCount: Int {
+        _ = singleThreaded
         return Int(openblas_get_num_threads())
     }
 
@@ -80,7 +87,7 @@ public enum BLAS {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        _ = configured
+        _ = singleThreaded
         guard m > 0, n > 0 else { return }
         if k == 0 {
             // BLAS treats k = 0 as "scale C by beta"; keep that explicit.

@@ -109,39 +109,45 @@ public final class Conv2D: Layer {
 /// The three products of a grouped NHWC convolution with an HWIO kernel, shared
 /// by Conv2D (forward, its two gradients) and Conv2DTranspose (whose forward is
 /// Conv2D's input gradient and whose input gradient is Conv2D's forward).
+/// Each is split across the engine's workers by output rows (whole images where
+/// workers would otherwise write the same pixel), with one single-threaded
+/// sgemm per chunk of rows and group.
 enum ConvolutionKernels {
+    static func isPointwise(_ g: Window2D, groups: Int) -> Bool {
+        g.rows.kernel == 1 && g.cols.kernel == 1 && g.rows.stride == 1 && g.cols.stride == 1
+            && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
+    }
+
     /// z[n, oy, ox, :] = Σ patches · W, for a window `g` over x.
     static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
         let cinG = cin / groups, coutG = cout / groups
-        let (kh, kw) = (g.rows.kernel, g.cols.kernel)
-        let rowsPerImage = g.rows.output * g.cols.output
-        let outShape = [g.batch, g.rows.output, g.cols.output, cout]
-        let pointwise = kh == 1 && kw == 1 && g.rows.stride == 1 && g.cols.stride == 1
-            && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
-        return Tensor.uninitialized(shape: outShape) { out in
+        let width = g.rows.kernel * g.cols.kernel * cinG
+        let m = g.batch * g.rows.output * g.cols.output
+        let pointwise = isPointwise(g, groups: groups)
+        return Tensor.uninitialized(shape: [g.batch, g.rows.output, g.cols.output, cout]) { out in
+            let o = UncheckedSendable(out.baseAddress!)
             x.scalars.withUnsafeBufferPointer { xp in
                 kernel.scalars.withUnsafeBufferPointer { wp in
-                    if pointwise {
-                        BLAS.sgemm(transA: false, transB: false, m: g.batch * rowsPerImage, n: cout, k: cin,
-                                   a: xp.baseAddress!, lda: cin, b: wp.baseAddress!, ldb: cout,
-                                   beta: 0, c: out.baseAddress!, ldc: cout)
-                        return
-                    }
-                    let width = kh * kw * cinG
-                    let chunk = Im2col.imagesPerChunk(batch: g.batch, rowsPerImage: rowsPerImage, width: width)
-                    var cols = [Float](repeating: 0, count: chunk * rowsPerImage * width)
-                    cols.withUnsafeMutableBufferPointer { cp in
-                        for start in stride(from: 0, to: g.batch, by: chunk) {
-                            let images = start..<min(start + chunk, g.batch)
-                            let m = images.count * rowsPerImage
-                            for group in 0..<groups {
-                                Im2col.gather(xp.baseAddress!, channels: cin, window: g, images: images,
-                                              c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
-                                BLAS.sgemm(transA: false, transB: false, m: m, n: coutG, k: width,
-                                           a: cp.baseAddress!, lda: width,
-                                           b: wp.baseAddress! + group * coutG, ldb: cout, beta: 0,
-                                           c: out.baseAddress! + start * rowsPerImage * cout + group * coutG, ldc: cout)
+                    Parallel.forEachRange(m, minimumPerWorker: 256) { rows in
+                        if pointwise {
+                            BLAS.sgemm(transA: false, transB: false, m: rows.count, n: cout, k: cin,
+                                       a: xp.baseAddress! + rows.lowerBound * cin, lda: cin, b: wp.baseAddress!, ldb: cout,
+                                       beta: 0, c: o.value + rows.lowerBound * cout, ldc: cout)
+                            return
+                        }
+                        let chunk = Im2col.rowsPerChunk(width: width)
+                        var cols = [Float](repeating: 0, count: min(chunk, rows.count) * width)
+                        cols.withUnsafeMutableBufferPointer { cp in
+                            for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
+                                let part = start..<min(start + chunk, rows.upperBound)
+                                for group in 0..<groups {
+                                    Im2col.gather(xp.baseAddress!, channels: cin, window: g, rows: part,
+                                                  c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
+                                    BLAS.sgemm(transA: false, transB: false, m: part.count, n: coutG, k: width,
+                                               a: cp.baseAddress!, lda: width, b: wp.baseAddress! + group * coutG, ldb: cout, beta: 0,
+                                               c: o.value + start * cout + group * coutG, ldc: cout)
+                                }
                             }
                         }
                     }
@@ -150,63 +156,75 @@ enum ConvolutionKernels {
         }
     }
 
-    /// dL/dW = Σ over images of patchesᵀ · dz, in HWIO layout.
+    /// dL/dW = Σ over output pixels of patchesᵀ · dz, in HWIO layout: each worker
+    /// sums its rows into its own buffer, then the buffers are added in order
+    /// (so the result is the same on every run with the same worker count).
     static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
         let cin = x.shape[3], cout = kernelShape[3]
         let cinG = cin / groups, coutG = cout / groups
-        let (kh, kw) = (g.rows.kernel, g.cols.kernel)
-        let rowsPerImage = g.rows.output * g.cols.output
-        let width = kh * kw * cinG
-        var dw = Tensor(zeros: kernelShape)
-        let pointwise = kh == 1 && kw == 1 && g.rows.stride == 1 && g.cols.stride == 1
-            && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
+        let width = g.rows.kernel * g.cols.kernel * cinG
+        let m = g.batch * g.rows.output * g.cols.output
+        let pointwise = isPointwise(g, groups: groups)
+        let size = Tensor.elementCount(kernelShape)
+        let parts = min(Parallel.workers, max(1, m / 256))
+        var partials = [[Float]](repeating: [Float](repeating: 0, count: size), count: parts)
         x.scalars.withUnsafeBufferPointer { xp in
             dz.scalars.withUnsafeBufferPointer { dzp in
-                dw.scalars.withUnsafeMutableBufferPointer { dwp in
-                    if pointwise {
-                        BLAS.sgemm(transA: true, transB: false, m: cin, n: cout, k: g.batch * rowsPerImage,
-                                   a: xp.baseAddress!, lda: cin, b: dzp.baseAddress!, ldb: cout,
-                                   beta: 0, c: dwp.baseAddress!, ldc: cout)
-                        return
-                    }
-                    let chunk = Im2col.imagesPerChunk(batch: g.batch, rowsPerImage: rowsPerImage, width: width)
-                    var cols = [Float](repeating: 0, count: chunk * rowsPerImage * width)
-                    cols.withUnsafeMutableBufferPointer { cp in
-                        for start in stride(from: 0, to: g.batch, by: chunk) {
-                            let images = start..<min(start + chunk, g.batch)
-                            let m = images.count * rowsPerImage
-                            for group in 0..<groups {
-                                Im2col.gather(xp.baseAddress!, channels: cin, window: g, images: images,
-                                              c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
-                                BLAS.sgemm(transA: true, transB: false, m: width, n: coutG, k: m,
-                                           a: cp.baseAddress!, lda: width,
-                                           b: dzp.baseAddress! + start * rowsPerImage * cout + group * coutG, ldb: cout,
-                                           beta: 1, c: dwp.baseAddress! + group * coutG, ldc: cout)
+                partials.withUnsafeMutableBufferPointer { pp in
+                    let partialBase = UncheckedSendable(pp.baseAddress!)
+                    Parallel.forEachRange(parts) { workers in
+                        for worker in workers {
+                            let rows = (m * worker / parts)..<(m * (worker + 1) / parts)
+                            partialBase.value[worker].withUnsafeMutableBufferPointer { dwp in
+                                if pointwise {
+                                    BLAS.sgemm(transA: true, transB: false, m: cin, n: cout, k: rows.count,
+                                               a: xp.baseAddress! + rows.lowerBound * cin, lda: cin,
+                                               b: dzp.baseAddress! + rows.lowerBound * cout, ldb: cout,
+                                               beta: 0, c: dwp.baseAddress!, ldc: cout)
+                                    return
+                                }
+                                let chunk = Im2col.rowsPerChunk(width: width)
+                                var cols = [Float](repeating: 0, count: min(chunk, rows.count) * width)
+                                cols.withUnsafeMutableBufferPointer { cp in
+                                    for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
+                                        let part = start..<min(start + chunk, rows.upperBound)
+                                        for group in 0..<groups {
+                                            Im2col.gather(xp.baseAddress!, channels: cin, window: g, rows: part,
+                                                          c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
+                                            BLAS.sgemm(transA: true, transB: false, m: width, n: coutG, k: part.count,
+                                                       a: cp.baseAddress!, lda: width,
+                                                       b: dzp.baseAddress! + start * cout + group * coutG, ldb: cout,
+                                                       beta: 1, c: dwp.baseAddress! + group * coutG, ldc: cout)
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        return dw
+        var dw = partials[0]
+        for p in partials.dropFirst() { for i in 0..<size { dw[i] += p[i] } }
+        return Tensor(uncheckedShape: kernelShape, scalars: dw)
     }
 
-    /// dL/dx = col2im(dz · Wᵀ) onto an input of `inputShape`.
+    /// dL/dx = col2im(dz · Wᵀ) onto an input of `inputShape`; workers take whole images.
     static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, inputShape: [Int]) -> Tensor {
         let cin = inputShape[3], cout = kernel.shape[3]
         let cinG = cin / groups, coutG = cout / groups
-        let (kh, kw) = (g.rows.kernel, g.cols.kernel)
-        let rowsPerImage = g.rows.output * g.cols.output
-        let width = kh * kw * cinG
-        let pointwise = kh == 1 && kw == 1 && g.rows.stride == 1 && g.cols.stride == 1
-            && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
-        if pointwise {
+        let width = g.rows.kernel * g.cols.kernel * cinG
+        let perImage = g.rows.output * g.cols.output
+        if isPointwise(g, groups: groups) {
             return Tensor.uninitialized(shape: inputShape) { dx in
+                let d = UncheckedSendable(dx.baseAddress!)
                 dz.scalars.withUnsafeBufferPointer { dzp in
                     kernel.scalars.withUnsafeBufferPointer { wp in
-                        BLAS.sgemm(transA: false, transB: true, m: g.batch * rowsPerImage, n: cin, k: cout,
-                                   a: dzp.baseAddress!, lda: cout, b: wp.baseAddress!, ldb: cout,
-                                   beta: 0, c: dx.baseAddress!, ldc: cin)
+                        Parallel.forEachRange(g.batch * perImage, minimumPerWorker: 256) { rows in
+                            BLAS.sgemm(transA: false, transB: true, m: rows.count, n: cin, k: cout,
+                                       a: dzp.baseAddress! + rows.lowerBound * cout, lda: cout, b: wp.baseAddress!, ldb: cout,
+                                       beta: 0, c: d.value + rows.lowerBound * cin, ldc: cin)
+                        }
                     }
                 }
             }
@@ -215,19 +233,22 @@ enum ConvolutionKernels {
         dz.scalars.withUnsafeBufferPointer { dzp in
             kernel.scalars.withUnsafeBufferPointer { wp in
                 dx.scalars.withUnsafeMutableBufferPointer { dxp in
-                    let chunk = Im2col.imagesPerChunk(batch: g.batch, rowsPerImage: rowsPerImage, width: width)
-                    var cols = [Float](repeating: 0, count: chunk * rowsPerImage * width)
-                    cols.withUnsafeMutableBufferPointer { cp in
-                        for start in stride(from: 0, to: g.batch, by: chunk) {
-                            let images = start..<min(start + chunk, g.batch)
-                            let m = images.count * rowsPerImage
-                            for group in 0..<groups {
-                                BLAS.sgemm(transA: false, transB: true, m: m, n: width, k: coutG,
-                                           a: dzp.baseAddress! + start * rowsPerImage * cout + group * coutG, lda: cout,
-                                           b: wp.baseAddress! + group * coutG, ldb: cout,
-                                           beta: 0, c: cp.baseAddress!, ldc: width)
-                                Im2col.scatter(cp.baseAddress!, channels: cin, window: g, images: images,
-                                               c0: group * cinG, cCount: cinG, into: dxp.baseAddress!)
+                    let d = UncheckedSendable(dxp.baseAddress!)
+                    Parallel.forEachRange(g.batch) { images in
+                        let rows = (images.lowerBound * perImage)..<(images.upperBound * perImage)
+                        let chunk = Im2col.rowsPerChunk(width: width)
+                        var cols = [Float](repeating: 0, count: min(chunk, rows.count) * width)
+                        cols.withUnsafeMutableBufferPointer { cp in
+                            for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
+                                let part = start..<min(start + chunk, rows.upperBound)
+                                for group in 0..<groups {
+                                    BLAS.sgemm(transA: false, transB: true, m: part.count, n: width, k: coutG,
+                                               a: dzp.baseAddress! + start * cout + group * coutG, lda: cout,
+                                               b: wp.baseAddress! + group * coutG, ldb: cout,
+                                               beta: 0, c: cp.baseAddress!, ldc: width)
+                                    Im2col.scatter(cp.baseAddress!, channels: cin, window: g, rows: part,
+                                                   c0: group * cinG, cCount: cinG, into: d.value)
+                                }
                             }
                         }
                     }

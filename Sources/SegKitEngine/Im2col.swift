@@ -3,82 +3,71 @@
 /// Row r of the patch matrix is output pixel r (batch-major, then y, then x);
 /// its columns run over (ky, kx, c) for the channels [c0, c0 + cCount) of the
 /// input, exactly the row order of an HWIO kernel viewed as (kh·kw·cin, cout).
-/// Padding positions are zeros.
+/// Padding positions are zeros. Both functions work on any range of rows, so
+/// the engine's workers can each take a part of the output.
 enum Im2col {
-    /// Fills `cols` (rows `images.lowerBound*OH*OW ..<`, width kh·kw·cCount) for a
-    /// range of images.
+    /// Fills `cols` (one row per output pixel of `rows`, width kh·kw·cCount).
     static func gather(
         _ x: UnsafePointer<Float>, channels: Int, window g: Window2D,
-        images: Range<Int>, c0: Int, cCount: Int, into cols: UnsafeMutablePointer<Float>
+        rows: Range<Int>, c0: Int, cCount: Int, into cols: UnsafeMutablePointer<Float>
     ) {
         let (ih, iw) = (g.rows.input, g.cols.input)
         let (oh, ow) = (g.rows.output, g.cols.output)
         let (kh, kw) = (g.rows.kernel, g.cols.kernel)
-        let width = kh * kw * cCount
-        var row = cols
-        for n in images {
-            let image = x + n * ih * iw * channels
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var dst = row
-                    for ky in 0..<kh {
-                        let iy = g.rows.source(oy, ky)
-                        let rowInside = iy >= 0 && iy < ih
-                        for kx in 0..<kw {
-                            let ix = g.cols.source(ox, kx)
-                            if rowInside && ix >= 0 && ix < iw {
-                                dst.update(from: image + (iy * iw + ix) * channels + c0, count: cCount)
-                            } else {
-                                dst.update(repeating: 0, count: cCount)
-                            }
-                            dst += cCount
-                        }
+        var dst = cols
+        for r in rows {
+            let n = r / (oh * ow), oy = (r / ow) % oh, ox = r % ow
+            let image = x + n * ih * iw * channels + c0
+            for ky in 0..<kh {
+                let iy = g.rows.source(oy, ky)
+                let rowInside = iy >= 0 && iy < ih
+                for kx in 0..<kw {
+                    let ix = g.cols.source(ox, kx)
+                    if rowInside && ix >= 0 && ix < iw {
+                        let src = image + (iy * iw + ix) * channels
+                        // A plain loop: for the few channels of early layers a memcpy call costs more than the copy.
+                        for c in 0..<cCount { dst[c] = src[c] }
+                    } else {
+                        for c in 0..<cCount { dst[c] = 0 }
                     }
-                    row += width
+                    dst += cCount
                 }
             }
         }
     }
 
     /// The adjoint of `gather`: adds every patch-matrix entry back into the input
-    /// position it was read from (overlapping windows sum). `x` must be zeroed
-    /// (or hold values to add to) for the images in range.
+    /// position it was read from (overlapping windows sum). Callers give each
+    /// worker whole images, so no two workers write the same input pixel.
     static func scatter(
         _ cols: UnsafePointer<Float>, channels: Int, window g: Window2D,
-        images: Range<Int>, c0: Int, cCount: Int, into x: UnsafeMutablePointer<Float>
+        rows: Range<Int>, c0: Int, cCount: Int, into x: UnsafeMutablePointer<Float>
     ) {
         let (ih, iw) = (g.rows.input, g.cols.input)
         let (oh, ow) = (g.rows.output, g.cols.output)
         let (kh, kw) = (g.rows.kernel, g.cols.kernel)
-        let width = kh * kw * cCount
-        var row = cols
-        for n in images {
-            let image = x + n * ih * iw * channels
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var src = row
-                    for ky in 0..<kh {
-                        let iy = g.rows.source(oy, ky)
-                        let rowInside = iy >= 0 && iy < ih
-                        for kx in 0..<kw {
-                            let ix = g.cols.source(ox, kx)
-                            if rowInside && ix >= 0 && ix < iw {
-                                let dst = image + (iy * iw + ix) * channels + c0
-                                for c in 0..<cCount { dst[c] += src[c] }
-                            }
-                            src += cCount
-                        }
+        var src = cols
+        for r in rows {
+            let n = r / (oh * ow), oy = (r / ow) % oh, ox = r % ow
+            let image = x + n * ih * iw * channels + c0
+            for ky in 0..<kh {
+                let iy = g.rows.source(oy, ky)
+                let rowInside = iy >= 0 && iy < ih
+                for kx in 0..<kw {
+                    let ix = g.cols.source(ox, kx)
+                    if rowInside && ix >= 0 && ix < iw {
+                        let dst = image + (iy * iw + ix) * channels
+                        for c in 0..<cCount { dst[c] += src[c] }
                     }
-                    row += width
+                    src += cCount
                 }
             }
         }
     }
 
-    /// Images per chunk so that a patch matrix stays near `budget` floats: one
+    /// Rows per chunk so that a patch matrix stays near `budget` floats: one
     /// sgemm per chunk keeps the product large while bounding memory.
-    static func imagesPerChunk(batch: Int, rowsPerImage: Int, width: Int, budget: Int = 8 << 20) -> Int {
-        let perImage = max(rowsPerImage * width, 1)
-        return max(1, min(batch, budget / perImage))
+    static func rowsPerChunk(width: Int, budget: Int = 4 << 20) -> Int {
+        max(64, budget / max(width, 1))
     }
 }

@@ -39,35 +39,55 @@ public struct SoftmaxCrossEntropy: Sendable {
                 op: "cross-entropy", message: "label \(labels[bad]) at position \(bad) is not a class id in 0..<\(k)\(ignoreLabel.map { " nor the ignore label \($0)" } ?? "")")
         }
         var gradient = logits
-        var total: Double = 0
-        var counted = 0
+        // Per worker: the weighted loss sum and the counted pixels, added in worker order.
+        let parts = min(Parallel.workers, max(1, positions / 4096))
+        var sums = [Double](repeating: 0, count: parts), counts = [Int](repeating: 0, count: parts)
+        let ignore = ignoreLabel, classWeights = classWeights
         logits.scalars.withUnsafeBufferPointer { z in
             gradient.scalars.withUnsafeMutableBufferPointer { g in
-                // Pass 1: softmax in place; the loss as log-sum-exp − z[label] on the
-                // logits (no log of a rounded probability); dL/dz = w·(softmax − onehot).
-                softmaxRows(g, width: k)
-                for p in 0..<positions {
-                    let row = p * k
-                    let label = labels[p]
-                    if label == ignoreLabel {
-                        for c in 0..<k { g[row + c] = 0 }
-                        continue
+                sums.withUnsafeMutableBufferPointer { sp in
+                    counts.withUnsafeMutableBufferPointer { cp in
+                        let (zz, gg, ss, cc) = (UncheckedSendable(z), UncheckedSendable(g), UncheckedSendable(sp), UncheckedSendable(cp))
+                        Parallel.forEachRange(parts) { workers in
+                            for w in workers {
+                                let rows = (positions * w / parts)..<(positions * (w + 1) / parts)
+                                let block = UnsafeMutableBufferPointer(rebasing: gg.value[(rows.lowerBound * k)..<(rows.upperBound * k)])
+                                var rowSums = [Float](repeating: 0, count: rows.count)
+                                // Softmax in place; log Σexp(z − max) gives the loss without a log of a rounded probability.
+                                rowSums.withUnsafeMutableBufferPointer { softmaxRows(block, width: k, rowSums: $0) }
+                                var total: Double = 0
+                                var counted = 0
+                                for (j, p) in rows.enumerated() {
+                                    let row = p * k
+                                    let label = labels[p]
+                                    if label == ignore {
+                                        for c in 0..<k { gg.value[row + c] = 0 }
+                                        continue
+                                    }
+                                    counted += 1
+                                    let weight = (pixelWeights?[p] ?? 1) * (classWeights?[Int(label)] ?? 1)
+                                    var m = -Float.infinity
+                                    for c in 0..<k { m = max(m, zz.value[row + c]) }
+                                    total += Double(weight) * (Double(Foundation.log(rowSums[j])) - Double(zz.value[row + Int(label)] - m))
+                                    gg.value[row + Int(label)] -= 1
+                                    if weight != 1 { for c in 0..<k { gg.value[row + c] *= weight } }
+                                }
+                                ss.value[w] = total
+                                cc.value[w] = counted
+                            }
+                        }
                     }
-                    counted += 1
-                    let w = (pixelWeights?[p] ?? 1) * (classWeights?[Int(label)] ?? 1)
-                    var m = -Float.infinity
-                    for c in 0..<k { m = max(m, z[row + c]) }
-                    var sum: Double = 0
-                    for c in 0..<k { sum += Foundation.exp(Double(z[row + c] - m)) }
-                    total += Double(w) * (Double(m) + Foundation.log(sum) - Double(z[row + Int(label)]))
-                    g[row + Int(label)] -= 1
-                    for c in 0..<k { g[row + c] *= w }
                 }
-                // Pass 2: the mean over counted positions.
-                let scale = counted > 0 ? 1 / Float(counted) : 0
-                for i in 0..<g.count { g[i] *= scale }
             }
         }
-        return (counted > 0 ? Float(total / Double(counted)) : 0, gradient)
+        let counted = counts.reduce(0, +)
+        let totalLoss = sums.reduce(0, +)
+        // The mean over counted positions.
+        let scale = counted > 0 ? 1 / Float(counted) : 0
+        gradient.scalars.withUnsafeMutableBufferPointer { g in
+            let gg = UncheckedSendable(g)
+            Parallel.forEachRange(g.count, minimumPerWorker: 1 << 16) { r in for i in r { gg.value[i] *= scale } }
+        }
+        return (counted > 0 ? Float(totalLoss / Double(counted)) : 0, gradient)
     }
 }

@@ -14,5 +14,5 @@ struct SegKitCommand: ParsableCommand {
 /// The version line also says which OpenBLAS kernels are in use, because the
 /// wrong ones make SegKit five times slower (see README, Performance).
 func versionText() -> String {
-    "segkit 0.1.0 (OpenBLAS core: \(BLAS.coreName), \(BLAS.threadCount) thread(s))"
+    "segkit 0.1.0 (OpenBLAS core: \(BLAS.coreName), \(BLAS.threadCount) BLAS thread per call, \(Parallel.workers) engine worker(s))"
 }
