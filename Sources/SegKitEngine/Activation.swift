@@ -47,6 +47,15 @@ public enum Activation: Equatable, Sendable {
         Parallel.forEachRange(v.count, minimumPerWorker: 1 << 14) { r in self.applyRange(buffer.value, r) }
     }
 
+    /// f in place on the calling thread (for callers already inside a worker).
+    func applySerially(_ v: UnsafeMutableBufferPointer<Float>, lastAxis: Int) {
+        switch self {
+        case .linear: return
+        case .softmax: softmaxRows(v, width: lastAxis)
+        default: applyRange(v, 0..<v.count)
+        }
+    }
+
     /// The vectorised activations (the common ones); the rest element by element.
     private func applyRange(_ v: UnsafeMutableBufferPointer<Float>, _ r: Range<Int>) {
         typealias V = VectorMath.V

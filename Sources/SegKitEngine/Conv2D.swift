@@ -87,8 +87,18 @@ public final class Conv2D: Layer {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
         let g = try window(for: x)
-        var z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups)
-        if let bias { addBias(bias.value, to: &z) }
+        // Bias (and, in inference, the activation) fused into the convolution's chunks.
+        let fuseActivation = mode == .inference && activation != .linear
+        let biasValues = bias?.value.scalars
+        let (act, cout) = (activation, filters)
+        let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = biasValues == nil && !fuseActivation ? nil : { p, rows in
+            if let b = biasValues {
+                for r in 0..<rows { for k in 0..<cout { p[r * cout + k] += b[k] } }
+            }
+            if fuseActivation { act.applySerially(UnsafeMutableBufferPointer(start: p, count: rows * cout), lastAxis: cout) }
+        }
+        let z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, epilogue: epilogue)
+        if fuseActivation { return LayerOutput(z) }
         let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
     }
@@ -118,8 +128,11 @@ enum ConvolutionKernels {
             && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
     }
 
-    /// z[n, oy, ox, :] = Σ patches · W, for a window `g` over x.
-    static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int) -> Tensor {
+    /// z[n, oy, ox, :] = Σ patches · W, for a window `g` over x. `epilogue` runs on
+    /// each finished chunk of output rows (pointer, row count) while it is in cache:
+    /// Conv2D adds its bias and, in inference, applies its activation there.
+    static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int,
+                        epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
         let cinG = cin / groups, coutG = cout / groups
         let width = g.rows.kernel * g.cols.kernel * cinG
@@ -131,9 +144,14 @@ enum ConvolutionKernels {
                 kernel.scalars.withUnsafeBufferPointer { wp in
                     Parallel.forEachRange(m, minimumPerWorker: 256) { rows in
                         if pointwise {
-                            BLAS.sgemm(transA: false, transB: false, m: rows.count, n: cout, k: cin,
-                                       a: xp.baseAddress! + rows.lowerBound * cin, lda: cin, b: wp.baseAddress!, ldb: cout,
-                                       beta: 0, c: o.value + rows.lowerBound * cout, ldc: cout)
+                            let chunk = Im2col.rowsPerChunk(width: cout)
+                            for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
+                                let count = min(chunk, rows.upperBound - start)
+                                BLAS.sgemm(transA: false, transB: false, m: count, n: cout, k: cin,
+                                           a: xp.baseAddress! + start * cin, lda: cin, b: wp.baseAddress!, ldb: cout,
+                                           beta: 0, c: o.value + start * cout, ldc: cout)
+                                epilogue?(o.value + start * cout, count)
+                            }
                             return
                         }
                         let chunk = Im2col.rowsPerChunk(width: width)
@@ -148,6 +166,7 @@ enum ConvolutionKernels {
                                                a: cp.baseAddress!, lda: width, b: wp.baseAddress! + group * coutG, ldb: cout, beta: 0,
                                                c: o.value + start * cout + group * coutG, ldc: cout)
                                 }
+                                epilogue?(o.value + start * cout, part.count)
                             }
                         }
                     }
@@ -259,32 +278,42 @@ enum ConvolutionKernels {
     }
 }
 
-/// Adds a per-channel bias to every position (the last axis).
+/// Adds a per-channel bias to every position (the last axis), rows split across workers.
 func addBias(_ bias: Tensor, to z: inout Tensor) {
     let c = bias.count
     bias.scalars.withUnsafeBufferPointer { b in
         z.scalars.withUnsafeMutableBufferPointer { v in
-            var i = 0
-            while i < v.count {
-                for k in 0..<c { v[i + k] += b[k] }
-                i += c
+            let (bb, vv) = (UncheckedSendable(b), UncheckedSendable(v))
+            Parallel.forEachRange(v.count / c, minimumPerWorker: 4096) { rows in
+                for r in rows {
+                    let row = r * c
+                    for k in 0..<c { vv.value[row + k] += bb.value[k] }
+                }
             }
         }
     }
 }
 
-/// Σ over all positions, per channel (the bias gradient).
+/// Σ over all positions, per channel (the bias gradient): a partial sum per
+/// worker, added in worker order.
 func sumRows(_ dz: Tensor) -> Tensor {
     let c = dz.shape.last!
-    var out = [Float](repeating: 0, count: c)
+    let rows = dz.count / c
+    let parts = min(Parallel.workers, max(1, rows / 4096))
+    var partials = [Float](repeating: 0, count: parts * c)
     dz.scalars.withUnsafeBufferPointer { v in
-        out.withUnsafeMutableBufferPointer { o in
-            var i = 0
-            while i < v.count {
-                for k in 0..<c { o[k] += v[i + k] }
-                i += c
+        partials.withUnsafeMutableBufferPointer { o in
+            let (vv, oo) = (UncheckedSendable(v), UncheckedSendable(o))
+            Parallel.forEachRange(parts) { workers in
+                for w in workers {
+                    for r in (rows * w / parts)..<(rows * (w + 1) / parts) {
+                        for k in 0..<c { oo.value[w * c + k] += vv.value[r * c + k] }
+                    }
+                }
             }
         }
     }
+    var out = Array(partials[0..<c])
+    for w in 1..<parts { for k in 0..<c { out[k] += partials[w * c + k] } }
     return Tensor(uncheckedShape: [c], scalars: out)
 }

@@ -32,11 +32,23 @@ public final class ElementwiseMerge: Layer {
 
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         guard inputs.allSatisfy({ $0.shape == inputs[0].shape }) else { throw mismatch(inputs.map(\.shape)) }
-        var y = inputs[0]
-        for other in inputs.dropFirst() {
-            switch operation {
-            case .add: y.add(other)
-            case .multiply: y.multiply(other)
+        // One pass writing a new output (not a copy of the first input, then one pass per other).
+        let op = operation
+        let y = Tensor.uninitialized(shape: inputs[0].shape) { out in
+            let o = UncheckedSendable(out)
+            let sources = UncheckedSendable(inputs)
+            Parallel.forEachRange(out.count, minimumPerWorker: 1 << 15) { r in
+                sources.value[0].scalars.withUnsafeBufferPointer { first in
+                    for i in r { o.value[i] = first[i] }
+                }
+                for other in sources.value.dropFirst() {
+                    other.scalars.withUnsafeBufferPointer { b in
+                        switch op {
+                        case .add: for i in r { o.value[i] += b[i] }
+                        case .multiply: for i in r { o.value[i] *= b[i] }
+                        }
+                    }
+                }
             }
         }
         // Multiply's backward needs every input; Add's needs nothing.

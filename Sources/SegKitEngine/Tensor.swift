@@ -91,7 +91,8 @@ public struct Tensor: Sendable, Equatable {
         precondition(shape == other.shape, "accumulating \(other.shape) into \(shape)")
         scalars.withUnsafeMutableBufferPointer { a in
             other.scalars.withUnsafeBufferPointer { b in
-                for i in 0..<a.count { a[i] += b[i] }
+                let (aa, bb) = (UncheckedSendable(a), UncheckedSendable(b))
+                Parallel.forEachRange(a.count, minimumPerWorker: 1 << 16) { r in for i in r { aa.value[i] += bb.value[i] } }
             }
         }
     }

@@ -60,14 +60,14 @@ public final class UpSampling2D: Layer {
         var weights: (Float, Float, Float, Float)
     }
 
-    /// Calls `body` once per output pixel of an input of `shape`: forward gathers
-    /// through it, backward scatters through the same taps.
-    private func forEachBlend(_ shape: [Int], _ body: (Blend) -> Void) {
-        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+    /// Calls `body` once per output pixel of an input of `shape` whose image is
+    /// in `images`: forward gathers through it, backward scatters through the same taps.
+    private func forEachBlend(_ shape: [Int], images: Range<Int>, _ body: (Blend) -> Void) {
+        let (h, w, c) = (shape[1], shape[2], shape[3])
         let ty = AxisTaps(input: h, scale: size.0, interpolation: interpolation)
         let tx = AxisTaps(input: w, scale: size.1, interpolation: interpolation)
         let (oh, ow) = (h * size.0, w * size.1)
-        for b in 0..<n {
+        for b in images {
             for oy in 0..<oh {
                 let r0 = (b * h + ty.lower[oy]) * w, r1 = (b * h + ty.upper[oy]) * w
                 let wy = ty.weight[oy]
@@ -88,11 +88,15 @@ public final class UpSampling2D: Layer {
         let (n, h, w, c) = x.nhwc
         let y = Tensor.uninitialized(shape: [n, h * size.0, w * size.1, c]) { out in
             x.scalars.withUnsafeBufferPointer { xp in
-                forEachBlend(x.shape) { t in
-                    let (p00, p01, p10, p11) = t.sources
-                    let (a, b, cc, d) = t.weights
-                    for k in 0..<c {
-                        out[t.output + k] = a * xp[p00 + k] + b * xp[p01 + k] + cc * xp[p10 + k] + d * xp[p11 + k]
+                let (o, xx) = (UncheckedSendable(out), UncheckedSendable(xp))
+                // Whole images per worker: each writes only its own outputs.
+                Parallel.forEachRange(n) { images in
+                    forEachBlend(x.shape, images: images) { t in
+                        let (p00, p01, p10, p11) = t.sources
+                        let (a, b, cc, d) = t.weights
+                        for k in 0..<c {
+                            o.value[t.output + k] = a * xx.value[p00 + k] + b * xx.value[p01 + k] + cc * xx.value[p10 + k] + d * xx.value[p11 + k]
+                        }
                     }
                 }
             }
@@ -107,15 +111,19 @@ public final class UpSampling2D: Layer {
         var dx = Tensor(zeros: shape)
         dx.scalars.withUnsafeMutableBufferPointer { d in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
-                forEachBlend(shape) { t in
-                    let (p00, p01, p10, p11) = t.sources
-                    let (a, b, cc, dd) = t.weights
-                    for k in 0..<c {
-                        let g = dy[t.output + k]
-                        d[p00 + k] += a * g
-                        d[p01 + k] += b * g
-                        d[p10 + k] += cc * g
-                        d[p11 + k] += dd * g
+                let (dd, g) = (UncheckedSendable(d), UncheckedSendable(dy))
+                // Whole images per worker: the taps of one image never reach another's.
+                Parallel.forEachRange(shape[0]) { images in
+                    forEachBlend(shape, images: images) { t in
+                        let (p00, p01, p10, p11) = t.sources
+                        let (a, b, cc, e) = t.weights
+                        for k in 0..<c {
+                            let v = g.value[t.output + k]
+                            dd.value[p00 + k] += a * v
+                            dd.value[p01 + k] += b * v
+                            dd.value[p10 + k] += cc * v
+                            dd.value[p11 + k] += e * v
+                        }
                     }
                 }
             }
