@@ -24,7 +24,7 @@ struct Bench: ParsableCommand {
         if child { try runChild(workloads[0]); return }
         print(versionText())
         let sgemm = Benchmarks.sgemmGFLOPs()
-        print(String(format: "sgemm 1024³: %.0f GFLOP/s (%@ kernels, %d thread(s))", sgemm, BLAS.coreName, BLAS.threadCount))
+        print(String(format: "sgemm 1024³: %.0f GFLOP/s (OpenBLAS %@ kernels, %d thread per call, %d engine workers)", sgemm, BLAS.coreName, BLAS.threadCount, Parallel.workers))
         var results: [String: JSONValue] = [:]
         for w in workloads {
             // Each workload in its own process, so its peak memory is its own.
