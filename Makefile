@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS := libhdf5-dev libopenblas-dev libpng-dev zlib1g-dev pkg-config dataset-fashion-mnist
 
-.PHONY: deps build release test demo fixtures keras-check bench-compare
+.PHONY: deps build release test demo fixtures keras-check bench-compare fuzz
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -24,6 +24,13 @@ release: deps
 test: deps
 	swift build --build-tests
 	swift test
+	.build/debug/segkit-fuzz --cases 600 --seed $(FUZZ_SEED)
+
+# The fuzzing harness alone, longer (`make fuzz FUZZ_CASES=20000 FUZZ_SEED=7`).
+FUZZ_SEED ?= 1
+FUZZ_CASES ?= 5000
+fuzz: build
+	.build/debug/segkit-fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --keep fuzz-failures
 
 demo: release
 	.build/release/segkit demo

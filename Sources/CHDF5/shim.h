@@ -13,6 +13,7 @@ static inline unsigned segkit_h5f_acc_rdwr(void) { return H5F_ACC_RDWR; }
 static inline unsigned segkit_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 static inline unsigned segkit_h5f_acc_excl(void) { return H5F_ACC_EXCL; }
 static inline size_t segkit_h5t_variable(void) { return H5T_VARIABLE; }
+static inline hid_t segkit_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }
 
 static inline hid_t segkit_h5t_native_float(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t segkit_h5t_native_double(void) { return H5T_NATIVE_DOUBLE; }

@@ -107,7 +107,7 @@ public final class InputLayer: Layer {
         super.init(name: name)
     }
 
-    override var inputArity: Int? { 0 }
+    public override var inputArity: Int? { 0 }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { shape }
 

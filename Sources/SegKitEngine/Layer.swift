@@ -48,7 +48,7 @@ public class Layer {
     }
 
     /// How many inputs the layer takes (nil: two or more, as the merge layers).
-    var inputArity: Int? { 1 }
+    public var inputArity: Int? { 1 }
 
     /// A merge layer (Add, Multiply, Concatenate): Keras passes its inputs as one list.
     public var isMerge: Bool { inputArity == nil }

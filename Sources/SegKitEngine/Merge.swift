@@ -9,7 +9,7 @@ public final class ElementwiseMerge: Layer {
     }
 
     public override var kind: String { operation == .add ? "Add" : "Multiply" }
-    override var inputArity: Int? { nil }
+    public override var inputArity: Int? { nil }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         var merged = inputShapes[0]
@@ -81,7 +81,7 @@ public final class Concatenate: Layer {
         super.init(name: name)
     }
 
-    override var inputArity: Int? { nil }
+    public override var inputArity: Int? { nil }
 
     func resolvedAxis(rank: Int) throws -> Int {
         let a = axis < 0 ? rank + axis : axis

@@ -27,7 +27,7 @@ public final class Reshape: Layer {
     func resolved(perSample: Int?) throws -> StaticShape {
         guard let target else { return [perSample] }
         guard let perSample else { return target.map { $0 == -1 ? nil : $0 } }
-        let known = target.filter { $0 != -1 }.reduce(1, *)
+        let known = Tensor.elementCount(target.filter { $0 != -1 })
         if target.contains(-1) {
             guard known > 0, perSample % known == 0 else { throw mismatch(perSample) }
             return target.map { $0 == -1 ? perSample / known : $0 }
@@ -43,7 +43,7 @@ public final class Reshape: Layer {
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         let rest = s.dropFirst()
-        let perSample: Int? = rest.contains(where: { $0 == nil }) ? nil : rest.reduce(1) { $0 * $1! }
+        let perSample: Int? = rest.contains(where: { $0 == nil }) ? nil : Tensor.elementCount(rest.map { $0! })
         return [s.first ?? nil] + (try resolved(perSample: perSample))
     }
 

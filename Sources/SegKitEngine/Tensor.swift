@@ -59,7 +59,17 @@ public struct Tensor: Sendable, Equatable {
         return Tensor(uncheckedShape: shape, scalars: scalars)
     }
 
-    public static func elementCount(_ shape: [Int]) -> Int { shape.reduce(1, *) }
+    /// The product of `shape`, saturating at Int.max (a hostile file's shape must
+    /// give a mismatch error, never an arithmetic trap).
+    public static func elementCount(_ shape: [Int]) -> Int {
+        var n = 1
+        for d in shape {
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow { return Int.max }
+            n = p
+        }
+        return n
+    }
 
     /// The same elements under another shape of equal element count.
     public func reshaped(_ newShape: [Int]) throws -> Tensor {

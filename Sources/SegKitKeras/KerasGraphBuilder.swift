@@ -149,6 +149,11 @@ struct KerasGraphBuilder {
     }
 
     private mutating func addNode(_ layer: Layer, inputs: [Int], name: String, spec: LayerSpec) throws -> Int {
+        let arityOK = layer.inputArity.map { inputs.count == $0 } ?? (inputs.count >= 2)
+        guard arityOK else {
+            throw KerasImportError.invalidConfig(file: file, message: "layer '\(spec.name)' (\(spec.className)) is called with \(inputs.count) input(s), "
+                                                 + "it takes \(layer.inputArity.map(String.init) ?? "two or more")")
+        }
         let shape: StaticShape
         do {
             shape = try layer.outputShape(for: inputs.map { shapes[$0] })

@@ -19,8 +19,19 @@ struct KerasLayerFactory {
         "Rescaling", "Normalization",
     ]
 
+    /// No single size in a config may exceed this, nor any weight hold more elements
+    /// than `maxWeightElements`: a forged config gets an error, not an allocation.
+    static let maxDimension = 1 << 20
+    static let maxWeightElements = 1 << 28
+
     func make(_ spec: LayerSpec, inputShapes: [StaticShape]) throws -> Layer {
         let c = Options(spec: spec, file: file)
+        // Every weight shape follows from the config and the input shapes; check it before allocating.
+        for shape in inputShapes {
+            for d in shape.compactMap({ $0 }) where d < 1 || d > Self.maxDimension {
+                throw KerasImportError.invalidConfig(file: file, message: "layer '\(spec.name)' receives an input of size \(d) on some axis")
+            }
+        }
         try c.refuseChannelsFirst()
         try c.requireFloat32()
         let name = spec.name
@@ -28,51 +39,51 @@ struct KerasLayerFactory {
         switch spec.className {
         case "Conv2D", "Convolution2D":
             let cin = try c.channels(inputShapes)
-            let (kh, kw) = try c.pair("kernel_size")
-            let groups = try c.int("groups", default: 1)
+            let (kh, kw) = try c.positivePair("kernel_size")
+            let groups = try c.positive("groups", default: 1)
             guard groups >= 1, cin % groups == 0 else { throw c.unsupported("groups", "\(groups) with \(cin) input channels") }
-            let filters = try c.int("filters")
-            layer = try Conv2D(name: name, kernel: Tensor(zeros: [kh, kw, cin / groups, filters]),
-                               bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [filters]) : nil,
-                               strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
-                               dilation: try c.pair("dilation_rate", default: (1, 1)), groups: groups,
+            let filters = try c.positive("filters")
+            layer = try Conv2D(name: name, kernel: try c.weight([kh, kw, cin / groups, filters]),
+                               bias: try c.bool("use_bias", default: true) ? try c.weight([filters]) : nil,
+                               strides: try c.positivePair("strides", default: (1, 1)), padding: try c.padding(),
+                               dilation: try c.positivePair("dilation_rate", default: (1, 1)), groups: groups,
                                activation: try activation(c))
         case "DepthwiseConv2D":
             let cin = try c.channels(inputShapes)
-            let (kh, kw) = try c.pair("kernel_size")
-            let dm = try c.int("depth_multiplier", default: 1)
-            layer = try DepthwiseConv2D(name: name, kernel: Tensor(zeros: [kh, kw, cin, dm]),
-                                        bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [cin * dm]) : nil,
-                                        strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
-                                        dilation: try c.pair("dilation_rate", default: (1, 1)), activation: try activation(c))
+            let (kh, kw) = try c.positivePair("kernel_size")
+            let dm = try c.positive("depth_multiplier", default: 1)
+            layer = try DepthwiseConv2D(name: name, kernel: try c.weight([kh, kw, cin, dm]),
+                                        bias: try c.bool("use_bias", default: true) ? try c.weight([cin * dm]) : nil,
+                                        strides: try c.positivePair("strides", default: (1, 1)), padding: try c.padding(),
+                                        dilation: try c.positivePair("dilation_rate", default: (1, 1)), activation: try activation(c))
         case "SeparableConv2D", "SeparableConvolution2D":
             let cin = try c.channels(inputShapes)
-            let (kh, kw) = try c.pair("kernel_size")
-            let dm = try c.int("depth_multiplier", default: 1)
-            let filters = try c.int("filters")
-            layer = try SeparableConv2D(name: name, depthwiseKernel: Tensor(zeros: [kh, kw, cin, dm]),
-                                        pointwiseKernel: Tensor(zeros: [1, 1, cin * dm, filters]),
-                                        bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [filters]) : nil,
-                                        strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
-                                        dilation: try c.pair("dilation_rate", default: (1, 1)), activation: try activation(c))
+            let (kh, kw) = try c.positivePair("kernel_size")
+            let dm = try c.positive("depth_multiplier", default: 1)
+            let filters = try c.positive("filters")
+            layer = try SeparableConv2D(name: name, depthwiseKernel: try c.weight([kh, kw, cin, dm]),
+                                        pointwiseKernel: try c.weight([1, 1, cin * dm, filters]),
+                                        bias: try c.bool("use_bias", default: true) ? try c.weight([filters]) : nil,
+                                        strides: try c.positivePair("strides", default: (1, 1)), padding: try c.padding(),
+                                        dilation: try c.positivePair("dilation_rate", default: (1, 1)), activation: try activation(c))
         case "Conv2DTranspose", "Convolution2DTranspose":
             let cin = try c.channels(inputShapes)
-            let (kh, kw) = try c.pair("kernel_size")
-            let filters = try c.int("filters")
+            let (kh, kw) = try c.positivePair("kernel_size")
+            let filters = try c.positive("filters")
             let outputPadding: (Int, Int)? = c.isNull("output_padding") ? nil : try c.pair("output_padding")
-            layer = try Conv2DTranspose(name: name, kernel: Tensor(zeros: [kh, kw, filters, cin]),
-                                        bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [filters]) : nil,
-                                        strides: try c.pair("strides", default: (1, 1)), padding: try c.padding(),
-                                        outputPadding: outputPadding, dilation: try c.pair("dilation_rate", default: (1, 1)),
+            layer = try Conv2DTranspose(name: name, kernel: try c.weight([kh, kw, filters, cin]),
+                                        bias: try c.bool("use_bias", default: true) ? try c.weight([filters]) : nil,
+                                        strides: try c.positivePair("strides", default: (1, 1)), padding: try c.padding(),
+                                        outputPadding: outputPadding, dilation: try c.positivePair("dilation_rate", default: (1, 1)),
                                         activation: try activation(c))
         case "Dense":
             guard let last = inputShapes.first?.last ?? nil else {
                 throw KerasImportError.unsupportedLayer(name: name, className: spec.className, file: file,
                                                         reason: "its input's last axis has no fixed size")
             }
-            let units = try c.int("units")
-            layer = try Dense(name: name, kernel: Tensor(zeros: [last, units]),
-                              bias: try c.bool("use_bias", default: true) ? Tensor(zeros: [units]) : nil,
+            let units = try c.positive("units")
+            layer = try Dense(name: name, kernel: try c.weight([last, units]),
+                              bias: try c.bool("use_bias", default: true) ? try c.weight([units]) : nil,
                               activation: try activation(c))
         case "BatchNormalization":
             let rank = inputShapes.first?.count ?? 0
@@ -85,30 +96,31 @@ struct KerasLayerFactory {
                 name: name, channels: channels, momentum: Float(try c.double("momentum", default: 0.99)),
                 epsilon: Float(try c.double("epsilon", default: 1e-3)),
                 gamma: try c.bool("scale", default: true) ? Tensor(repeating: 1, shape: [channels]) : nil,
-                beta: try c.bool("center", default: true) ? Tensor(zeros: [channels]) : nil)
+                beta: try c.bool("center", default: true) ? try c.weight([channels]) : nil)
         case "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D":
-            let pool = try c.pair("pool_size", default: (2, 2))
+            let pool = try c.positivePair("pool_size", default: (2, 2))
             layer = try Pooling2D(name: name, spec.className.hasPrefix("Max") ? .max : .average, poolSize: pool,
-                                  strides: c.isNull("strides") ? pool : try c.pair("strides"), padding: try c.padding())
+                                  strides: c.isNull("strides") ? pool : try c.positivePair("strides"), padding: try c.padding())
         case "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D":
             layer = GlobalPooling2D(name: name, spec.className.hasPrefix("GlobalMax") ? .max : .average,
                                     keepDims: try c.bool("keepdims", default: false))
         case "ZeroPadding2D":
-            let (rows, cols) = try c.borders("padding")
+            let (rows, cols) = try c.nonNegativeBorders("padding")
             layer = ZeroPadding2D(name: name, rows: rows, cols: cols)
         case "Cropping2D":
-            let (rows, cols) = try c.borders("cropping")
+            let (rows, cols) = try c.nonNegativeBorders("cropping")
             layer = Cropping2D(name: name, rows: rows, cols: cols)
         case "UpSampling2D":
             let mode = c.value("interpolation")?.string ?? "nearest"
             guard let interpolation = UpSampling2D.Interpolation(rawValue: mode) else {
                 throw c.unsupported("interpolation", mode)
             }
-            layer = try UpSampling2D(name: name, size: try c.pair("size", default: (2, 2)), interpolation: interpolation)
+            layer = try UpSampling2D(name: name, size: try c.positivePair("size", default: (2, 2)), interpolation: interpolation)
         case "Flatten":
             layer = Reshape.flatten(name: name)
         case "Reshape":
-            guard let target = c.value("target_shape")?.array?.map(\.int), target.allSatisfy({ $0 != nil }) else {
+            guard let target = c.value("target_shape")?.array?.map(\.int), !target.isEmpty,
+                  target.allSatisfy({ $0 != nil && ($0! == -1 || ($0! >= 1 && $0! <= Self.maxDimension)) }) else {
                 throw c.unsupported("target_shape", "\(String(describing: c.value("target_shape")))")
             }
             layer = try Reshape(name: name, target: target.map { $0! })
@@ -149,7 +161,7 @@ struct KerasLayerFactory {
                 // Statistics given in the config rather than adapted: no weights to read.
                 layer = try NormalizationFromConfig.make(name: name, options: c, channels: channels)
             } else {
-                layer = try Normalization(name: name, mean: Tensor(zeros: [channels]), variance: Tensor(repeating: 1, shape: [channels]))
+                layer = try Normalization(name: name, mean: try c.weight([channels]), variance: Tensor(repeating: 1, shape: [channels]))
             }
         default:
             throw KerasImportError.unsupportedLayer(
@@ -206,6 +218,31 @@ struct Options {
         return d
     }
 
+    /// A zero weight of `shape`, refused when it would be larger than any real model's.
+    func weight(_ shape: [Int]) throws -> Tensor {
+        let count = Tensor.elementCount(shape)
+        guard shape.allSatisfy({ $0 >= 1 }), count <= KerasLayerFactory.maxWeightElements else {
+            throw KerasImportError.invalidConfig(file: file, message: "layer '\(spec.name)' (\(spec.className)) declares a weight of shape \(shape), "
+                                                 + "outside 1…\(KerasLayerFactory.maxWeightElements) elements")
+        }
+        return Tensor(zeros: shape)
+    }
+
+    /// A size Keras requires to be at least 1 (filters, units, kernel sizes, strides, …).
+    func positive(_ key: String, default d: Int? = nil) throws -> Int {
+        let i = try int(key, default: d)
+        guard i >= 1, i <= KerasLayerFactory.maxDimension else { throw unsupported(key, "\(i) (must be 1…\(KerasLayerFactory.maxDimension))") }
+        return i
+    }
+
+    func positivePair(_ key: String, default d: (Int, Int)? = nil) throws -> (Int, Int) {
+        let p = try pair(key, default: d)
+        guard p.0 >= 1, p.1 >= 1, p.0 <= KerasLayerFactory.maxDimension, p.1 <= KerasLayerFactory.maxDimension else {
+            throw unsupported(key, "\(p) (must be 1…\(KerasLayerFactory.maxDimension))")
+        }
+        return p
+    }
+
     func double(_ key: String, default d: Double? = nil) throws -> Double {
         if let v = value(key), !v.isNull {
             guard let x = v.double else { throw unsupported(key, "\(v)") }
@@ -254,6 +291,14 @@ struct Options {
             }
         }
         throw unsupported(key, "\(v)")
+    }
+
+    func nonNegativeBorders(_ key: String) throws -> ((Int, Int), (Int, Int)) {
+        let b = try borders(key)
+        guard [b.0.0, b.0.1, b.1.0, b.1.1].allSatisfy({ $0 >= 0 && $0 <= KerasLayerFactory.maxDimension }) else {
+            throw unsupported(key, "\(b) (must be ≥ 0)")
+        }
+        return b
     }
 
     func padding() throws -> Padding {

@@ -42,7 +42,7 @@ struct Build: ParsableCommand {
         if let inputChannels { sets.append("input_channels=\(inputChannels)") }
         if let head { sets.append("head=\(head)") }
         let r = try Recipe.load(recipe, overrides: sets, recipeFolder: try recipeFolder())
-        let source = try classifier.map { try KerasModel.load($0, configPath: config) }
+        let source = try classifier.map { try loadModel($0, config: config) }
         var built = try SegmenterBuilder(recipe: r).build(classifier: source?.graph)
         if let classNames {
             let names = classNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }

@@ -34,7 +34,7 @@ struct Compare: ParsableCommand {
         let counts = labels.split(separator: ",").compactMap { Int($0) }.sorted()
         guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--labels takes positive sizes, e.g. 50,100,200") }
         let folder = try recipeFolder()
-        let probe = try KerasModel.load(classifier, configPath: config)
+        let probe = try loadModel(classifier, config: config)
         guard let classes = try probe.graph.staticShapes().last?.last ?? nil else { throw ValidationError("\(classifier): no class count") }
         let classNames = classes == FashionCanvas.classes ? FashionCanvas.classNames : (0..<classes).map { "class_\($0)" }
         let all = try data.load()
@@ -53,7 +53,7 @@ struct Compare: ParsableCommand {
         training.inputScale = try data.inputScaling(metadata: [:], graph: probe.graph)
         var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
                                     labelCounts: counts, training: training, recipeFolder: folder) {
-            try KerasModel.load(classifier, configPath: config)
+            try loadModel(classifier, config: config)
         }
         comparison.overrides = overrides
         print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "

@@ -15,7 +15,7 @@ struct Demo: ParsableCommand {
         print(versionText())
         let classifier = try recipeFolder() + "/demo/classifier.keras"
         print("\n1. The classifier (trained with Keras by Recipes/demo/train_classifier.py): \(classifier)")
-        try printSummary(try KerasModel.load(classifier))
+        try printSummary(try loadModel(classifier))
         print("\n2. Data: Fashion-MNIST items pasted on 128x128 canvases (Debian's dataset-fashion-mnist), 1-3 items each, class 10 = background")
         let largest = labels.split(separator: ",").compactMap { Int($0) }.max() ?? 180
         var compare = try Compare.parse([

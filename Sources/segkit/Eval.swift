@@ -16,7 +16,7 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print JSON for machines.") var json = false
 
     func run() throws {
-        let model = try KerasModel.load(segmenter)
+        let model = try loadModel(segmenter)
         let meta = model.segkitMetadata ?? [:]
         guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
             throw ValidationError("\(segmenter): cannot tell the class count")

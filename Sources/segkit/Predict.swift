@@ -16,7 +16,7 @@ struct Predict: ParsableCommand {
     @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's).") var inputScale: String?
 
     func run() throws {
-        let model = try KerasModel.load(segmenter)
+        let model = try loadModel(segmenter)
         let meta = model.segkitMetadata ?? [:]
         guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
             throw ValidationError("\(segmenter): cannot tell the class count")

@@ -34,7 +34,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let start = resume ?? segmenter
-        let model = try KerasModel.load(start)
+        let model = try loadModel(start)
         let meta = model.segkitMetadata ?? [:]
         guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
             throw ValidationError("\(start): cannot tell the class count (not built by segkit build?)")
