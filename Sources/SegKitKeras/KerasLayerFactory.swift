@@ -8,6 +8,14 @@ struct KerasLayerFactory {
     let file: String
     /// Keras 2 and 3 differ in a few defaults (hard_sigmoid's slope).
     let kerasMajor: Int
+    /// Elements all the model's weights may still take (a forged config cannot make
+    /// SegKit allocate more than a very large real model would).
+    let budget = WeightBudget(elements: KerasLayerFactory.maxWeightElements)
+
+    final class WeightBudget {
+        var remaining: Int
+        init(elements: Int) { remaining = elements }
+    }
 
     static let supported: Set<String> = [
         "Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
@@ -19,13 +27,14 @@ struct KerasLayerFactory {
         "Rescaling", "Normalization",
     ]
 
-    /// No single size in a config may exceed this, nor any weight hold more elements
-    /// than `maxWeightElements`: a forged config gets an error, not an allocation.
+    /// No single size in a config may exceed this, nor the model's weights hold more
+    /// than `maxWeightElements` elements in all (1 GiB of float32, above VGG16's 138M):
+    /// a forged config gets an error, not an allocation.
     static let maxDimension = 1 << 20
     static let maxWeightElements = 1 << 28
 
     func make(_ spec: LayerSpec, inputShapes: [StaticShape]) throws -> Layer {
-        let c = Options(spec: spec, file: file)
+        let c = Options(spec: spec, file: file, budget: budget)
         // Every weight shape follows from the config and the input shapes; check it before allocating.
         for shape in inputShapes {
             for d in shape.compactMap({ $0 }) where d < 1 || d > Self.maxDimension {
@@ -201,6 +210,7 @@ struct KerasLayerFactory {
 struct Options {
     let spec: LayerSpec
     let file: String
+    var budget: KerasLayerFactory.WeightBudget? = nil
 
     func value(_ key: String) -> JSONValue? { spec.config[key] }
     func isNull(_ key: String) -> Bool { value(key)?.isNull ?? true }
@@ -224,6 +234,13 @@ struct Options {
         guard shape.allSatisfy({ $0 >= 1 }), count <= KerasLayerFactory.maxWeightElements else {
             throw KerasImportError.invalidConfig(file: file, message: "layer '\(spec.name)' (\(spec.className)) declares a weight of shape \(shape), "
                                                  + "outside 1…\(KerasLayerFactory.maxWeightElements) elements")
+        }
+        if let budget {
+            guard count <= budget.remaining else {
+                throw KerasImportError.invalidConfig(file: file, message: "layer '\(spec.name)' (\(spec.className)) declares a weight of shape \(shape), "
+                                                     + "beyond the \(KerasLayerFactory.maxWeightElements) weights SegKit accepts for one model")
+            }
+            budget.remaining -= count
         }
         return Tensor(zeros: shape)
     }

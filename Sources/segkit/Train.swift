@@ -41,6 +41,7 @@ struct Train: ParsableCommand {
         }
         let (last, history) = Self.companions(of: out)
         try Self.checkWritable(out)
+        Self.removeStaleTemporaries(of: [out, last, history])
         var config = TrainingConfig()
         config.epochs = epochs
         config.batchSize = batch
@@ -129,6 +130,19 @@ struct Train: ParsableCommand {
     static func companions(of out: String) -> (String, String) {
         let base = out.hasSuffix(".keras") ? String(out.dropLast(6)) : out
         return (base + ".last.keras", base + ".history.csv")
+    }
+
+    /// A run killed while writing leaves its temporary file (".NAME.UUID.tmp") behind;
+    /// the real file is untouched, so the leftovers are only removed.
+    static func removeStaleTemporaries(of paths: [String]) {
+        for path in paths {
+            let url = URL(fileURLWithPath: path)
+            let folder = url.deletingLastPathComponent().path
+            let prefix = "." + url.lastPathComponent + "."
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
+                try? FileManager.default.removeItem(atPath: folder + "/" + name)
+            }
+        }
     }
 
     /// Fails before training, not after it, when the output folder is not writable.
