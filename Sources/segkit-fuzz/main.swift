@@ -8,7 +8,7 @@ import SegKitEngine
 /// clean error (non-zero exit, an "Error:" message, no HDF5 error stack) —
 /// never a signal, a hang or an out-of-memory kill.
 ///
-///   segkit-fuzz [--cases N] [--seed S] [--jobs J] [--segkit PATH] [--keep DIR]
+///   segkit-fuzz [--cases N] [--seed S] [--jobs J] [--segkit PATH] [--keep DIR] [--corpus DIR]
 struct Arguments {
     var cases = 400
     var seed: UInt64 = 1
@@ -18,6 +18,8 @@ struct Arguments {
     var segkit = ""
     var fixtures = ""
     var keep: String?
+    /// Keep every mutated case here (for running them under a memory checker).
+    var corpus: String?
 
     init() {
         var args = CommandLine.arguments.dropFirst().makeIterator()
@@ -32,6 +34,7 @@ struct Arguments {
             case "--segkit": segkit = v
             case "--fixtures": fixtures = v
             case "--keep": keep = v
+            case "--corpus": corpus = v
             default: FileHandle.standardError.write(Data("unknown option \(a)\n".utf8)); exit(2)
             }
         }
@@ -86,7 +89,15 @@ func run(_ c: FuzzCase, index: Int) -> (Outcome, String) {
 var mutator = Mutator(fixtures: args.fixtures, work: work, rng: SeededGenerator(seed: args.seed))
 var cases: [FuzzCase] = []
 for i in 0..<args.cases {
-    do { cases.append(try mutator.make(i)) } catch { FileHandle.standardError.write(Data("could not mutate case \(i): \(error)\n".utf8)) }
+    do {
+        let c = try mutator.make(i)
+        cases.append(c)
+        if let corpus = args.corpus {
+            try? FileManager.default.createDirectory(atPath: corpus, withIntermediateDirectories: true)
+            try? FileManager.default.copyItem(atPath: c.model, toPath: "\(corpus)/case\(i)-\((c.model as NSString).lastPathComponent)")
+            if let config = c.config { try? FileManager.default.copyItem(atPath: config, toPath: "\(corpus)/case\(i)-config.json") }
+        }
+    } catch { FileHandle.standardError.write(Data("could not mutate case \(i): \(error)\n".utf8)) }
 }
 /// Outcomes, gathered from both jobs under a lock.
 final class Tally: @unchecked Sendable {
