@@ -141,4 +141,5 @@ let bad = (counts[.crash] ?? 0) + (counts[.hang] ?? 0) + (counts[.unclearError] 
 print(String(format: "fuzz: %d cases in %.0fs, seed %llu — %d succeeded, %d clean errors, %d crashes, %d hangs, %d unclear errors",
              cases.count, Date().timeIntervalSince(started), args.seed, counts[.success] ?? 0, counts[.cleanError] ?? 0,
              counts[.crash] ?? 0, counts[.hang] ?? 0, counts[.unclearError] ?? 0))
+print("fuzz: \(cases.count - bad) passed, \(bad) failed")
 exit(bad == 0 ? 0 : 1)

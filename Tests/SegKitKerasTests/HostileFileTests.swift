@@ -39,6 +39,19 @@ func message(_ error: Error) -> String { (error as? LocalizedError)?.errorDescri
         }
     }
 
+    @Test func aVirtualDatasetDrawingFromAnotherFileIsRefused() throws {
+        let path = try forgedWeights { group, name in
+            var dims: [hsize_t] = [3, 3, 1, 8]
+            let space = H5Screate_simple(4, &dims, nil)
+            let plist = H5Pcreate(segkit_h5p_dataset_create())
+            H5Pset_virtual(plist, space, "/etc/other.h5", "/stolen", space)
+            H5Dclose(H5Dcreate2(group, name, segkit_h5t_native_float(), space, segkit_h5p_default(), plist, segkit_h5p_default()))
+            H5Sclose(space); H5Pclose(plist)
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect { try KerasModel.load(path) } throws: { message($0).contains("virtual dataset") }
+    }
+
     @Test func aDeclaredTrillionElementWeightIsAnErrorNotAnAllocation() throws {
         let path = try forgedWeights { group, name in
             var dims: [hsize_t] = [1_000_000, 1_000_000]
