@@ -38,24 +38,27 @@ public struct Segmenter {
     }
 }
 
+/// The index `i` reflected into 0..<size without repeating the edge (numpy's
+/// "reflect"), folding back and forth for positions far outside.
+func mirrorIndex(_ i: Int, _ size: Int) -> Int {
+    guard size > 1 else { return 0 }
+    let period = 2 * (size - 1)
+    var m = i % period
+    if m < 0 { m += period }
+    return m < size ? m : period - m
+}
+
 /// Mirror padding without repeating the edge (numpy's "reflect"); indices fold
 /// back and forth for pads longer than the image.
 func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) -> Tensor {
     let (n, h, w, c) = x.nhwc
     let (oh, ow) = (h + top + bottom, w + left + right)
-    func fold(_ i: Int, _ size: Int) -> Int {
-        guard size > 1 else { return 0 }
-        let period = 2 * (size - 1)
-        var m = i % period
-        if m < 0 { m += period }
-        return m < size ? m : period - m
-    }
     var y = Tensor(zeros: [n, oh, ow, c])
     for b in 0..<n {
         for r in 0..<oh {
-            let sr = fold(r - top, h)
+            let sr = mirrorIndex(r - top, h)
             for col in 0..<ow {
-                let sc = fold(col - left, w)
+                let sc = mirrorIndex(col - left, w)
                 let src = ((b * h + sr) * w + sc) * c, dst = ((b * oh + r) * ow + col) * c
                 for k in 0..<c { y.scalars[dst + k] = x.scalars[src + k] }
             }

@@ -50,7 +50,7 @@ struct Compare: ParsableCommand {
         training.optimizer = optimizer
         training.learningRate = lr
         training.seed = seed
-        training.inputScale = try data.inputScaling(metadata: [:], graph: probe.graph)
+        training.inputScale = try data.inputScale.map(InputScaling.init(parsing:)) ?? .defaultScaling(for: probe.graph)
         var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
                                     labelCounts: counts, training: training, recipeFolder: folder) {
             try loadModel(classifier, config: config)

@@ -18,7 +18,7 @@ struct Demo: ParsableCommand {
         try printSummary(try loadModel(classifier))
         print("\n2. Data: Fashion-MNIST items pasted on 128x128 canvases (Debian's dataset-fashion-mnist), 1-3 items each, class 10 = background")
         let largest = labels.split(separator: ",").compactMap { Int($0) }.max() ?? 180
-        var compare = try Compare.parse([
+        let compare = try Compare.parse([
             "--classifier", classifier, "--recipes", "heatmap-bilinear,transposed-skips", "--baseline", "unet-scratch",
             "--data", "fashion-canvas:count=\(largest + 32),size=128,items=1-3,seed=1",
             "--test-data", "fashion-canvas:count=64,size=128,items=1-3,seed=2,split=test",

@@ -16,17 +16,12 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print JSON for machines.") var json = false
 
     func run() throws {
-        let model = try loadModel(segmenter)
-        let meta = model.segkitMetadata ?? [:]
-        guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
-            throw ValidationError("\(segmenter): cannot tell the class count")
-        }
-        let names = meta["class_names"]?.array?.compactMap(\.string) ?? (0..<classes).map { "class_\($0)" }
+        let file = try SegmenterFile(segmenter)
+        let (classes, names) = (file.classes, file.classNames)
         let dataset = try data.load()
         try dataset.validate(classes: classes, ignoreLabel: ignoreLabel, source: data.data)
-        let scale = try data.inputScaling(metadata: meta, graph: model.graph)
-        let runner = Segmenter(graph: model.graph, totalStride: meta["total_stride"]?.int ?? 1)
-        let m = try evaluate(runner, dataset, classes: classes, scale: scale, batch: batch, ignoreLabel: ignoreLabel)
+        let scale = try file.inputScaling(override: data.inputScale)
+        let m = try evaluate(file.runner, dataset, classes: classes, scale: scale, batch: batch, ignoreLabel: ignoreLabel)
         let bg = background ?? classes - 1
         if json {
             print(EvaluationReport(matrix: m, background: bg, classNames: names).json.jsonText)

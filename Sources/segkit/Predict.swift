@@ -16,15 +16,10 @@ struct Predict: ParsableCommand {
     @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's).") var inputScale: String?
 
     func run() throws {
-        let model = try loadModel(segmenter)
-        let meta = model.segkitMetadata ?? [:]
-        guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
-            throw ValidationError("\(segmenter): cannot tell the class count")
-        }
-        let names = meta["class_names"]?.array?.compactMap(\.string) ?? (0..<classes).map { "class_\($0)" }
-        let scale = try inputScale.map(InputScaling.init(parsing:)) ?? meta["input_scale"]?.string.map(InputScaling.init(parsing:))
-            ?? (model.graph.layers.contains { $0 is Rescaling } ? .raw : .unit)
-        let runner = Segmenter(graph: model.graph, totalStride: meta["total_stride"]?.int ?? 1)
+        let file = try SegmenterFile(segmenter)
+        let (classes, names) = (file.classes, file.classNames)
+        let scale = try file.inputScaling(override: inputScale)
+        let runner = file.runner
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: images, isDirectory: &isFolder) else { throw ValidationError("\(images): no such file or folder") }
         let files = isFolder.boolValue

@@ -34,11 +34,8 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let start = resume ?? segmenter
-        let model = try loadModel(start)
-        let meta = model.segkitMetadata ?? [:]
-        guard let classes = try meta["classes"]?.int ?? (model.graph.staticShapes().last?.last ?? nil) else {
-            throw ValidationError("\(start): cannot tell the class count (not built by segkit build?)")
-        }
+        let file = try SegmenterFile(start)
+        let (model, meta, classes) = (file.model, file.metadata, file.classes)
         let (last, history) = Self.companions(of: out)
         try Self.checkWritable(out)
         Self.removeStaleTemporaries(of: [out, last, history])
@@ -76,7 +73,7 @@ struct Train: ParsableCommand {
         config.cacheMB = cacheMb
         config.useCache = !noCache
         config.ignoreLabel = ignoreLabel
-        config.inputScale = try data.inputScaling(metadata: meta, graph: model.graph)
+        config.inputScale = try file.inputScaling(override: data.inputScale)
 
         var train = try data.load()
         try train.validate(classes: classes, ignoreLabel: ignoreLabel, source: data.data)
@@ -176,9 +173,4 @@ struct DataOptions: ParsableArguments {
         return d
     }
 
-    func inputScaling(metadata: JSONValue, graph: Graph) throws -> InputScaling {
-        if let inputScale { return try InputScaling(parsing: inputScale) }
-        if let stored = metadata["input_scale"]?.string { return try InputScaling(parsing: stored) }
-        return graph.layers.contains { $0 is Rescaling } ? .raw : .unit
-    }
 }

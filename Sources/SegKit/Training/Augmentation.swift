@@ -25,13 +25,6 @@ public enum Augmentation: String, Sendable, CaseIterable {
         var grid = [Float](repeating: 0, count: 18)
         let elastic = kinds.contains(.elastic)
         if elastic { for i in 0..<18 { grid[i] = rng.nextNormal() * 10 } }
-        func mirror(_ i: Int, _ n: Int) -> Int {
-            guard n > 1 else { return 0 }
-            let p = 2 * (n - 1)
-            var m = i % p
-            if m < 0 { m += p }
-            return m < n ? m : p - m
-        }
         let src = pixels, srcMask = mask
         for y in 0..<h {
             for x in 0..<w {
@@ -49,10 +42,10 @@ public enum Augmentation: String, Sendable, CaseIterable {
                     }
                 }
                 let o = y * w + x
-                mask[o] = srcMask[mirror(Int(sy.rounded()), h) * w + mirror(Int(sx.rounded()), w)]
+                mask[o] = srcMask[mirrorIndex(Int(sy.rounded()), h) * w + mirrorIndex(Int(sx.rounded()), w)]
                 let y0 = Int(sy.rounded(.down)), x0 = Int(sx.rounded(.down))
                 let fy = sy - Float(y0), fx = sx - Float(x0)
-                let (r0, r1, c0, c1) = (mirror(y0, h), mirror(y0 + 1, h), mirror(x0, w), mirror(x0 + 1, w))
+                let (r0, r1, c0, c1) = (mirrorIndex(y0, h), mirrorIndex(y0 + 1, h), mirrorIndex(x0, w), mirrorIndex(x0 + 1, w))
                 for k in 0..<c {
                     let v = (1 - fy) * ((1 - fx) * src[(r0 * w + c0) * c + k] + fx * src[(r0 * w + c1) * c + k])
                         + fy * ((1 - fx) * src[(r1 * w + c0) * c + k] + fx * src[(r1 * w + c1) * c + k])

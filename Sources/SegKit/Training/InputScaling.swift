@@ -1,3 +1,5 @@
+import SegKitEngine
+
 /// How raw pixel values become network inputs. Stored with a trained
 /// segmenter so evaluation and prediction scale exactly as training did.
 public enum InputScaling: Equatable, Sendable, CustomStringConvertible {
@@ -32,6 +34,11 @@ public enum InputScaling: Equatable, Sendable, CustomStringConvertible {
         case .symmetric: return "symmetric"
         case let .meanStd(m, s): return "mean-std:\(m),\(s)"
         }
+    }
+
+    /// Unit scaling, or raw values for a model that rescales its own input.
+    public static func defaultScaling(for graph: Graph) -> InputScaling {
+        graph.layers.contains { $0 is Rescaling } ? .raw : .unit
     }
 
     @inline(__always) public func apply(_ v: Float) -> Float {
