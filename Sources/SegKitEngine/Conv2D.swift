@@ -92,8 +92,8 @@ public final class Conv2D: Layer {
         let biasValues = bias?.value.scalars
         let (act, cout) = (activation, filters)
         let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = biasValues == nil && !fuseActivation ? nil : { p, rows in
-            if let b = biasValues {
-                for r in 0..<rows { for k in 0..<cout { p[r * cout + k] += b[k] } }
+            biasValues?.withUnsafeBufferPointer { b in
+                for r in 0..<rows { VectorMath.axpy(1, b.baseAddress!, p + r * cout, cout) }
             }
             if fuseActivation { act.applySerially(UnsafeMutableBufferPointer(start: p, count: rows * cout), lastAxis: cout) }
         }

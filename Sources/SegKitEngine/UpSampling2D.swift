@@ -91,11 +91,25 @@ public final class UpSampling2D: Layer {
                 let (o, xx) = (UncheckedSendable(out), UncheckedSendable(xp))
                 // Whole images per worker: each writes only its own outputs.
                 Parallel.forEachRange(n) { images in
+                    let src = UnsafeRawPointer(xx.value.baseAddress!), dst = UnsafeMutableRawPointer(o.value.baseAddress!)
                     forEachBlend(x.shape, images: images) { t in
                         let (p00, p01, p10, p11) = t.sources
                         let (a, b, cc, d) = t.weights
-                        for k in 0..<c {
+                        // Eight channels at a time (callgrind: the scalar loop was 28% of the FCN forward).
+                        typealias V = VectorMath.V
+                        let (va, vb, vc, vd) = (V(repeating: a), V(repeating: b), V(repeating: cc), V(repeating: d))
+                        var k = 0
+                        while k + 8 <= c {
+                            let top: V = va * src.loadUnaligned(fromByteOffset: (p00 + k) * 4, as: V.self)
+                                + vb * src.loadUnaligned(fromByteOffset: (p01 + k) * 4, as: V.self)
+                            let bottom: V = vc * src.loadUnaligned(fromByteOffset: (p10 + k) * 4, as: V.self)
+                                + vd * src.loadUnaligned(fromByteOffset: (p11 + k) * 4, as: V.self)
+                            dst.storeBytes(of: top + bottom, toByteOffset: (t.output + k) * 4, as: V.self)
+                            k += 8
+                        }
+                        while k < c {
                             o.value[t.output + k] = a * xx.value[p00 + k] + b * xx.value[p01 + k] + cc * xx.value[p10 + k] + d * xx.value[p11 + k]
+                            k += 1
                         }
                     }
                 }

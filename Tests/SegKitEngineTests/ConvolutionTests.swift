@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SegKitEngine
 
@@ -30,6 +31,24 @@ import Testing
             let y = try conv.forward([x], mode: .inference).output
             let ref = NaiveReference.conv2D(x, kernel: w, bias: b, strides: strides, same: same, dilation: dilation, groups: groups)
             #expect(maxDifference(y, ref) < 1e-4, "k \(k) s \(strides) d \(dilation) g \(groups) same \(same)")
+        }
+    }
+
+    @Test func forwardWithFusedBiasAndActivationMatchesTheDirectDefinition() throws {
+        // From one input channel to many, so patches from 3 to 144 values wide.
+        var data = TestData(seed: 9)
+        for cin in [1, 3, 4, 8, 16] {
+            for same in [true, false] {
+                let k = data.int(1...3), s = data.int(1...2)
+                let x = data.normal([2, data.int(5...9), data.int(5...9), cin])
+                let w = data.normal([k, 3, cin, 5])
+                let b = data.normal([5])
+                let conv = try Conv2D(name: "c", kernel: w, bias: b, strides: (s, 1), padding: same ? .same : .valid, activation: .swish)
+                let y = try conv.forward([x], mode: .inference).output
+                var ref = NaiveReference.conv2D(x, kernel: w, bias: b, strides: (s, 1), same: same, dilation: (1, 1), groups: 1)
+                ref.scalars = ref.scalars.map { $0 / (1 + Foundation.exp(-$0)) }
+                #expect(maxDifference(y, ref) < 1e-4, "cin \(cin) k \(k) s \(s) same \(same): patch width \(k * 3 * cin)")
+            }
         }
     }
 
