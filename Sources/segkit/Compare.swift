@@ -53,7 +53,8 @@ struct Compare: ParsableCommand {
         training.inputScale = try data.inputScale.map(InputScaling.init(parsing:)) ?? .defaultScaling(for: probe.graph)
         var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
                                     labelCounts: counts, training: training, recipeFolder: folder) {
-            try loadModel(classifier, config: config)
+            // A fresh copy per contender; the file already passed the child-process check when `probe` was loaded.
+            try KerasModel.load(classifier, configPath: config)
         }
         comparison.overrides = overrides
         print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "
