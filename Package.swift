@@ -26,9 +26,12 @@ let package = Package(
         // libpng reports errors by longjmp, which Swift cannot catch: reading and
         // writing live in C, which keeps every jump inside it.
         .target(name: "CPNG", dependencies: ["CLibPNG"]),
+        // The engine's few hand-written C kernels (direct convolution for layers
+        // with few channels, compiled per vector ISA) and the allocator policy.
+        .target(name: "CKernels"),
         .target(
             name: "SegKitEngine",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["COpenBLAS", "CKernels"]
         ),
         .target(
             name: "SegKitKeras",

@@ -87,17 +87,13 @@ public final class Conv2D: Layer {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
         let g = try window(for: x)
-        // Bias (and, in inference, the activation) fused into the convolution's chunks.
+        // In inference the activation is fused into the convolution's chunks.
         let fuseActivation = mode == .inference && activation != .linear
-        let biasValues = bias?.value.scalars
         let (act, cout) = (activation, filters)
-        let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = biasValues == nil && !fuseActivation ? nil : { p, rows in
-            biasValues?.withUnsafeBufferPointer { b in
-                for r in 0..<rows { VectorMath.axpy(1, b.baseAddress!, p + r * cout, cout) }
-            }
-            if fuseActivation { act.applySerially(UnsafeMutableBufferPointer(start: p, count: rows * cout), lastAxis: cout) }
+        let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = !fuseActivation ? nil : { p, rows in
+            act.applySerially(UnsafeMutableBufferPointer(start: p, count: rows * cout), lastAxis: cout)
         }
-        let z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, epilogue: epilogue)
+        let z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, bias: bias?.value.scalars, epilogue: epilogue)
         if fuseActivation { return LayerOutput(z) }
         let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
@@ -128,12 +124,27 @@ enum ConvolutionKernels {
             && g.rows.padBefore == 0 && g.cols.padBefore == 0 && groups == 1
     }
 
-    /// z[n, oy, ox, :] = Σ patches · W, for a window `g` over x. `epilogue` runs on
-    /// each finished chunk of output rows (pointer, row count) while it is in cache:
-    /// Conv2D adds its bias and, in inference, applies its activation there.
-    static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int,
+    /// z[n, oy, ox, :] = bias + Σ patches · W, for a window `g` over x. `epilogue`
+    /// runs on each finished chunk of output pixels (pointer, pixel count) while it
+    /// is in cache: Conv2D applies its activation there in inference.
+    static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
                         epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
+        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups) {
+            return DirectConvolution.forward(x, window: g, kernel: kernel, bias: bias, epilogue: epilogue)
+        }
+        return forwardByGemm(x, window: g, kernel: kernel, groups: groups, bias: bias, epilogue: epilogue)
+    }
+
+    static func forwardByGemm(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]?,
+                              epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)?) -> Tensor {
+        let cin = x.shape[3], cout = kernel.shape[3]
+        let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = bias == nil ? epilogue : { p, rows in
+            bias!.withUnsafeBufferPointer { b in
+                for r in 0..<rows { VectorMath.axpy(1, b.baseAddress!, p + r * cout, cout) }
+            }
+            epilogue?(p, rows)
+        }
         let cinG = cin / groups, coutG = cout / groups
         let width = g.rows.kernel * g.cols.kernel * cinG
         let m = g.batch * g.rows.output * g.cols.output
@@ -228,8 +239,20 @@ enum ConvolutionKernels {
         return Tensor(uncheckedShape: kernelShape, scalars: dw)
     }
 
-    /// dL/dx = col2im(dz · Wᵀ) onto an input of `inputShape`; workers take whole images.
-    static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, inputShape: [Int]) -> Tensor {
+    /// dL/dx = col2im(dz · Wᵀ) (+ bias, for Conv2DTranspose) onto an input of
+    /// `inputShape`; workers take whole images.
+    static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
+                              inputShape: [Int]) -> Tensor {
+        let cin = inputShape[3], cout = kernel.shape[3]
+        if DirectConvolution.isPreferred(inputChannels: cout, outputChannels: cin / groups, groups: groups) {
+            return DirectConvolution.transpose(dz, window: g, kernel: kernel, bias: bias, outputShape: inputShape)
+        }
+        var dx = inputGradientByGemm(dz, window: g, kernel: kernel, groups: groups, inputShape: inputShape)
+        if let bias { addBias(Tensor(uncheckedShape: [bias.count], scalars: bias), to: &dx) }
+        return dx
+    }
+
+    static func inputGradientByGemm(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, inputShape: [Int]) -> Tensor {
         let cin = inputShape[3], cout = kernel.shape[3]
         let cinG = cin / groups, coutG = cout / groups
         let width = g.rows.kernel * g.cols.kernel * cinG

@@ -92,10 +92,9 @@ public final class Conv2DTranspose: Layer {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
         let g = try window(for: x)
-        var z = ConvolutionKernels.inputGradient(
-            x, window: g, kernel: kernel.value, groups: 1,
+        let z = ConvolutionKernels.inputGradient(
+            x, window: g, kernel: kernel.value, groups: 1, bias: bias?.value.scalars,
             inputShape: [g.batch, g.rows.input, g.cols.input, filters])
-        if let bias { addBias(bias.value, to: &z) }
         let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
     }

@@ -48,6 +48,7 @@ struct Bench: ParsableCommand {
     }
 
     func runChild(_ w: String) throws {
+        MemoryPolicy.keepFreedBlocks()
         var options = Benchmarks.Options()
         options.steps = steps
         options.warmup = warmup
@@ -75,6 +76,10 @@ struct Bench: ParsableCommand {
         if let share = r["time_share"]?.object {
             let top = share.sorted { ($0.value.double ?? 0) > ($1.value.double ?? 0) }.prefix(6)
             print("  time by layer type: " + top.map { String(format: "%@ %.0f%%", $0.key, 100 * ($0.value.double ?? 0)) }.joined(separator: ", "))
+        }
+        if let layers = r["layer_ms_per_step"]?.object {
+            let top = layers.sorted { ($0.value.double ?? 0) > ($1.value.double ?? 0) }.prefix(8)
+            print("  slowest layers, ms per step: " + top.map { String(format: "%@ %.1f", $0.key, $0.value.double ?? 0) }.joined(separator: ", "))
         }
         if let convs = r["conv_forward_gflops"]?.object {
             let wide = convs.filter { ($0.value["filters"]?.double ?? 0) >= 32 }.sorted { $0.key < $1.key }

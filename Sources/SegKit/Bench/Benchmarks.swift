@@ -49,12 +49,17 @@ public enum Benchmarks {
         for (node, s) in profiler.backwardSeconds { byKind[graph.nodes[node].layer.kind + " (backward)", default: 0] += s }
         let total = byKind.values.reduce(0, +)
         out["time_share"] = .object(byKind.mapValues { .number(total > 0 ? $0 / total : 0) })
+        // Milliseconds per step of every node, forward and backward apart: where the time goes.
+        let calls = Double(options.steps + options.warmup)
+        var perNode: [String: JSONValue] = [:]
+        for (node, s) in profiler.forwardSeconds { perNode[graph.nodes[node].name] = .number(1000 * s / calls) }
+        for (node, s) in profiler.backwardSeconds { perNode[graph.nodes[node].name + " (backward)"] = .number(1000 * s / calls) }
+        out["layer_ms_per_step"] = .object(perNode)
         // Forward GFLOP/s of every convolution, from its FLOPs at this batch and its measured time.
         let shapes = try graph.staticShapesFor(batch: batch)
         var rates: [String: JSONValue] = [:]
         for (i, node) in graph.nodes.enumerated() {
             guard let seconds = profiler.forwardSeconds[i], seconds > 0, let flops = convolutionFLOPs(node, shapes, i) else { continue }
-            let calls = Double(options.steps + options.warmup)
             rates[node.name] = ["gflops": .number(flops * calls / seconds / 1e9), "filters": .number(Double(shapes[i].last ?? 0))]
         }
         out["conv_forward_gflops"] = .object(rates)

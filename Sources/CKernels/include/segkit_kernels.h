@@ -1,0 +1,38 @@
+#ifndef SEGKIT_KERNELS_H
+#define SEGKIT_KERNELS_H
+
+#include <stddef.h>
+
+/// The geometry of one spatial axis of a convolution, as SegKit's Window2D
+/// holds it: `input` and `output` lengths, kernel taps, stride, dilation and
+/// the zero padding before the first input element.
+typedef struct {
+    int input, output, kernel, stride, dilation, pad_before;
+} segkit_axis;
+
+/// Direct NHWC convolution: y[n, oy, ox, :] = bias + Σ x[n, iy, ix, :] · w[ky, kx]
+/// with iy = oy·stride − pad + ky·dilation, for the output rows
+/// [row_begin, row_end) of the n·output rows. `w` is packed as
+/// [kh][kw][cin][cout_padded] (cout_padded a multiple of 16, zeros past cout);
+/// `bias` (NULL for none) is padded with zeros to cout_padded like the weights;
+/// `zeros` holds at least cin zeros (read for padding).
+void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
+                          const float *w, int cout, int cout_padded, const float *bias,
+                          const float *zeros, float *y, int row_begin, int row_end);
+
+/// The transpose of that convolution, computed per output element (a gather,
+/// so rows split across threads never write the same element):
+/// x[n, iy, ix, :] = bias + Σ over the (oy, ox, ky, kx) with
+/// iy = oy·stride − pad + ky·dilation of dy[n, oy, ox, :] · w[ky, kx], where
+/// `dy` has `cdy` channels, `x` has `cx`, and `w` is packed
+/// [kh][kw][cdy][cx_padded], `bias` padded to cx_padded. Rows [row_begin,
+/// row_end) of the n·input rows.
+void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, segkit_axis cols,
+                                    const float *w, int cx, int cx_padded, const float *bias,
+                                    const float *zeros, float *x, int row_begin, int row_end);
+
+/// Asks glibc to keep freed large blocks for reuse instead of returning them to
+/// the kernel (see MemoryPolicy.swift); returns 1 when glibc accepted it.
+int segkit_keep_freed_blocks(void);
+
+#endif

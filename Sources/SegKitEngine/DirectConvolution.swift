@@ -1,0 +1,108 @@
+import CKernels
+import Foundation
+
+/// The engine's second way to convolve: CKernels' direct loops, which read the
+/// NHWC input in place instead of building a patch matrix for sgemm. They win
+/// where im2col and sgemm's packing copies cost more than the multiplications —
+/// few input channels per tap or few output channels — and lose to OpenBLAS on
+/// wide layers, so `ConvolutionKernels` asks `isPreferred` per call.
+enum DirectConvolution {
+    /// Direct when the layer is ungrouped and narrow on either side. The bounds
+    /// come from `segkit bench`'s per-layer times with each path forced (README,
+    /// Performance): at 16 or fewer input channels per tap, or 16 or fewer
+    /// output channels, the direct loops were faster on every layer measured.
+    static func isPreferred(inputChannels: Int, outputChannels: Int, groups: Int) -> Bool {
+        if let forced = forcedPath { return forced == "direct" && groups == 1 }
+        return groups == 1 && (inputChannels <= 16 || outputChannels <= 16)
+    }
+
+    /// SEGKIT_CONV_PATH=direct|gemm forces one path (for measuring; tests use it too).
+    static let forcedPath: String? = {
+        guard let p = getenv("SEGKIT_CONV_PATH") else { return nil }
+        let s = String(cString: p)
+        return s == "direct" || s == "gemm" ? s : nil
+    }()
+
+    /// An HWIO kernel as the C kernels read it: [kh][kw][in][out padded to 16],
+    /// zeros in the padding. `swapChannels` packs [kh][kw][out][in] instead, the
+    /// layout of the transposed convolution.
+    static func pack(_ kernel: Tensor, swapChannels: Bool) -> (values: [Float], padded: Int) {
+        let (kh, kw, ci, co) = (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])
+        let (rowsPerTap, outs) = swapChannels ? (co, ci) : (ci, co)
+        let padded = (outs + 15) / 16 * 16
+        var packed = [Float](repeating: 0, count: kh * kw * rowsPerTap * padded)
+        kernel.scalars.withUnsafeBufferPointer { k in
+            packed.withUnsafeMutableBufferPointer { p in
+                for t in 0..<(kh * kw) {
+                    for i in 0..<ci {
+                        for o in 0..<co {
+                            let value = k[(t * ci + i) * co + o]
+                            if swapChannels { p[(t * co + o) * padded + i] = value } else { p[(t * ci + i) * padded + o] = value }
+                        }
+                    }
+                }
+            }
+        }
+        return (packed, padded)
+    }
+
+    static func axis(_ a: WindowAxis) -> segkit_axis {
+        segkit_axis(input: Int32(a.input), output: Int32(a.output), kernel: Int32(a.kernel), stride: Int32(a.stride),
+                    dilation: Int32(a.dilation), pad_before: Int32(a.padBefore))
+    }
+
+    /// Output rows per call, so that `epilogue` finds the rows still in cache.
+    static func rowsPerChunk(pixelsPerRow: Int, channels: Int) -> Int { max(1, (16 << 10) / max(1, pixelsPerRow * channels)) }
+
+    /// The convolution of `x` over window `g` (Conv2D's forward, Conv2DTranspose's input gradient).
+    static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?,
+                        epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)?) -> Tensor {
+        let cin = x.shape[3], cout = kernel.shape[3]
+        let (w, padded) = pack(kernel, swapChannels: false)
+        let bias = bias.map { $0 + [Float](repeating: 0, count: padded - $0.count) }
+        let zeros = [Float](repeating: 0, count: cin)
+        let (rows, cols) = (axis(g.rows), axis(g.cols))
+        let chunk = rowsPerChunk(pixelsPerRow: g.cols.output, channels: cout)
+        return Tensor.uninitialized(shape: [g.batch, g.rows.output, g.cols.output, cout]) { out in
+            let o = UncheckedSendable(out.baseAddress!)
+            x.scalars.withUnsafeBufferPointer { xp in
+                withOptionalPointer(bias) { bp in
+                    Parallel.forEachRange(g.batch * g.rows.output) { range in
+                        for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
+                            let end = min(start + chunk, range.upperBound)
+                            segkit_conv2d_direct(xp.baseAddress!, Int32(cin), rows, cols, w, Int32(cout), Int32(padded), bp,
+                                                 zeros, o.value, Int32(start), Int32(end))
+                            epilogue?(o.value + start * g.cols.output * cout, (end - start) * g.cols.output)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transpose of the convolution over window `g`, applied to `dy`
+    /// (Conv2D's input gradient, Conv2DTranspose's forward), plus `bias`.
+    static func transpose(_ dy: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?, outputShape: [Int]) -> Tensor {
+        let cdy = kernel.shape[3], cx = kernel.shape[2]
+        let (w, padded) = pack(kernel, swapChannels: true)
+        let bias = bias.map { $0 + [Float](repeating: 0, count: padded - $0.count) }
+        let zeros = [Float](repeating: 0, count: cdy)
+        let (rows, cols) = (axis(g.rows), axis(g.cols))
+        return Tensor.uninitialized(shape: outputShape) { out in
+            let o = UncheckedSendable(out.baseAddress!)
+            dy.scalars.withUnsafeBufferPointer { dp in
+                withOptionalPointer(bias) { bp in
+                    Parallel.forEachRange(g.batch * g.rows.input) { range in
+                        segkit_conv2d_transpose_direct(dp.baseAddress!, Int32(cdy), rows, cols, w, Int32(cx), Int32(padded), bp,
+                                                       zeros, o.value, Int32(range.lowerBound), Int32(range.upperBound))
+                    }
+                }
+            }
+        }
+    }
+
+    private static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let values else { return body(nil) }
+        return values.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}

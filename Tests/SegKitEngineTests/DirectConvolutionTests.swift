@@ -1,0 +1,65 @@
+import Testing
+@testable import SegKitEngine
+
+/// The two ways the engine convolves — CKernels' direct loops and im2col +
+/// sgemm — must agree with the definition and with each other on every shape
+/// either may be given, whichever one `DirectConvolution.isPreferred` picks.
+@Suite struct DirectConvolutionTests {
+    /// Channel counts on both sides of every tile width the C kernel switches
+    /// between (16-channel vectors, up to 4 per tile, then more blocks), and
+    /// output widths that leave every pixel tail.
+    static let channels = [1, 3, 11, 16, 17, 32, 47, 64, 65, 80]
+
+    @Test func directForwardMatchesTheDefinitionForEveryTileShape() throws {
+        var data = TestData(seed: 21)
+        for (i, cout) in Self.channels.enumerated() {
+            let cin = Self.channels[(i * 3) % Self.channels.count]
+            let dilated = i % 4 == 3
+            let strides = dilated ? (1, 1) : (data.int(1...2), data.int(1...3))
+            let dilation = dilated ? (2, 3) : (1, 1)
+            let same = i % 2 == 0
+            let x = data.normal([2, data.int(5...9), data.int(13...37), cin])
+            let w = data.normal([data.int(1...3), data.int(1...3), cin, cout])
+            let b = i % 3 == 0 ? nil : data.normal([cout])
+            let g = try #require(Window2D.forward(over: x.shape, kernel: (w.shape[0], w.shape[1]), strides: strides,
+                                                  dilation: dilation, padding: same ? .same : .valid))
+            let y = DirectConvolution.forward(x, window: g, kernel: w, bias: b?.scalars, epilogue: nil)
+            let ref = NaiveReference.conv2D(x, kernel: w, bias: b, strides: strides, same: same, dilation: dilation, groups: 1)
+            #expect(maxDifference(y, ref) < 1e-3, "cin \(cin) cout \(cout) k \(w.shape) s \(strides) d \(dilation) same \(same)")
+        }
+    }
+
+    @Test func directTransposeMatchesTheGemmAndCol2imPath() throws {
+        var data = TestData(seed: 22)
+        for (i, cx) in Self.channels.enumerated() {
+            let cdy = Self.channels[(i * 7 + 2) % Self.channels.count]
+            let dilated = i % 5 == 4
+            let strides = dilated ? (1, 1) : (data.int(1...3), data.int(1...3))
+            let dilation = dilated ? (2, 2) : (1, 1)
+            // The convolution being transposed maps cx channels to cdy.
+            let inputShape = [2, data.int(5...12), data.int(9...30), cx]
+            let w = data.normal([data.int(1...4), data.int(1...4), cx, cdy])
+            guard let g = Window2D.forward(over: inputShape, kernel: (w.shape[0], w.shape[1]), strides: strides,
+                                           dilation: dilation, padding: i % 2 == 0 ? .same : .valid) else { continue }
+            let dy = data.normal([2, g.rows.output, g.cols.output, cdy])
+            let b = data.normal([cx])
+            let direct = DirectConvolution.transpose(dy, window: g, kernel: w, bias: b.scalars, outputShape: inputShape)
+            var gemm = ConvolutionKernels.inputGradientByGemm(dy, window: g, kernel: w, groups: 1, inputShape: inputShape)
+            addBias(b, to: &gemm)
+            #expect(maxDifference(direct, gemm) < 1e-3, "cx \(cx) cdy \(cdy) k \(w.shape) s \(strides) d \(dilation) window \(g)")
+        }
+    }
+
+    @Test func gemmForwardStillMatchesTheDefinitionOnWideLayers() throws {
+        var data = TestData(seed: 23)
+        for (cin, cout) in [(32, 40), (24, 64), (48, 17)] {
+            let x = data.normal([2, 9, 11, cin])
+            let w = data.normal([3, 3, cin, cout], scale: 0.2)
+            let b = data.normal([cout])
+            let g = try #require(Window2D.forward(over: x.shape, kernel: (3, 3), strides: (2, 1), padding: .same))
+            let y = ConvolutionKernels.forwardByGemm(x, window: g, kernel: w, groups: 1, bias: b.scalars, epilogue: nil)
+            let ref = NaiveReference.conv2D(x, kernel: w, bias: b, strides: (2, 1), same: true, dilation: (1, 1), groups: 1)
+            #expect(maxDifference(y, ref) < 1e-3, "cin \(cin) cout \(cout)")
+        }
+    }
+}
