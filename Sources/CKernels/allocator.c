@@ -3,8 +3,10 @@
 #include <limits.h>
 
 int segkit_keep_freed_blocks(void) {
-    // glibc caps M_MMAP_THRESHOLD at 32 MiB on 64-bit systems (HEAP_MAX / 2).
-    int threshold = mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    // No block is served by its own mapping (a threshold alone cannot do it:
+    // glibc caps M_MMAP_THRESHOLD at 32 MiB, below a U-Net's largest
+    // activations), and the heap is never trimmed.
+    int mmaps = mallopt(M_MMAP_MAX, 0);
     int trim = mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    return threshold == 1 && trim == 1;
+    return mmaps == 1 && trim == 1;
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Keras's activation functions, each with its derivative beside it.
@@ -24,10 +25,11 @@ public enum Activation: Equatable, Sendable {
     public static let relu6 = Activation.relu(maxValue: 6)
     public static func leakyRelu(alpha: Float) -> Activation { .relu(negativeSlope: alpha) }
 
-    /// Whether the backward pass needs the output y (otherwise only z).
+    /// Whether the backward pass needs the output y (otherwise only z). Plain
+    /// ReLU reads y > 0 (TensorFlow's ReluGrad), so training keeps no copy of z.
     var backwardUsesOutput: Bool {
         switch self {
-        case .sigmoid, .tanh, .softmax: return true
+        case .sigmoid, .tanh, .softmax, .relu(nil, 0, 0): return true
         default: return false
         }
     }
@@ -62,7 +64,7 @@ public enum Activation: Equatable, Sendable {
         switch self {
         case .swish: VectorMath.map(v, r, { $0 / (1 + VectorMath.exp(-$0)) }, scalar: value)
         case .sigmoid: VectorMath.map(v, r, { 1 / (1 + VectorMath.exp(-$0)) }, scalar: value)
-        case .relu(nil, 0, 0): VectorMath.map(v, r, { $0.replacing(with: 0, where: $0 .< 0) }, scalar: value)
+        case .relu(nil, 0, 0): segkit_relu(v.baseAddress! + r.lowerBound, r.count)
         case .relu(let m?, 0, 0): VectorMath.map(v, r, { $0.clamped(lowerBound: V(repeating: 0), upperBound: V(repeating: m)) }, scalar: value)
         default: for i in r { v[i] = value(v[i]) }
         }
@@ -129,7 +131,8 @@ public enum Activation: Equatable, Sendable {
             }
             while i < range.upperBound { dy[i] *= derivative(z[i]); i += 1 }
         case .relu(nil, 0, 0):
-            for i in range where z[i] < 0 { dy[i] = 0 }
+            segkit_relu_backward(dy.baseAddress! + range.lowerBound, y.baseAddress! + range.lowerBound,
+                                 dy.baseAddress! + range.lowerBound, range.count)
         case .softmax:
             var row = range.lowerBound
             while row < range.upperBound {
@@ -242,6 +245,21 @@ struct ActivationRecord {
     /// dL/dz from dL/dy.
     func backward(_ activation: Activation, _ dy: Tensor) -> Tensor {
         if activation == .linear { return dy }
+        if activation == .relu(), let y {
+            // Written into a fresh tensor: dy is usually shared, and mutating it
+            // in place would copy it first.
+            return Tensor.uninitialized(shape: dy.shape) { out in
+                let o = UncheckedSendable(out.baseAddress!)
+                dy.scalars.withUnsafeBufferPointer { d in
+                    y.scalars.withUnsafeBufferPointer { yp in
+                        let (dd, yy) = (UncheckedSendable(d.baseAddress!), UncheckedSendable(yp.baseAddress!))
+                        Parallel.forEachRange(out.count, minimumPerWorker: 1 << 14) { r in
+                            segkit_relu_backward(dd.value + r.lowerBound, yy.value + r.lowerBound, o.value + r.lowerBound, r.count)
+                        }
+                    }
+                }
+            }
+        }
         var dz = dy
         let width = dy.shape.last ?? 1
         let empty: [Float] = []

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Keras's Conv2D: HWIO kernel `(kh, kw, cin/groups, filters)`, optional bias,
 /// strides, `same`/`valid` padding, dilation, groups, fused activation.
 ///
@@ -329,9 +331,8 @@ func sumRows(_ dz: Tensor) -> Tensor {
             let (vv, oo) = (UncheckedSendable(v), UncheckedSendable(o))
             Parallel.forEachRange(parts) { workers in
                 for w in workers {
-                    for r in (rows * w / parts)..<(rows * (w + 1) / parts) {
-                        for k in 0..<c { oo.value[w * c + k] += vv.value[r * c + k] }
-                    }
+                    let first = rows * w / parts, last = rows * (w + 1) / parts
+                    segkit_sum_rows(vv.value.baseAddress! + first * c, last - first, Int32(c), oo.value.baseAddress! + w * c)
                 }
             }
         }

@@ -48,7 +48,6 @@ struct Bench: ParsableCommand {
     }
 
     func runChild(_ w: String) throws {
-        MemoryPolicy.keepFreedBlocks()
         var options = Benchmarks.Options()
         options.steps = steps
         options.warmup = warmup

@@ -9,6 +9,12 @@ struct SegKitCommand: ParsableCommand {
         version: versionText(),
         subcommands: [Inspect.self, Forward.self, Convolutionalize.self, Build.self, Train.self, Eval.self, Predict.self, Compare.self, DataCommand.self, Bench.self, Demo.self, CheckModel.self]
     )
+
+    static func main() {
+        // Every command reuses its activation buffers across steps (MemoryPolicy).
+        MemoryPolicy.keepFreedBlocks()
+        main(nil)
+    }
 }
 
 /// The version line also says which OpenBLAS kernels are in use, because the

@@ -31,6 +31,16 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                                     const float *w, int cx, int cx_padded, const float *bias,
                                     const float *zeros, float *x, int row_begin, int row_end);
 
+/// x = max(x, 0) over n values, in place.
+void segkit_relu(float *x, size_t n);
+
+/// dz = dy where y > 0, else 0 (ReLU's derivative read from its output, as
+/// TensorFlow's ReluGrad does).
+void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n);
+
+/// sums[c] += Σ over rows of x[row, c], for a row-major rows × channels block.
+void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
+
 /// Asks glibc to keep freed large blocks for reuse instead of returning them to
 /// the kernel (see MemoryPolicy.swift); returns 1 when glibc accepted it.
 int segkit_keep_freed_blocks(void);

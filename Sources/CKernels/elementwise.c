@@ -1,0 +1,39 @@
+// Element-wise and reduction loops of the training step, compiled per vector
+// ISA like the convolution kernels (Swift's own SIMD types compile to the
+// baseline SSE2 only, since a Swift module cannot be built for several ISAs).
+
+#include "segkit_kernels.h"
+
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
+CLONES
+void segkit_relu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+}
+
+CLONES
+void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n) {
+    for (size_t i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : 0;
+}
+
+CLONES
+void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums) {
+    // Sixteen rows at a time as one flat run of 16·channels values, whose
+    // element j belongs to channel j mod channels: contiguous vector adds
+    // whatever the channel count (an 11-channel row does not fill a vector).
+    enum { BLOCK = 16 };
+    size_t width = (size_t)channels * BLOCK;
+    float acc[width];
+    for (size_t j = 0; j < width; j++) acc[j] = 0;
+    size_t r = 0;
+    for (; r + BLOCK <= rows; r += BLOCK) {
+        const float *block = x + r * (size_t)channels;
+        for (size_t j = 0; j < width; j++) acc[j] += block[j];
+    }
+    for (int c = 0; c < channels; c++) {
+        float s = 0;
+        for (int b = 0; b < BLOCK; b++) s += acc[(size_t)b * channels + c];
+        for (size_t t = r; t < rows; t++) s += x[t * (size_t)channels + c];
+        sums[c] += s;
+    }
+}
