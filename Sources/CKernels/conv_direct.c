@@ -208,3 +208,82 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
     }
     free(taps);
 }
+
+/// dw[tap][c][0 ..< 16·CB] += Σ over the pixels [lo, hi) of one output row of
+/// x(tap, pixel)[c] · dy(pixel), for CI input channels (dy pixels dstride
+/// floats apart, dy ending at dy_end): the accumulators stay in registers for
+/// the whole row.
+INLINE void kernel_gradient_block(const int CI, const int CB, const float *xrow, int cin, int xstep,
+                                  const float *dyrow, int dstride, const float *dy_end, int lo, int hi, float *dw,
+                                  int padded) {
+    v16 acc[MAX_P][MAX_CB];
+    UNROLL for (int i = 0; i < CI; i++) UNROLL for (int v = 0; v < CB; v++) acc[i][v] = (v16){0};
+    for (int p = lo; p < hi; p++) {
+        const float *d = dyrow + (size_t)p * dstride;
+        const float *xv = xrow + (size_t)p * xstep * cin;
+        v16 dv[MAX_CB];
+        // Whole vectors even past cout (into the next pixel's values): those
+        // lanes only reach dw's padding, which the caller drops. Only a read
+        // that would pass the end of dy is assembled lane by lane.
+        if (d + 16 * CB <= dy_end) {
+            UNROLL for (int v = 0; v < CB; v++) dv[v] = *(const v16u *)(d + 16 * v);
+        } else {
+            UNROLL for (int v = 0; v < CB; v++) {
+                v16 t = {0};
+                for (int k = 0; k < 16 && d + 16 * v + k < dy_end; k++) t[k] = d[16 * v + k];
+                dv[v] = t;
+            }
+        }
+        UNROLL for (int i = 0; i < CI; i++) {
+            float s = xv[i];
+            UNROLL for (int v = 0; v < CB; v++) acc[i][v] += s * dv[v];
+        }
+    }
+    UNROLL for (int i = 0; i < CI; i++) UNROLL for (int v = 0; v < CB; v++) {
+        v16u *o = (v16u *)(dw + (size_t)i * padded + 16 * v);
+        *o = *o + acc[i][v];
+    }
+}
+
+CLONES
+void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
+                                          const float *dy, int cout, int cout_padded, float *dw,
+                                          int row_begin, int row_end) {
+    const float *dy_end = dy + (size_t)row_end * cols.output * (size_t)cout;  // end of this call's last row
+    for (int r = row_begin; r < row_end; r++) {
+        int n = r / rows.output, oy = r % rows.output;
+        const float *dyrow = dy + (size_t)r * cols.output * cout;
+        for (int ky = 0; ky < rows.kernel; ky++) {
+            int iy = oy * rows.stride - rows.pad_before + ky * rows.dilation;
+            if (iy < 0 || iy >= rows.input) continue;
+            const float *xrow = x + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)cin;
+            for (int kx = 0; kx < cols.kernel; kx++) {
+                // Output pixels whose input pixel ix = ox·stride − pad + kx·dilation is inside.
+                int shift = kx * cols.dilation - cols.pad_before;
+                int lo = shift >= 0 ? 0 : (-shift + cols.stride - 1) / cols.stride;
+                int hi = cols.input - 1 - shift < 0 ? 0 : (cols.input - 1 - shift) / cols.stride + 1;
+                if (hi > cols.output) hi = cols.output;
+                if (lo >= hi) continue;
+                // x pixel of output pixel p: xrow + (p·stride + shift)·cin.
+                const float *xbase = xrow + (ptrdiff_t)shift * cin;
+                float *dwtap = dw + ((size_t)ky * cols.kernel + kx) * (size_t)cin * (size_t)cout_padded;
+                for (int c0 = 0; c0 < cout_padded; c0 += 64) {
+                    int vectors = (cout_padded - c0) / 16;
+                    const float *d = dyrow + c0;
+                    int ci = 0;
+                    #define BLOCK(CI, CB)                                                                     \
+                        for (; ci + (CI) <= cin; ci += (CI))                                                  \
+                            kernel_gradient_block((CI), (CB), xbase + ci, cin, cols.stride, d, cout, dy_end, lo, hi, \
+                                                  dwtap + (size_t)ci * cout_padded + c0, cout_padded);
+                    switch (vectors) {
+                    case 1: BLOCK(16, 1) BLOCK(8, 1) BLOCK(4, 1) BLOCK(2, 1) BLOCK(1, 1) break;
+                    case 2: BLOCK(8, 2) BLOCK(4, 2) BLOCK(2, 2) BLOCK(1, 2) break;
+                    case 3: BLOCK(6, 3) BLOCK(3, 3) BLOCK(1, 3) break;
+                    default: BLOCK(4, 4) BLOCK(2, 4) BLOCK(1, 4) break;
+                    }
+                    #undef BLOCK
+                }
+            }
+        }
+    }
+}

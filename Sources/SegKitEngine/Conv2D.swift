@@ -193,6 +193,14 @@ enum ConvolutionKernels {
     /// (so the result is the same on every run with the same worker count).
     static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
         let cin = x.shape[3], cout = kernelShape[3]
+        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups) {
+            return DirectConvolution.kernelGradient(x, window: g, dy: dz, kernelShape: kernelShape)
+        }
+        return kernelGradientByGemm(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups)
+    }
+
+    static func kernelGradientByGemm(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
+        let cin = x.shape[3], cout = kernelShape[3]
         let cinG = cin / groups, coutG = cout / groups
         let width = g.rows.kernel * g.cols.kernel * cinG
         let m = g.batch * g.rows.output * g.cols.output

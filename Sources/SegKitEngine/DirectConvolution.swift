@@ -101,6 +101,40 @@ enum DirectConvolution {
         }
     }
 
+    /// dL/dW of the convolution of `x` over window `g` given dy, in HWIO layout:
+    /// each worker sums its output rows into its own packed buffer, and the
+    /// buffers are added in worker order (the same result on every run).
+    static func kernelGradient(_ x: Tensor, window g: Window2D, dy: Tensor, kernelShape: [Int]) -> Tensor {
+        let (kh, kw, cin, cout) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
+        let padded = (cout + 15) / 16 * 16
+        let size = kh * kw * cin * padded
+        let rowCount = g.batch * g.rows.output
+        let parts = min(Parallel.workers, rowCount)
+        var partials = [Float](repeating: 0, count: parts * size)
+        let (rows, cols) = (axis(g.rows), axis(g.cols))
+        x.scalars.withUnsafeBufferPointer { xp in
+            dy.scalars.withUnsafeBufferPointer { dp in
+                partials.withUnsafeMutableBufferPointer { pp in
+                    let (xx, dd, out) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(dp.baseAddress!), UncheckedSendable(pp.baseAddress!))
+                    Parallel.forEachRange(parts) { workers in
+                        for w in workers {
+                            segkit_conv2d_kernel_gradient_direct(
+                                xx.value, Int32(cin), rows, cols, dd.value, Int32(cout), Int32(padded), out.value + w * size,
+                                Int32(rowCount * w / parts), Int32(rowCount * (w + 1) / parts))
+                        }
+                    }
+                }
+            }
+        }
+        var dw = [Float](repeating: 0, count: kh * kw * cin * cout)
+        for w in 0..<parts {
+            for row in 0..<(kh * kw * cin) {
+                for o in 0..<cout { dw[row * cout + o] += partials[w * size + row * padded + o] }
+            }
+        }
+        return Tensor(uncheckedShape: kernelShape, scalars: dw)
+    }
+
     private static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let values else { return body(nil) }
         return values.withUnsafeBufferPointer { body($0.baseAddress) }

@@ -62,11 +62,15 @@ public final class Pooling2D: Layer {
         var argmax = [Int32]()
         if reduction == .max { argmax = [Int32](repeating: 0, count: g.batch * oh * ow * c) }
         let record = mode == .training && reduction == .max
-        let y = Tensor.uninitialized(shape: [g.batch, oh, ow, c]) { out in
+        let y = Tensor.uninitialized(shape: [g.batch, oh, ow, c]) { buffer in
             x.scalars.withUnsafeBufferPointer { xp in
-                argmax.withUnsafeMutableBufferPointer { am in
-                    for n in 0..<g.batch {
-                        for oy in 0..<oh {
+                argmax.withUnsafeMutableBufferPointer { amBuffer in
+                    // Output rows split across the workers; each writes only its own rows.
+                    let (outBox, amBox) = (UncheckedSendable(buffer), UncheckedSendable(amBuffer))
+                    Parallel.forEachRange(g.batch * oh, minimumPerWorker: 16) { rows in
+                        let (out, am) = (outBox.value, amBox.value)
+                        for row in rows {
+                            let (n, oy) = (row / oh, row % oh)
                             let ys = span(g.rows, oy)
                             for ox in 0..<ow {
                                 let xs = span(g.cols, ox)
@@ -116,8 +120,15 @@ public final class Pooling2D: Layer {
             gradOutput.scalars.withUnsafeBufferPointer { dy in
                 switch reduction {
                 case .max:
+                    // Whole images per worker: an image's outputs only reach its own inputs.
                     cache.argmax.withUnsafeBufferPointer { am in
-                        for o in 0..<dy.count { d[Int(am[o])] += dy[o] }
+                        let (dd, dyy, amm) = (UncheckedSendable(d), UncheckedSendable(dy), UncheckedSendable(am))
+                        let perImage = oh * ow * c
+                        Parallel.forEachRange(g.batch) { images in
+                            for o in (images.lowerBound * perImage)..<(images.upperBound * perImage) {
+                                dd.value[Int(amm.value[o])] += dyy.value[o]
+                            }
+                        }
                     }
                 case .average:
                     for n in 0..<g.batch {

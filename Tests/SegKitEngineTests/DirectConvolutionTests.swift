@@ -50,6 +50,25 @@ import Testing
         }
     }
 
+    @Test func directKernelGradientMatchesTheGemmPath() throws {
+        var data = TestData(seed: 24)
+        for (i, cout) in Self.channels.enumerated() {
+            let cin = Self.channels[(i * 3 + 1) % Self.channels.count]
+            let dilated = i % 4 == 2
+            let strides = dilated ? (1, 1) : (data.int(1...3), data.int(1...2))
+            let dilation = dilated ? (3, 2) : (1, 1)
+            let x = data.normal([2, data.int(5...9), data.int(7...29), cin])
+            let shape = [data.int(1...3), data.int(1...4), cin, cout]
+            guard let g = Window2D.forward(over: x.shape, kernel: (shape[0], shape[1]), strides: strides,
+                                           dilation: dilation, padding: i % 2 == 0 ? .same : .valid) else { continue }
+            let dy = data.normal([2, g.rows.output, g.cols.output, cout])
+            let direct = DirectConvolution.kernelGradient(x, window: g, dy: dy, kernelShape: shape)
+            let gemm = ConvolutionKernels.kernelGradientByGemm(x, window: g, dz: dy, kernelShape: shape, groups: 1)
+            #expect(maxDifference(direct, gemm) < 1e-3 * Float(g.batch * g.rows.output * g.cols.output).squareRoot(),
+                    "cin \(cin) cout \(cout) k \(shape) s \(strides) d \(dilation) window \(g)")
+        }
+    }
+
     @Test func gemmForwardStillMatchesTheDefinitionOnWideLayers() throws {
         var data = TestData(seed: 23)
         for (cin, cout) in [(32, 40), (24, 64), (48, 17)] {

@@ -31,6 +31,13 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                                     const float *w, int cx, int cx_padded, const float *bias,
                                     const float *zeros, float *x, int row_begin, int row_end);
 
+/// The kernel gradient of the first convolution: dw[ky, kx, c, :] +=
+/// Σ x[n, iy, ix, c] · dy[n, oy, ox, :] over the output rows [row_begin,
+/// row_end) of the n·output rows, into dw packed [kh][kw][cin][cout_padded].
+void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
+                                          const float *dy, int cout, int cout_padded, float *dw,
+                                          int row_begin, int row_end);
+
 /// x = max(x, 0) over n values, in place.
 void segkit_relu(float *x, size_t n);
 
