@@ -34,7 +34,8 @@ typedef float v2u __attribute__((vector_size(8), aligned(4)));
 /// Stores the first n (< 16) lanes of a in halves, quarters, pairs: a
 /// variable-length copy compiles to a memcpy call, which perf showed costing
 /// more than the tile's arithmetic for an 11-channel output.
-INLINE void store_first(float *o, v16 a, int n) {
+INLINE void store_first(float *o, const v16 *vector, int n) {
+    v16 a = *vector;
     v8u h = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7);
     if (n >= 8) {
         *(v8u *)o = h;
@@ -112,7 +113,7 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
             UNROLL for (int v = 0; v < CB; v++) {
                 int n = valid - 16 * v;
                 if (n >= 16) *(v16u *)(o + 16 * v) = acc[p][v];
-                else if (n > 0) store_first(o + 16 * v, acc[p][v], n);
+                else if (n > 0) store_first(o + 16 * v, &acc[p][v], n);
             }
         }
     }

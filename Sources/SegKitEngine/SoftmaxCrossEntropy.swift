@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Softmax cross-entropy from logits against integer class labels, per pixel.
@@ -38,42 +39,32 @@ public struct SoftmaxCrossEntropy: Sendable {
             throw EngineError.invalidArgument(
                 op: "cross-entropy", message: "label \(labels[bad]) at position \(bad) is not a class id in 0..<\(k)\(ignoreLabel.map { " nor the ignore label \($0)" } ?? "")")
         }
-        var gradient = logits
         // Per worker: the weighted loss sum and the counted pixels, added in worker order.
         let parts = min(Parallel.workers, max(1, positions / 4096))
         var sums = [Double](repeating: 0, count: parts), counts = [Int](repeating: 0, count: parts)
-        let ignore = ignoreLabel, classWeights = classWeights
-        logits.scalars.withUnsafeBufferPointer { z in
-            gradient.scalars.withUnsafeMutableBufferPointer { g in
-                sums.withUnsafeMutableBufferPointer { sp in
-                    counts.withUnsafeMutableBufferPointer { cp in
-                        let (zz, gg, ss, cc) = (UncheckedSendable(z), UncheckedSendable(g), UncheckedSendable(sp), UncheckedSendable(cp))
-                        Parallel.forEachRange(parts) { workers in
-                            for w in workers {
-                                let rows = (positions * w / parts)..<(positions * (w + 1) / parts)
-                                let block = UnsafeMutableBufferPointer(rebasing: gg.value[(rows.lowerBound * k)..<(rows.upperBound * k)])
-                                var rowSums = [Float](repeating: 0, count: rows.count)
-                                // Softmax in place; log Σexp(z − max) gives the loss without a log of a rounded probability.
-                                rowSums.withUnsafeMutableBufferPointer { softmaxRows(block, width: k, rowSums: $0) }
-                                var total: Double = 0
-                                var counted = 0
-                                for (j, p) in rows.enumerated() {
-                                    let row = p * k
-                                    let label = labels[p]
-                                    if label == ignore {
-                                        for c in 0..<k { gg.value[row + c] = 0 }
-                                        continue
+        let ignore = ignoreLabel
+        var gradient = Tensor.uninitialized(shape: logits.shape) { g in
+            let out = UncheckedSendable(g.baseAddress!)
+            logits.scalars.withUnsafeBufferPointer { z in
+                labels.withUnsafeBufferPointer { l in
+                    withOptional(pixelWeights) { pw in
+                        withOptional(classWeights) { cw in
+                            sums.withUnsafeMutableBufferPointer { sp in
+                                counts.withUnsafeMutableBufferPointer { cp in
+                                    let (zz, ll, pwp, cwp) = (UncheckedSendable(z.baseAddress!), UncheckedSendable(l.baseAddress!), UncheckedSendable(pw), UncheckedSendable(cw))
+                                    let (ss, cc) = (UncheckedSendable(sp), UncheckedSendable(cp))
+                                    Parallel.forEachRange(parts) { workers in
+                                        for w in workers {
+                                            let first = positions * w / parts, last = positions * (w + 1) / parts
+                                            var counted = 0
+                                            ss.value[w] = segkit_softmax_cross_entropy(
+                                                zz.value + first * k, ll.value + first, last - first, Int32(k),
+                                                ignore ?? 0, ignore == nil ? 0 : 1, pwp.value.map { $0 + first }, cwp.value,
+                                                out.value + first * k, &counted)
+                                            cc.value[w] = counted
+                                        }
                                     }
-                                    counted += 1
-                                    let weight = (pixelWeights?[p] ?? 1) * (classWeights?[Int(label)] ?? 1)
-                                    var m = -Float.infinity
-                                    for c in 0..<k { m = max(m, zz.value[row + c]) }
-                                    total += Double(weight) * (Double(Foundation.log(rowSums[j])) - Double(zz.value[row + Int(label)] - m))
-                                    gg.value[row + Int(label)] -= 1
-                                    if weight != 1 { for c in 0..<k { gg.value[row + c] *= weight } }
                                 }
-                                ss.value[w] = total
-                                cc.value[w] = counted
                             }
                         }
                     }
@@ -90,4 +81,9 @@ public struct SoftmaxCrossEntropy: Sendable {
         }
         return (counted > 0 ? Float(totalLoss / Double(counted)) : 0, gradient)
     }
+}
+
+private func withOptional<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let values else { return body(nil) }
+    return values.withUnsafeBufferPointer { body($0.baseAddress) }
 }

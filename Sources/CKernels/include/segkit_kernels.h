@@ -48,6 +48,14 @@ void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n);
 /// sums[c] += Σ over rows of x[row, c], for a row-major rows × channels block.
 void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
 
+/// Softmax cross-entropy of `rows` rows of k logits against class ids: writes
+/// gradient = weight·(softmax − one-hot) (zeros for ignored rows), returns
+/// Σ weight·(−log softmax[label]) and sets *counted to the rows not ignored.
+/// weight = pixel_weights[row]·class_weights[label], each optional (NULL).
+double segkit_softmax_cross_entropy(const float *logits, const int *labels, size_t rows, int k,
+                                    int ignore_label, int has_ignore_label, const float *pixel_weights,
+                                    const float *class_weights, float *gradient, size_t *counted);
+
 /// Asks glibc to keep freed large blocks for reuse instead of returning them to
 /// the kernel (see MemoryPolicy.swift); returns 1 when glibc accepted it.
 int segkit_keep_freed_blocks(void);
