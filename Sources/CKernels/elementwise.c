@@ -37,3 +37,13 @@ void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums) {
         sums[c] += s;
     }
 }
+
+CLONES
+void segkit_add(const float *a, const float *b, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+CLONES
+void segkit_multiply(const float *a, const float *b, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}

@@ -47,8 +47,14 @@ CLONES
 double segkit_softmax_cross_entropy(const float *logits, const int *labels, size_t rows, int k,
                                     int ignore_label, int has_ignore_label, const float *pixel_weights,
                                     const float *class_weights, float *gradient, size_t *counted) {
-    double total = 0;
+    double total = 0, product = 1;
     size_t count = 0;
+    // One log per per_log unweighted rows (scalar logs cost more than the
+    // rest of the loss): k^per_log stays below 1e300.
+    int per_log = k <= 2 ? 64 : (int)(300.0 / log10((double)k));
+    if (per_log > 64) per_log = 64;
+    if (per_log < 1) per_log = 1;
+    int in_product = 0;
     // Blocks of rows small enough that the three passes find them in cache.
     const size_t block = 512;
     for (size_t b0 = 0; b0 < rows; b0 += block) {
@@ -76,7 +82,19 @@ double segkit_softmax_cross_entropy(const float *logits, const int *labels, size
             float weight = (pixel_weights ? pixel_weights[row] : 1) * (class_weights ? class_weights[label] : 1);
             // −log softmax(z)[label] = log Σ exp(z − max) − (z[label] − max): no log of a rounded probability.
             const float *zr = z + r * k;
-            total += (double)weight * ((double)logf(sum) - (double)(zr[label] - row_max(zr, k)));
+            total -= (double)weight * (double)(zr[label] - row_max(zr, k));
+            if (weight == 1) {
+                // Σ log(sum) as the log of a product: each sum lies in [1, k]
+                // (the max term is exp(0)), so `per_log` of them fit a double.
+                product *= sum;
+                if (++in_product == per_log) {
+                    total += log(product);
+                    product = 1;
+                    in_product = 0;
+                }
+            } else {
+                total += (double)weight * log((double)sum);
+            }
             float inv = weight / sum;
             for (int c = 0; c < k; c++) gr[c] *= inv;
             gr[label] -= weight;
@@ -84,5 +102,5 @@ double segkit_softmax_cross_entropy(const float *logits, const int *labels, size
         }
     }
     *counted = count;
-    return total;
+    return total + log(product);
 }

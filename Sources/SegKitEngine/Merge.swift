@@ -1,3 +1,4 @@
+import CKernels
 /// Keras's Add and Multiply: element-wise over two or more inputs of one shape.
 public final class ElementwiseMerge: Layer {
     public enum Operation: Sendable { case add, multiply }
@@ -32,20 +33,23 @@ public final class ElementwiseMerge: Layer {
 
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         guard inputs.allSatisfy({ $0.shape == inputs[0].shape }) else { throw mismatch(inputs.map(\.shape)) }
-        // One pass writing a new output (not a copy of the first input, then one pass per other).
+        // One pass writing a new output for two inputs (not a copy of the first, then an add).
         let op = operation
         let y = Tensor.uninitialized(shape: inputs[0].shape) { out in
             let o = UncheckedSendable(out)
             let sources = UncheckedSendable(inputs)
             Parallel.forEachRange(out.count, minimumPerWorker: 1 << 15) { r in
+                let target = o.value.baseAddress! + r.lowerBound
                 sources.value[0].scalars.withUnsafeBufferPointer { first in
-                    for i in r { o.value[i] = first[i] }
-                }
-                for other in sources.value.dropFirst() {
-                    other.scalars.withUnsafeBufferPointer { b in
-                        switch op {
-                        case .add: for i in r { o.value[i] += b[i] }
-                        case .multiply: for i in r { o.value[i] *= b[i] }
+                    guard sources.value.count > 1 else { target.update(from: first.baseAddress! + r.lowerBound, count: r.count); return }
+                    // out = x₀ ∘ x₁, then out = out ∘ xₖ: one pass per further input.
+                    for (k, other) in sources.value.dropFirst().enumerated() {
+                        let left = k == 0 ? first.baseAddress! + r.lowerBound : UnsafePointer(target)
+                        other.scalars.withUnsafeBufferPointer { b in
+                            switch op {
+                            case .add: segkit_add(left, b.baseAddress! + r.lowerBound, target, r.count)
+                            case .multiply: segkit_multiply(left, b.baseAddress! + r.lowerBound, target, r.count)
+                            }
                         }
                     }
                 }

@@ -45,6 +45,10 @@ void segkit_relu(float *x, size_t n);
 /// TensorFlow's ReluGrad does).
 void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n);
 
+/// out = a + b and out = a · b over n values (out may be a or b).
+void segkit_add(const float *a, const float *b, float *out, size_t n);
+void segkit_multiply(const float *a, const float *b, float *out, size_t n);
+
 /// sums[c] += Σ over rows of x[row, c], for a row-major rows × channels block.
 void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
 
