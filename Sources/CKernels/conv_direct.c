@@ -14,13 +14,10 @@
 // for AVX-512, AVX2 and baseline x86-64 and the loader picks one per machine.
 
 #include "segkit_kernels.h"
+#include "vector_math.h"
 #include <stdlib.h>
 
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));
-
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#define INLINE static inline __attribute__((always_inline))
 // Loops over a tile's pixels and vectors must unroll fully, or the accumulators
 // live in memory (clang left a 12-pixel loop rolled without this).
 #define UNROLL _Pragma("clang loop unroll(full)")

@@ -3,6 +3,8 @@
 // baseline SSE2 only, since a Swift module cannot be built for several ISAs).
 
 #include "segkit_kernels.h"
+#include "vector_math.h"
+#include <math.h>
 
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -46,4 +48,47 @@ void segkit_add(const float *a, const float *b, float *out, size_t n) {
 CLONES
 void segkit_multiply(const float *a, const float *b, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+}
+
+CLONES
+void segkit_swish(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        float e[16];
+        for (int k = 0; k < 16; k++) e[k] = -x[i + k];
+        exp16(e);
+        for (int k = 0; k < 16; k++) x[i + k] = x[i + k] / (1 + e[k]);
+    }
+    for (; i < n; i++) x[i] = x[i] / (1 + expf(-x[i]));
+}
+
+CLONES
+void segkit_swish_backward(const float *dy, const float *z, float *dz, size_t n) {
+    // d/dz z·σ(z) = σ(z)·(1 + z·(1 − σ(z))).
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        float e[16];
+        for (int k = 0; k < 16; k++) e[k] = -z[i + k];
+        exp16(e);
+        for (int k = 0; k < 16; k++) {
+            float s = 1 / (1 + e[k]);
+            dz[i + k] = dy[i + k] * s * (1 + z[i + k] * (1 - s));
+        }
+    }
+    for (; i < n; i++) {
+        float s = 1 / (1 + expf(-z[i]));
+        dz[i] = dy[i] * s * (1 + z[i] * (1 - s));
+    }
+}
+
+CLONES
+void segkit_sigmoid(float *x, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        float e[16];
+        for (int k = 0; k < 16; k++) e[k] = -x[i + k];
+        exp16(e);
+        for (int k = 0; k < 16; k++) x[i + k] = 1 / (1 + e[k]);
+    }
+    for (; i < n; i++) x[i] = 1 / (1 + expf(-x[i]));
 }

@@ -62,8 +62,8 @@ public enum Activation: Equatable, Sendable {
     private func applyRange(_ v: UnsafeMutableBufferPointer<Float>, _ r: Range<Int>) {
         typealias V = VectorMath.V
         switch self {
-        case .swish: VectorMath.map(v, r, { $0 / (1 + VectorMath.exp(-$0)) }, scalar: value)
-        case .sigmoid: VectorMath.map(v, r, { 1 / (1 + VectorMath.exp(-$0)) }, scalar: value)
+        case .swish: segkit_swish(v.baseAddress! + r.lowerBound, r.count)
+        case .sigmoid: segkit_sigmoid(v.baseAddress! + r.lowerBound, r.count)
         case .relu(nil, 0, 0): segkit_relu(v.baseAddress! + r.lowerBound, r.count)
         case .relu(let m?, 0, 0): VectorMath.map(v, r, { $0.clamped(lowerBound: V(repeating: 0), upperBound: V(repeating: m)) }, scalar: value)
         default: for i in r { v[i] = value(v[i]) }
@@ -119,17 +119,8 @@ public enum Activation: Equatable, Sendable {
         case .linear:
             return
         case .swish:
-            // d/dz z·σ(z) = σ(z)·(1 + z·(1 − σ(z))), eight at a time.
-            let raw = UnsafeMutableRawPointer(dy.baseAddress!), zr = UnsafeRawPointer(z.baseAddress!)
-            var i = range.lowerBound
-            while i + 8 <= range.upperBound {
-                let x = zr.loadUnaligned(fromByteOffset: i * 4, as: VectorMath.V.self)
-                let s = 1 / (1 + VectorMath.exp(-x))
-                let g = raw.loadUnaligned(fromByteOffset: i * 4, as: VectorMath.V.self)
-                raw.storeBytes(of: g * s * (1 + x * (1 - s)), toByteOffset: i * 4, as: VectorMath.V.self)
-                i += 8
-            }
-            while i < range.upperBound { dy[i] *= derivative(z[i]); i += 1 }
+            segkit_swish_backward(dy.baseAddress! + range.lowerBound, z.baseAddress! + range.lowerBound,
+                                  dy.baseAddress! + range.lowerBound, range.count)
         case .relu(nil, 0, 0):
             segkit_relu_backward(dy.baseAddress! + range.lowerBound, y.baseAddress! + range.lowerBound,
                                  dy.baseAddress! + range.lowerBound, range.count)
@@ -194,30 +185,11 @@ public enum Activation: Equatable, Sendable {
     x > 0 ? x + Foundation.log1p(Foundation.exp(-x)) : Foundation.log1p(Foundation.exp(x))
 }
 
-/// Softmax over consecutive rows of `width`, stabilised by the row maximum:
-/// subtract each row's maximum, one vectorised exp over the whole buffer,
-/// then normalise each row. Returns nothing; `rowSums` (if given) receives
-/// each row's Σexp before normalising (the loss needs its log).
-func softmaxRows(_ v: UnsafeMutableBufferPointer<Float>, width: Int, rowSums: UnsafeMutableBufferPointer<Float>? = nil) {
-    var row = 0
-    while row < v.count {
-        var m = -Float.infinity
-        for c in 0..<width { m = max(m, v[row + c]) }
-        for c in 0..<width { v[row + c] -= m }
-        row += width
-    }
-    VectorMath.map(v, 0..<v.count, { VectorMath.exp($0) }, scalar: { Foundation.exp($0) })
-    row = 0
-    var r = 0
-    while row < v.count {
-        var sum: Float = 0
-        for c in 0..<width { sum += v[row + c] }
-        rowSums?[r] = sum
-        let inv = 1 / sum
-        for c in 0..<width { v[row + c] *= inv }
-        row += width
-        r += 1
-    }
+/// Softmax over consecutive rows of `width`, stabilised by the row maximum
+/// (CKernels: row maxima, one vectorised exp over the block, normalisation).
+func softmaxRows(_ v: UnsafeMutableBufferPointer<Float>, width: Int) {
+    guard let base = v.baseAddress, width > 0 else { return }
+    segkit_softmax_rows(base, v.count / width, Int32(width))
 }
 
 extension Double {

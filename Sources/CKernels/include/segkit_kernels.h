@@ -45,6 +45,19 @@ void segkit_relu(float *x, size_t n);
 /// TensorFlow's ReluGrad does).
 void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n);
 
+/// Bilinear enlargement of the images [image_begin, image_end) of x (N, h, w, c)
+/// into y (N, oh, ow, c): output row oy blends input rows row_lower[oy] and
+/// row_upper[oy] with weight row_weight[oy] on the upper one; columns likewise.
+void segkit_upsample_bilinear(const float *x, int h, int w, int c, int oh, int ow,
+                              const int *row_lower, const int *row_upper, const float *row_weight,
+                              const int *col_lower, const int *col_upper, const float *col_weight,
+                              float *y, int image_begin, int image_end);
+
+/// x = x·σ(x) and x = σ(x) in place; dz = dy · d/dz (z·σ(z)).
+void segkit_swish(float *x, size_t n);
+void segkit_sigmoid(float *x, size_t n);
+void segkit_swish_backward(const float *dy, const float *z, float *dz, size_t n);
+
 /// out = a + b and out = a · b over n values (out may be a or b).
 void segkit_add(const float *a, const float *b, float *out, size_t n);
 void segkit_multiply(const float *a, const float *b, float *out, size_t n);
@@ -59,6 +72,9 @@ void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
 double segkit_softmax_cross_entropy(const float *logits, const int *labels, size_t rows, int k,
                                     int ignore_label, int has_ignore_label, const float *pixel_weights,
                                     const float *class_weights, float *gradient, size_t *counted);
+
+/// Softmax of each of `rows` rows of k values, in place.
+void segkit_softmax_rows(float *v, size_t rows, int k);
 
 /// Asks glibc to keep freed large blocks for reuse instead of returning them to
 /// the kernel (see MemoryPolicy.swift); returns 1 when glibc accepted it.
