@@ -76,6 +76,18 @@ double segkit_softmax_cross_entropy(const float *logits, const int *labels, size
 /// Softmax of each of `rows` rows of k values, in place.
 void segkit_softmax_rows(float *v, size_t rows, int k);
 
+/// One part of a parallel region: `part` in 0 ..< parts.
+typedef void (*segkit_task)(void *context, int part);
+
+/// Sets the pool's size (workers including the caller) before its first use;
+/// later calls do nothing.
+void segkit_parallel_configure(int workers);
+
+/// Runs task(context, p) for every p in 0 ..< parts on the caller and the
+/// pool's helpers, returning when all are done. Regions started inside a
+/// region, or while another thread's region runs, run serially on the caller.
+void segkit_parallel_run(int parts, segkit_task task, void *context);
+
 /// Asks glibc to keep freed large blocks for reuse instead of returning them to
 /// the kernel (see MemoryPolicy.swift); returns 1 when glibc accepted it.
 int segkit_keep_freed_blocks(void);
