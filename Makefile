@@ -65,10 +65,20 @@ keras-check: build
 	    $(foreach r,$(RECIPES),$(KERAS_CHECK_DIR)/$(r).keras:32,40 $(KERAS_CHECK_DIR)/vgg-$(r).h5:16,24) \
 	    $(KERAS_CHECK_DIR)/mnv2-unet.keras:64,64 $(KERAS_CHECK_DIR)/unet-scratch.keras:32,48 $(KERAS_CHECK_DIR)/unet-valid.h5:44,44
 
-# SegKit and Keras/TensorFlow on the same three workloads, back to back, with
-# SegKit/Keras ratios. The Keras side needs tensorflow-cpu in a venv outside the
-# repository; it is created on first use.
+# SegKit and Keras/TensorFlow on the same three workloads, back to back, in
+# BENCH_ROUNDS rounds (this machine's speed drifts between minutes), printing
+# each round's SegKit/Keras ratios and their medians. The Keras side needs
+# tensorflow-cpu in a venv outside the repository; it is created on first use.
+BENCH_ROUNDS ?= 3
+BENCH_DIR ?= /tmp/segkit-bench
 bench-compare: release
 	@test -x $(VENVS)/tf/bin/python || (python3 -m venv $(VENVS)/tf && $(VENVS)/tf/bin/pip install -q tensorflow-cpu==2.21.0)
-	$(VENVS)/tf/bin/python ../shared/bench/keras_bench.py --weights Recipes/demo/classifier.keras --json /tmp/keras_bench.json | grep -E '^(i|ii|iii) '
-	.build/release/segkit bench --json /tmp/segkit_bench.json --compare-with /tmp/keras_bench.json
+	@mkdir -p $(BENCH_DIR)
+	@set -e; for r in $$(seq $(BENCH_ROUNDS)); do \
+	    echo "== round $$r: Keras"; \
+	    $(VENVS)/tf/bin/python ../shared/bench/keras_bench.py --weights Recipes/demo/classifier.keras --json $(BENCH_DIR)/keras-$$r.json 2>/dev/null | grep -E '^(i|ii|iii) '; \
+	    echo "== round $$r: SegKit"; \
+	    .build/release/segkit bench --json $(BENCH_DIR)/segkit-$$r.json --compare-with $(BENCH_DIR)/keras-$$r.json; \
+	done
+	@.build/release/segkit bench --summarize $$(seq -s, -f '$(BENCH_DIR)/segkit-%g.json' $(BENCH_ROUNDS)) \
+	    --compare-with $$(seq -s, -f '$(BENCH_DIR)/keras-%g.json' $(BENCH_ROUNDS))

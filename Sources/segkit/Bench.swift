@@ -14,7 +14,9 @@ struct Bench: ParsableCommand {
     @Option var warmup: Int = 3
     @Option(help: "Samples per epoch for the cached / uncached epoch figures.") var epochSamples: Int = 512
     @Option(help: "Write the results as JSON (the Keras script's shape plus SegKit's figures).") var json: String?
-    @Option(help: "A keras_bench.py --json result to print SegKit/Keras ratios against.") var compareWith: String?
+    @Option(help: "keras_bench.py --json results (comma list) to print SegKit/Keras ratios against.") var compareWith: String?
+    @Option(help: "Earlier `segkit bench --json` results (comma list, one per --compare-with file, run back to back with it): print each pair's ratios and their medians instead of measuring.")
+    var summarize: String?
     @Flag(help: .hidden) var child = false
 
     func run() throws {
@@ -22,6 +24,7 @@ struct Bench: ParsableCommand {
         let workloads = only.split(separator: ",").map(String.init)
         for w in workloads where Benchmarks.names[w] == nil { throw ValidationError("unknown workload '\(w)' (i, ii, iii)") }
         if child { try runChild(workloads[0]); return }
+        if let summarize { try printSummary(ours: summarize, keras: compareWith); return }
         print(versionText())
         let sgemm = Benchmarks.sgemmGFLOPs()
         print(String(format: "sgemm 1024³: %.0f GFLOP/s (OpenBLAS %@ kernels, %d thread per call, %d engine workers)", sgemm, BLAS.coreName, BLAS.threadCount, Parallel.workers))
@@ -90,12 +93,59 @@ struct Bench: ParsableCommand {
         }
     }
 
-    func printRatios(_ ours: [String: JSONValue], keras path: String) throws {
-        let keras = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: path)), source: path)
-        print("\nSegKit / Keras (TensorFlow \(keras["tf"]?.string ?? "?"), \(keras["intra_op_threads"]?.int ?? 0) threads), images/s:")
+    /// SegKit/Keras ratios of one back-to-back pair of runs: images/s per
+    /// workload, and the cached and uncached epochs against Keras's epoch time
+    /// (epoch samples at Keras's training-step rate; Keras has no feature cache).
+    func ratios(_ ours: [String: JSONValue], keras: JSONValue) -> [(name: String, segkit: Double, keras: Double, ratio: Double)] {
+        var rows: [(String, Double, Double, Double)] = []
         for name in Benchmarks.names.values.sorted() {
             guard let a = ours[name]?["images_per_s"]?.double, let b = keras["workloads"]?[name]?["images_per_s"]?.double else { continue }
-            print(String(format: "  %-30@ SegKit %8.1f   Keras %8.1f   ratio %.2f", name, a, b, a / b))
+            rows.append((name + " (images/s)", a, b, a / b))
+            if name.hasPrefix("ii_") {
+                for kind in ["cached", "uncached"] {
+                    guard let seconds = ours[name]?["epoch\(epochSamples)_\(kind)_s"]?.double else { continue }
+                    let kerasSeconds = Double(epochSamples) / b
+                    rows.append(("ii epoch of \(epochSamples), \(kind) (s)", seconds, kerasSeconds, kerasSeconds / seconds))
+                }
+            }
+        }
+        return rows
+    }
+
+    func loadJSON(_ path: String) throws -> JSONValue {
+        try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: path)), source: path)
+    }
+
+    func printRatios(_ ours: [String: JSONValue], keras path: String) throws {
+        let keras = try loadJSON(path)
+        print("\nSegKit / Keras (TensorFlow \(keras["tf"]?.string ?? "?"), \(keras["intra_op_threads"]?.int ?? 0) threads):")
+        for r in ratios(ours, keras: keras) {
+            print(String(format: "  %-40@ SegKit %8.2f   Keras %8.2f   ratio %.2f", r.name, r.segkit, r.keras, r.ratio))
+        }
+    }
+
+    /// The median over rounds of each ratio (this machine's speed drifts between
+    /// runs minutes apart; pairs run back to back share the drift).
+    func printSummary(ours: String, keras: String?) throws {
+        let oursPaths = ours.split(separator: ",").map(String.init)
+        let kerasPaths = (keras ?? "").split(separator: ",").map(String.init)
+        guard oursPaths.count == kerasPaths.count, !oursPaths.isEmpty else {
+            throw ValidationError("--summarize needs one --compare-with Keras result per SegKit result (\(oursPaths.count) and \(kerasPaths.count) given)")
+        }
+        var table: [String: [Double]] = [:]
+        var order: [String] = []
+        for (o, k) in zip(oursPaths, kerasPaths) {
+            guard let workloads = try loadJSON(o)["workloads"]?.object else { throw ValidationError("\(o): no \"workloads\" object") }
+            for r in ratios(workloads, keras: try loadJSON(k)) {
+                if table[r.name] == nil { order.append(r.name) }
+                table[r.name, default: []].append(r.ratio)
+            }
+        }
+        print("SegKit / Keras over \(oursPaths.count) back-to-back rounds (median, and each round):")
+        for name in order {
+            let values = table[name]!
+            let median = values.sorted()[values.count / 2]
+            print(String(format: "  %-40@ %.2f   (%@)", name, median, values.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
         }
     }
 }
