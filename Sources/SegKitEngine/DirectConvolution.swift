@@ -7,13 +7,15 @@ import Foundation
 /// few input channels per tap or few output channels — and lose to OpenBLAS on
 /// wide layers, so `ConvolutionKernels` asks `isPreferred` per call.
 enum DirectConvolution {
-    /// Direct when the layer is ungrouped and narrow on either side. The bounds
-    /// come from `segkit bench`'s per-layer times with each path forced (README,
-    /// Performance): at 16 or fewer input channels per tap, or 16 or fewer
-    /// output channels, the direct loops were faster on every layer measured.
+    /// Direct when the layer is ungrouped and its outputs fit one register tile
+    /// (≤ 64 channels: four 16-float vectors) or its inputs are few. The bounds
+    /// come from `segkit bench`'s per-layer times with each path forced
+    /// (SEGKIT_CONV_PATH, README Performance): the direct loops won on the
+    /// U-Net's 16–64-channel layers and lost on its 128- and 256-channel ones,
+    /// where they re-read the input once per 64 output channels.
     static func isPreferred(inputChannels: Int, outputChannels: Int, groups: Int) -> Bool {
         if let forced = forcedPath { return forced == "direct" && groups == 1 }
-        return groups == 1 && (inputChannels <= 16 || outputChannels <= 16)
+        return groups == 1 && (outputChannels <= 64 || inputChannels <= 16)
     }
 
     /// SEGKIT_CONV_PATH=direct|gemm forces one path (for measuring; tests use it too).
