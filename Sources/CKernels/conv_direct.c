@@ -274,7 +274,18 @@ void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis r
                             kernel_gradient_block((CI), (CB), xbase + ci, cin, cols.stride, d, cout, dy_end, lo, hi, \
                                                   dwtap + (size_t)ci * cout_padded + c0, cout_padded);
                     switch (vectors) {
-                    case 1: BLOCK(16, 1) BLOCK(8, 1) BLOCK(4, 1) BLOCK(2, 1) BLOCK(1, 1) break;
+                    case 1:
+                        // One block for all remaining channels (an 11-channel decoder
+                        // input then reads each dy vector once per tap, not three times).
+                        BLOCK(16, 1)
+                        switch (cin - ci) {
+                        case 15: BLOCK(15, 1) break; case 14: BLOCK(14, 1) break; case 13: BLOCK(13, 1) break;
+                        case 12: BLOCK(12, 1) break; case 11: BLOCK(11, 1) break; case 10: BLOCK(10, 1) break;
+                        case 9: BLOCK(9, 1) break; case 8: BLOCK(8, 1) break; case 7: BLOCK(7, 1) break;
+                        case 6: BLOCK(6, 1) break; case 5: BLOCK(5, 1) break; case 4: BLOCK(4, 1) break;
+                        case 3: BLOCK(3, 1) break; case 2: BLOCK(2, 1) break; case 1: BLOCK(1, 1) break;
+                        }
+                        break;
                     case 2: BLOCK(8, 2) BLOCK(4, 2) BLOCK(2, 2) BLOCK(1, 2) break;
                     case 3: BLOCK(6, 3) BLOCK(3, 3) BLOCK(1, 3) break;
                     default: BLOCK(4, 4) BLOCK(2, 4) BLOCK(1, 4) break;

@@ -120,7 +120,7 @@ struct Bench: ParsableCommand {
         let keras = try loadJSON(path)
         print("\nSegKit / Keras (TensorFlow \(keras["tf"]?.string ?? "?"), \(keras["intra_op_threads"]?.int ?? 0) threads):")
         for r in ratios(ours, keras: keras) {
-            print(String(format: "  %-40@ SegKit %8.2f   Keras %8.2f   ratio %.2f", r.name, r.segkit, r.keras, r.ratio))
+            print(String(format: "  %-42@ SegKit %8.2f   Keras %8.2f   ratio %.2f", r.name, r.segkit, r.keras, r.ratio))
         }
     }
 
@@ -145,7 +145,7 @@ struct Bench: ParsableCommand {
         for name in order {
             let values = table[name]!
             let median = values.sorted()[values.count / 2]
-            print(String(format: "  %-40@ %.2f   (%@)", name, median, values.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
+            print(String(format: "  %-42@ %.2f   (%@)", name, median, values.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
         }
     }
 }

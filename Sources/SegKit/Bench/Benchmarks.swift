@@ -27,11 +27,14 @@ public enum Benchmarks {
         return (times[times.count / 2], times.first!, times.last!)
     }
 
-    /// sgemm 1024³ GFLOP/s with the OpenBLAS kernels and threads in use (median of the timed calls).
+    /// sgemm 1024³ GFLOP/s split across the engine's workers, as the engine calls
+    /// it: the best of 16 calls (this VM's second core is at times busy with a
+    /// neighbour, which halves a median; the convolutions are compared with what
+    /// the machine can do, not with its slow moments).
     public static func sgemmGFLOPs(n: Int = 1024) -> Double {
         var seconds: [Double] = []
-        for _ in 0..<8 { seconds.append(BLAS.timeSquareSgemm(n: n)) }
-        return 2 * Double(n * n * n) / seconds.sorted()[seconds.count / 2] / 1e9
+        for _ in 0..<16 { seconds.append(BLAS.timeSquareSgemm(n: n)) }
+        return 2 * Double(n * n * n) / seconds.min()! / 1e9
     }
 
     /// The figures of one workload, as the Keras script reports them plus SegKit's extras.
