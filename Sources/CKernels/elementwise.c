@@ -92,3 +92,14 @@ void segkit_sigmoid(float *x, size_t n) {
     }
     for (; i < n; i++) x[i] = 1 / (1 + expf(-x[i]));
 }
+
+CLONES
+void segkit_copy_rows(const float *src, size_t src_stride, float *dst, size_t dst_stride, size_t rows, size_t width) {
+    // A plain loop per row: for the 16–64 floats of a U-Net concatenation a
+    // memcpy call per row cost more than the copy (perf).
+    for (size_t r = 0; r < rows; r++) {
+        const float *s = src + r * src_stride;
+        float *d = dst + r * dst_stride;
+        for (size_t k = 0; k < width; k++) d[k] = s[k];
+    }
+}

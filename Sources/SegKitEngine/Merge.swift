@@ -130,11 +130,13 @@ public final class Concatenate: Layer {
         var shape = inputs[0].shape
         shape[a] = inputs.reduce(0) { $0 + $1.shape[a] }
         let y = Tensor.uninitialized(shape: shape) { out in
+            let o = UncheckedSendable(out.baseAddress!)
             var offset = 0
             for (x, width) in zip(inputs, widths) {
                 x.scalars.withUnsafeBufferPointer { xp in
-                    for o in 0..<outer {
-                        (out.baseAddress! + o * total + offset).update(from: xp.baseAddress! + o * width, count: width)
+                    let (src, start) = (UncheckedSendable(xp.baseAddress!), offset)
+                    Parallel.forEachRange(outer, minimumPerWorker: 1024) { r in
+                        segkit_copy_rows(src.value + r.lowerBound * width, width, o.value + r.lowerBound * total + start, total, r.count, width)
                     }
                 }
                 offset += width
@@ -156,8 +158,9 @@ public final class Concatenate: Layer {
                 let width = widths[i]
                 if needInputGradients[i] {
                     grads.append(Tensor.uninitialized(shape: shape) { dx in
-                        for o in 0..<outer {
-                            (dx.baseAddress! + o * width).update(from: dy.baseAddress! + o * total + offset, count: width)
+                        let (src, dst, start) = (UncheckedSendable(dy.baseAddress!), UncheckedSendable(dx.baseAddress!), offset)
+                        Parallel.forEachRange(outer, minimumPerWorker: 1024) { r in
+                            segkit_copy_rows(src.value + r.lowerBound * total + start, total, dst.value + r.lowerBound * width, width, r.count, width)
                         }
                     })
                 } else {

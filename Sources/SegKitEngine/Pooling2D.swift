@@ -1,3 +1,5 @@
+import CKernels
+
 /// Keras's MaxPooling2D and AveragePooling2D: pool size, strides, padding.
 ///
 /// With `same` padding, max pooling ignores the padded positions and average
@@ -59,54 +61,43 @@ public final class Pooling2D: Layer {
         let g = try window(for: x)
         let c = x.shape[3]
         let (ih, iw, oh, ow) = (g.rows.input, g.cols.input, g.rows.output, g.cols.output)
-        var argmax = [Int32]()
-        if reduction == .max { argmax = [Int32](repeating: 0, count: g.batch * oh * ow * c) }
         let record = mode == .training && reduction == .max
+        var argmax = record ? [Int32](repeating: 0, count: g.batch * oh * ow * c) : []
         let y = Tensor.uninitialized(shape: [g.batch, oh, ow, c]) { buffer in
             x.scalars.withUnsafeBufferPointer { xp in
                 argmax.withUnsafeMutableBufferPointer { amBuffer in
                     // Output rows split across the workers; each writes only its own rows.
-                    let (outBox, amBox) = (UncheckedSendable(buffer), UncheckedSendable(amBuffer))
+                    let (outBox, amBox, xBox) = (UncheckedSendable(buffer), UncheckedSendable(amBuffer), UncheckedSendable(xp))
                     Parallel.forEachRange(g.batch * oh, minimumPerWorker: 16) { rows in
-                        let (out, am) = (outBox.value, amBox.value)
+                        let (out, xp) = (outBox.value, xBox.value)
+                        if reduction == .max {
+                            segkit_max_pool(xp.baseAddress!, Int32(c), DirectConvolution.axis(g.rows), DirectConvolution.axis(g.cols),
+                                            out.baseAddress!, record ? amBox.value.baseAddress : nil,
+                                            Int32(rows.lowerBound), Int32(rows.upperBound))
+                            return
+                        }
                         for row in rows {
                             let (n, oy) = (row / oh, row % oh)
                             let ys = span(g.rows, oy)
                             for ox in 0..<ow {
                                 let xs = span(g.cols, ox)
                                 let o = ((n * oh + oy) * ow + ox) * c
-                                switch reduction {
-                                case .max:
-                                    // Every window holds at least one real input: start from its first.
-                                    let first = ((n * ih + ys.lowerBound) * iw + xs.lowerBound) * c
-                                    for k in 0..<c { out[o + k] = xp[first + k]; am[o + k] = Int32(first + k) }
-                                    for iy in ys {
-                                        for ix in xs {
-                                            let i = ((n * ih + iy) * iw + ix) * c
-                                            for k in 0..<c where xp[i + k] > out[o + k] {
-                                                out[o + k] = xp[i + k]
-                                                am[o + k] = Int32(i + k)
-                                            }
-                                        }
+                                for k in 0..<c { out[o + k] = 0 }
+                                for iy in ys {
+                                    for ix in xs {
+                                        let i = ((n * ih + iy) * iw + ix) * c
+                                        for k in 0..<c { out[o + k] += xp[i + k] }
                                     }
-                                case .average:
-                                    for k in 0..<c { out[o + k] = 0 }
-                                    for iy in ys {
-                                        for ix in xs {
-                                            let i = ((n * ih + iy) * iw + ix) * c
-                                            for k in 0..<c { out[o + k] += xp[i + k] }
-                                        }
-                                    }
-                                    let inv = 1 / Float(ys.count * xs.count)
-                                    for k in 0..<c { out[o + k] *= inv }
                                 }
+                                let inv = 1 / Float(ys.count * xs.count)
+                                for k in 0..<c { out[o + k] *= inv }
                             }
                         }
                     }
                 }
             }
         }
-        return LayerOutput(y, cache: mode == .training ? Cache(inputShape: x.shape, window: g, argmax: record ? argmax : []) : nil)
+        return LayerOutput(y, cache: mode == .training ? Cache(inputShape: x.shape, window: g, argmax: argmax) : nil)
     }
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {

@@ -38,6 +38,12 @@ void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis r
                                           const float *dy, int cout, int cout_padded, float *dw,
                                           int row_begin, int row_end);
 
+/// Max pooling of the output rows [row_begin, row_end) of the n·output rows:
+/// y = the window maximum per channel (padding never wins), and, when argmax
+/// is not NULL, the flat index into x of each maximum (the first one on ties).
+void segkit_max_pool(const float *x, int c, segkit_axis rows, segkit_axis cols, float *y, int *argmax,
+                     int row_begin, int row_end);
+
 /// x = max(x, 0) over n values, in place.
 void segkit_relu(float *x, size_t n);
 
@@ -61,6 +67,10 @@ void segkit_swish_backward(const float *dy, const float *z, float *dz, size_t n)
 /// out = a + b and out = a · b over n values (out may be a or b).
 void segkit_add(const float *a, const float *b, float *out, size_t n);
 void segkit_multiply(const float *a, const float *b, float *out, size_t n);
+
+/// Copies `rows` runs of `width` floats, src_stride and dst_stride floats
+/// apart (Concatenate's interleaving and its gradient's split).
+void segkit_copy_rows(const float *src, size_t src_stride, float *dst, size_t dst_stride, size_t rows, size_t width);
 
 /// sums[c] += Σ over rows of x[row, c], for a row-major rows × channels block.
 void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
