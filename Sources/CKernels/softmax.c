@@ -17,9 +17,8 @@ INLINE float row_max(const float *z, int k) {
 CLONES
 double segkit_softmax_cross_entropy(const float *logits, const int *labels, size_t rows, int k,
                                     int ignore_label, int has_ignore_label, const float *pixel_weights,
-                                    const float *class_weights, float *gradient, size_t *counted) {
+                                    const float *class_weights, float scale, float *gradient) {
     double total = 0, product = 1;
-    size_t count = 0;
     // One log per per_log unweighted rows (scalar logs cost more than the
     // rest of the loss): k^per_log stays below 1e300.
     int per_log = k <= 2 ? 64 : (int)(300.0 / log10((double)k));
@@ -66,13 +65,11 @@ double segkit_softmax_cross_entropy(const float *logits, const int *labels, size
             } else {
                 total += (double)weight * log((double)sum);
             }
-            float inv = weight / sum;
+            float inv = scale * weight / sum;
             for (int c = 0; c < k; c++) gr[c] *= inv;
-            gr[label] -= weight;
-            count++;
+            gr[label] -= scale * weight;
         }
     }
-    *counted = count;
     return total + log(product);
 }
 

@@ -39,30 +39,31 @@ public struct SoftmaxCrossEntropy: Sendable {
             throw EngineError.invalidArgument(
                 op: "cross-entropy", message: "label \(labels[bad]) at position \(bad) is not a class id in 0..<\(k)\(ignoreLabel.map { " nor the ignore label \($0)" } ?? "")")
         }
-        // Per worker: the weighted loss sum and the counted pixels, added in worker order.
-        let parts = min(Parallel.workers, max(1, positions / 4096))
-        var sums = [Double](repeating: 0, count: parts), counts = [Int](repeating: 0, count: parts)
+        // The mean over counted positions, known before the pass so that the
+        // kernel writes the final gradient (a second pass over it cost 2 ms per
+        // 128x128x11 batch of 32).
         let ignore = ignoreLabel
-        var gradient = Tensor.uninitialized(shape: logits.shape) { g in
+        let counted = ignore.map { i in labels.reduce(0) { $0 + ($1 == i ? 0 : 1) } } ?? positions
+        let scale = counted > 0 ? 1 / Float(counted) : 0
+        // Per worker: the weighted loss sum, added in worker order.
+        let parts = min(Parallel.workers, max(1, positions / 4096))
+        var sums = [Double](repeating: 0, count: parts)
+        let gradient = Tensor.uninitialized(shape: logits.shape) { g in
             let out = UncheckedSendable(g.baseAddress!)
             logits.scalars.withUnsafeBufferPointer { z in
                 labels.withUnsafeBufferPointer { l in
                     withOptional(pixelWeights) { pw in
                         withOptional(classWeights) { cw in
                             sums.withUnsafeMutableBufferPointer { sp in
-                                counts.withUnsafeMutableBufferPointer { cp in
-                                    let (zz, ll, pwp, cwp) = (UncheckedSendable(z.baseAddress!), UncheckedSendable(l.baseAddress!), UncheckedSendable(pw), UncheckedSendable(cw))
-                                    let (ss, cc) = (UncheckedSendable(sp), UncheckedSendable(cp))
-                                    Parallel.forEachRange(parts) { workers in
-                                        for w in workers {
-                                            let first = positions * w / parts, last = positions * (w + 1) / parts
-                                            var counted = 0
-                                            ss.value[w] = segkit_softmax_cross_entropy(
-                                                zz.value + first * k, ll.value + first, last - first, Int32(k),
-                                                ignore ?? 0, ignore == nil ? 0 : 1, pwp.value.map { $0 + first }, cwp.value,
-                                                out.value + first * k, &counted)
-                                            cc.value[w] = counted
-                                        }
+                                let (zz, ll, pwp, cwp) = (UncheckedSendable(z.baseAddress!), UncheckedSendable(l.baseAddress!), UncheckedSendable(pw), UncheckedSendable(cw))
+                                let ss = UncheckedSendable(sp)
+                                Parallel.forEachRange(parts) { workers in
+                                    for w in workers {
+                                        let first = positions * w / parts, last = positions * (w + 1) / parts
+                                        ss.value[w] = segkit_softmax_cross_entropy(
+                                            zz.value + first * k, ll.value + first, last - first, Int32(k),
+                                            ignore ?? 0, ignore == nil ? 0 : 1, pwp.value.map { $0 + first }, cwp.value,
+                                            scale, out.value + first * k)
                                     }
                                 }
                             }
@@ -71,14 +72,7 @@ public struct SoftmaxCrossEntropy: Sendable {
                 }
             }
         }
-        let counted = counts.reduce(0, +)
         let totalLoss = sums.reduce(0, +)
-        // The mean over counted positions.
-        let scale = counted > 0 ? 1 / Float(counted) : 0
-        gradient.scalars.withUnsafeMutableBufferPointer { g in
-            let gg = UncheckedSendable(g)
-            Parallel.forEachRange(g.count, minimumPerWorker: 1 << 16) { r in for i in r { gg.value[i] *= scale } }
-        }
         return (counted > 0 ? Float(totalLoss / Double(counted)) : 0, gradient)
     }
 }

@@ -76,12 +76,12 @@ void segkit_copy_rows(const float *src, size_t src_stride, float *dst, size_t ds
 void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
 
 /// Softmax cross-entropy of `rows` rows of k logits against class ids: writes
-/// gradient = weight·(softmax − one-hot) (zeros for ignored rows), returns
-/// Σ weight·(−log softmax[label]) and sets *counted to the rows not ignored.
+/// gradient = scale·weight·(softmax − one-hot) (zeros for ignored rows) and
+/// returns Σ weight·(−log softmax[label]) over the rows not ignored, where
 /// weight = pixel_weights[row]·class_weights[label], each optional (NULL).
 double segkit_softmax_cross_entropy(const float *logits, const int *labels, size_t rows, int k,
                                     int ignore_label, int has_ignore_label, const float *pixel_weights,
-                                    const float *class_weights, float *gradient, size_t *counted);
+                                    const float *class_weights, float scale, float *gradient);
 
 /// Softmax of each of `rows` rows of k values, in place.
 void segkit_softmax_rows(float *v, size_t rows, int k);
