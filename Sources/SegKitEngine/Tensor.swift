@@ -47,8 +47,9 @@ public struct Tensor: Sendable, Equatable {
         Tensor(uncheckedShape: shape, scalars: scalars)
     }
 
-    /// A tensor whose elements are written once by `fill` (no zeroing pass).
-    static func uninitialized(
+    /// A tensor whose elements are written once by `fill` (no zeroing pass);
+    /// `fill` must write every element.
+    public static func uninitialized(
         shape: [Int], _ fill: (UnsafeMutableBufferPointer<Float>) -> Void
     ) -> Tensor {
         let n = elementCount(shape)

@@ -79,6 +79,41 @@ import Testing
         }
     }
 
+    @Test func lossAndGradientMatchADoubleReferenceOnManyRows() throws {
+        // Over a thousand rows, so the log of a product of 64 row sums is taken
+        // many times, with and without weights and an ignore label.
+        var data = TestData(seed: 72)
+        for k in [3, 11, 32, 33] {
+            for weighted in [false, true] {
+                let rows = 16 * 70 + 7
+                // Equal logits give each row's Σexp its largest value, k: the
+                // product of row sums must still not overflow.
+                let logits = weighted ? data.normal([rows, k], scale: 3) : Tensor(zeros: [rows, k])
+                var labels = (0..<rows).map { _ in Int32(data.int(0...(k - 1))) }
+                if weighted { for i in stride(from: 3, to: rows, by: 17) { labels[i] = 99 } }
+                let pixel: [Float]? = weighted ? (0..<rows).map { _ in Float(data.int(1...4)) / 2 } : nil
+                let classWeights: [Float]? = weighted ? (0..<k).map { _ in Float(data.int(1...3)) } : nil
+                let (loss, g) = try SoftmaxCrossEntropy(classWeights: classWeights, ignoreLabel: weighted ? 99 : nil)(
+                    logits: logits, labels: labels, pixelWeights: pixel)
+                var total = 0.0, counted = 0
+                var expected = [Double](repeating: 0, count: rows * k)
+                counted = labels.filter { $0 != 99 }.count
+                for r in 0..<rows where labels[r] != 99 {
+                    let z = (0..<k).map { Double(logits.scalars[r * k + $0]) }
+                    let m = z.max()!
+                    let sum = z.reduce(0) { $0 + Foundation.exp($1 - m) }
+                    let label = Int(labels[r])
+                    let w = Double(pixel?[r] ?? 1) * Double(classWeights?[label] ?? 1)
+                    total += w * (Foundation.log(sum) - (z[label] - m))
+                    for c in 0..<k { expected[r * k + c] = w * (Foundation.exp(z[c] - m) / sum - (c == label ? 1 : 0)) / Double(counted) }
+                }
+                #expect(abs(Double(loss) - total / Double(counted)) < 1e-4 * max(1, total / Double(counted)), "k \(k) weighted \(weighted)")
+                let worst = zip(g.scalars, expected).map { abs(Double($0) - $1) }.max()!
+                #expect(worst < 1e-6, "k \(k) weighted \(weighted): gradient off by \(worst)")
+            }
+        }
+    }
+
     @Test func aLabelOutsideTheClassesIsAnErrorNamingThePosition() throws {
         let loss = SoftmaxCrossEntropy()
         #expect {

@@ -57,6 +57,7 @@ public enum Benchmarks {
         var perNode: [String: JSONValue] = [:]
         for (node, s) in profiler.forwardSeconds { perNode[graph.nodes[node].name] = .number(1000 * s / calls) }
         for (node, s) in profiler.backwardSeconds { perNode[graph.nodes[node].name + " (backward)"] = .number(1000 * s / calls) }
+        for (name, s) in profiler.otherSeconds { perNode[name] = .number(1000 * s / calls) }
         out["layer_ms_per_step"] = .object(perNode)
         // Forward GFLOP/s of every convolution, from its FLOPs at this batch and its measured time.
         let shapes = try graph.staticShapesFor(batch: batch)
@@ -93,10 +94,15 @@ public enum Benchmarks {
     /// One training step as Keras's `make_train_step`: forward, sparse CE from logits, backward, Adam.
     static func trainStep(_ graph: Graph, _ optimizer: Adam, _ x: Tensor, _ y: [Int32]) throws {
         let pass = try graph.forward([x], mode: .training)
-        let (_, grad) = try SoftmaxCrossEntropy()(logits: pass.outputs(of: graph)[0], labels: y)
+        let loss = { try SoftmaxCrossEntropy()(logits: pass.outputs(of: graph)[0], labels: y) }
+        let (_, grad) = try graph.profiler?.measure("loss (softmax cross-entropy)", loss) ?? loss()
         graph.zeroGradients()
         _ = try graph.backward(pass, outputGradients: [grad])
-        optimizer.step(graph.trainableParameters)
+        if let profiler = graph.profiler {
+            profiler.measure("optimizer (Adam)") { optimizer.step(graph.trainableParameters) }
+        } else {
+            optimizer.step(graph.trainableParameters)
+        }
     }
 
     /// (i) forward of the convolutionalized classifier + bilinear x8 to 128x128, batch 32.
