@@ -132,11 +132,18 @@ INLINE void pixel_run(tap *taps, int ntaps, const tile_shape *s, float *out, int
                 for (int t = 0; t < ntaps; t++) taps[t].first += (P) * taps[t].step;             \
                 done += (P);                                                                     \
             }
+        // The widest tile that fits the registers, unless a narrower one divides
+        // the run exactly (a 32-pixel row as 8+8+8+8, not 12+12+4+4: the
+        // narrow tail tiles ran at half speed on the classifier's short rows).
         switch (vectors) {
         case 1: RUN(16, 1) RUN(4, 1) RUN(1, 1) break;
-        case 2: RUN(12, 2) RUN(4, 2) RUN(1, 2) break;
+        case 2:
+            if (count % 12 != 0 && count % 8 == 0) { RUN(8, 2) }
+            RUN(12, 2) RUN(4, 2) RUN(1, 2) break;
         case 3: RUN(8, 3) RUN(2, 3) RUN(1, 3) break;
-        default: RUN(6, 4) RUN(2, 4) RUN(1, 4) break;
+        default:
+            if (count % 6 != 0 && count % 4 == 0) { RUN(4, 4) }
+            RUN(6, 4) RUN(2, 4) RUN(1, 4) break;
         }
         #undef RUN
         for (int t = 0; t < ntaps; t++) taps[t].first -= done * taps[t].step;
