@@ -132,7 +132,7 @@ enum ConvolutionKernels {
     static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
                         epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
-        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups) {
+        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups, rowWidth: g.cols.output) {
             return DirectConvolution.forward(x, window: g, kernel: kernel, bias: bias, epilogue: epilogue)
         }
         return forwardByGemm(x, window: g, kernel: kernel, groups: groups, bias: bias, epilogue: epilogue)
@@ -193,7 +193,8 @@ enum ConvolutionKernels {
     /// (so the result is the same on every run with the same worker count).
     static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
         let cin = x.shape[3], cout = kernelShape[3]
-        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups) {
+        if DirectConvolution.isPreferredForKernelGradient(inputChannels: cin / groups, outputChannels: cout, groups: groups,
+                                                          rowWidth: g.cols.output) {
             return DirectConvolution.kernelGradient(x, window: g, dy: dz, kernelShape: kernelShape)
         }
         return kernelGradientByGemm(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups)
@@ -254,7 +255,7 @@ enum ConvolutionKernels {
     static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
                               inputShape: [Int]) -> Tensor {
         let cin = inputShape[3], cout = kernel.shape[3]
-        if DirectConvolution.isPreferred(inputChannels: cout, outputChannels: cin / groups, groups: groups) {
+        if DirectConvolution.isPreferred(inputChannels: cout, outputChannels: cin / groups, groups: groups, rowWidth: g.cols.input) {
             return DirectConvolution.transpose(dz, window: g, kernel: kernel, bias: bias, outputShape: inputShape)
         }
         var dx = inputGradientByGemm(dz, window: g, kernel: kernel, groups: groups, inputShape: inputShape)

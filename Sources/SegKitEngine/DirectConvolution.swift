@@ -8,14 +8,27 @@ import Foundation
 /// wide layers, so `ConvolutionKernels` asks `isPreferred` per call.
 enum DirectConvolution {
     /// Direct when the layer is ungrouped and its outputs fit one register tile
-    /// (≤ 64 channels: four 16-float vectors) or its inputs are few. The bounds
-    /// come from `segkit bench`'s per-layer times with each path forced
-    /// (SEGKIT_CONV_PATH, README Performance): the direct loops won on the
-    /// U-Net's 16–64-channel layers and lost on its 128- and 256-channel ones,
-    /// where they re-read the input once per 64 output channels.
-    static func isPreferred(inputChannels: Int, outputChannels: Int, groups: Int) -> Bool {
+    /// (≤ 64 channels: four 16-float vectors) or its inputs are few, and for up
+    /// to 128 channels on each side when rows are at least 16 pixels long.
+    /// Measured per U-Net layer shape with SEGKIT_CONV_PATH forcing each path
+    /// (README, Performance): the direct loops won on every 16–64-channel layer
+    /// and on 128-channel ones with 16- or 32-pixel rows (e.g. the input
+    /// gradient of 128→64 at 32x32: 4.6 vs 8.7 ms), and lost on 8-pixel rows and
+    /// to 256-channel ones, where they re-read their input once per 64 outputs.
+    static func isPreferred(inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int) -> Bool {
         if let forced = forcedPath { return forced == "direct" && groups == 1 }
-        return groups == 1 && (outputChannels <= 64 || inputChannels <= 16)
+        guard groups == 1 else { return false }
+        if outputChannels <= 64 || inputChannels <= 16 { return true }
+        return outputChannels <= 128 && inputChannels <= 128 && rowWidth >= 16
+    }
+
+    /// The same for kernel gradients, whose register tile holds output channels
+    /// only: any input count (256→128 at 16x16: 5.5 vs 6.6 ms).
+    static func isPreferredForKernelGradient(inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int) -> Bool {
+        if let forced = forcedPath { return forced == "direct" && groups == 1 }
+        guard groups == 1 else { return false }
+        if outputChannels <= 64 || inputChannels <= 16 { return true }
+        return outputChannels <= 128 && rowWidth >= 16
     }
 
     /// SEGKIT_CONV_PATH=direct|gemm forces one path (for measuring; tests use it too).
