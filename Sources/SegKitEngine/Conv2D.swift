@@ -132,6 +132,10 @@ enum ConvolutionKernels {
     static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
                         epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
+        if WinogradConvolution.applies(g, kernelShape: kernel.shape, inputChannels: cin, outputChannels: cout, groups: groups,
+                                       rowWidth: g.cols.output) {
+            return WinogradConvolution.forward(x, batch: g.batch, rows: g.rows, cols: g.cols, kernel: kernel, bias: bias, epilogue: epilogue)
+        }
         if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups, rowWidth: g.cols.output) {
             return DirectConvolution.forward(x, window: g, kernel: kernel, bias: bias, epilogue: epilogue)
         }
@@ -255,6 +259,10 @@ enum ConvolutionKernels {
     static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
                               inputShape: [Int]) -> Tensor {
         let cin = inputShape[3], cout = kernel.shape[3]
+        if WinogradConvolution.applies(g, kernelShape: kernel.shape, inputChannels: cout, outputChannels: cin, groups: groups,
+                                       rowWidth: g.cols.input) {
+            return WinogradConvolution.inputGradient(dz, window: g, kernel: kernel, bias: bias)
+        }
         if DirectConvolution.isPreferred(inputChannels: cout, outputChannels: cin / groups, groups: groups, rowWidth: g.cols.input) {
             return DirectConvolution.transpose(dz, window: g, kernel: kernel, bias: bias, outputShape: inputShape)
         }

@@ -16,7 +16,7 @@ enum DirectConvolution {
     /// gradient of 128→64 at 32x32: 4.6 vs 8.7 ms), and lost on 8-pixel rows and
     /// to 256-channel ones, where they re-read their input once per 64 outputs.
     static func isPreferred(inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int) -> Bool {
-        if let forced = forcedPath { return forced == "direct" && groups == 1 }
+        if let forced = forcedPath, forced != "winograd" { return forced == "direct" && groups == 1 }
         guard groups == 1 else { return false }
         if outputChannels <= 64 || inputChannels <= 16 { return true }
         return outputChannels <= 128 && inputChannels <= 128 && rowWidth >= 16
@@ -25,17 +25,17 @@ enum DirectConvolution {
     /// The same for kernel gradients, whose register tile holds output channels
     /// only: any input count (256→128 at 16x16: 5.5 vs 6.6 ms).
     static func isPreferredForKernelGradient(inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int) -> Bool {
-        if let forced = forcedPath { return forced == "direct" && groups == 1 }
+        if let forced = forcedPath, forced != "winograd" { return forced == "direct" && groups == 1 }
         guard groups == 1 else { return false }
         if outputChannels <= 64 || inputChannels <= 16 { return true }
         return outputChannels <= 128 && rowWidth >= 16
     }
 
-    /// SEGKIT_CONV_PATH=direct|gemm forces one path (for measuring; tests use it too).
+    /// SEGKIT_CONV_PATH=direct|gemm|winograd forces one path where it applies (for measuring).
     static let forcedPath: String? = {
         guard let p = getenv("SEGKIT_CONV_PATH") else { return nil }
         let s = String(cString: p)
-        return s == "direct" || s == "gemm" ? s : nil
+        return ["direct", "gemm", "winograd"].contains(s) ? s : nil
     }()
 
     /// An HWIO kernel as the C kernels read it: [kh][kw][in][out padded to 16],

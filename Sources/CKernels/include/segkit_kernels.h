@@ -31,6 +31,17 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                                     const float *w, int cx, int cx_padded, const float *bias,
                                     const float *zeros, float *x, int row_begin, int row_end);
 
+/// Winograd F(2x2, 3x3) for a 3x3, stride-1, undilated convolution: `u` is
+/// the kernel transformed by segkit_winograd_kernel ([16][cin][cout_padded]);
+/// computes the output rows 2·t and 2·t + 1 of the tile rows [begin, end) of
+/// the n·⌈output/2⌉ tile rows; `scratch` holds
+/// segkit_winograd_scratch_floats(⌈output width/2⌉, cin, cout) floats.
+void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_axis cols, const float *u,
+                            int cout, int cout_padded, const float *bias, float *y, float *scratch,
+                            int tile_row_begin, int tile_row_end);
+void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u);
+size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout);
+
 /// The kernel gradient of the first convolution: dw[ky, kx, c, :] +=
 /// Σ x[n, iy, ix, c] · dy[n, oy, ox, :] over the output rows [row_begin,
 /// row_end) of the n·output rows, into dw packed [kh][kw][cin][cout_padded].

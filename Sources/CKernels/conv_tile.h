@@ -1,0 +1,142 @@
+// The register tile shared by the direct and Winograd convolutions: P output
+// pixels by CB vectors of 16 output channels, accumulated over kernel taps and
+// input channels (a header so that each per-ISA clone inlines its own copy).
+#ifndef SEGKIT_CONV_TILE_H
+#define SEGKIT_CONV_TILE_H
+
+#include "vector_math.h"
+
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+// Loops over a tile's pixels and vectors must unroll fully, or the accumulators
+// live in memory (clang left a 12-pixel loop rolled without this).
+#define UNROLL _Pragma("clang loop unroll(full)")
+#define MAX_P 16
+#define MAX_CB 4
+
+typedef float v8u __attribute__((vector_size(32), aligned(4)));
+typedef float v4u __attribute__((vector_size(16), aligned(4)));
+typedef float v2u __attribute__((vector_size(8), aligned(4)));
+
+/// Stores the first n (< 16) lanes of a in halves, quarters, pairs: a
+/// variable-length copy compiles to a memcpy call, which perf showed costing
+/// more than the tile's arithmetic for an 11-channel output.
+INLINE void store_first(float *o, const v16 *vector, int n) {
+    v16 a = *vector;
+    v8u h = __builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7);
+    if (n >= 8) {
+        *(v8u *)o = h;
+        h = __builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15);
+        o += 8;
+        n -= 8;
+    }
+    v4u q = __builtin_shufflevector(h, h, 0, 1, 2, 3);
+    if (n >= 4) {
+        *(v4u *)o = q;
+        q = __builtin_shufflevector(h, h, 4, 5, 6, 7);
+        o += 4;
+        n -= 4;
+    }
+    v2u d = __builtin_shufflevector(q, q, 0, 1);
+    if (n >= 2) {
+        *(v2u *)o = d;
+        d = __builtin_shufflevector(q, q, 2, 3);
+        o += 2;
+        n -= 2;
+    }
+    if (n) o[0] = d[0];
+}
+
+/// One kernel tap as seen by a tile: the weights [c][padded out], the input
+/// row it reads, the input pixel the tile's first pixel reads and the pixel
+/// step between consecutive tile pixels. Pixels outside [0, width) read zeros.
+typedef struct {
+    const float *w;
+    const float *row;
+    int first, step;
+} tap;
+
+typedef struct {
+    int width, channels;      // input pixels per row, channels per input pixel
+    int out_channels, padded; // output channels, and their padded weight stride
+    const float *bias, *zeros;
+} tile_shape;
+
+/// acc[p][v] = bias + Σ_taps Σ_c in(p)[c] · w[c][16v ..< 16v+16], stored to
+/// out + p·out_step·out_channels (only the first out_channels − c0 channels).
+INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const tile_shape *s,
+                 int c0, float *out, int out_step) {
+    // Fixed-size arrays (P and CB are constants once inlined): variable-length
+    // ones kept the accumulators on the stack instead of in registers.
+    v16 acc[MAX_P][MAX_CB];
+    UNROLL for (int v = 0; v < CB; v++) {
+        v16 b = {0};
+        if (s->bias) b = *(const v16u *)(s->bias + c0 + 16 * v);
+        UNROLL for (int p = 0; p < P; p++) acc[p][v] = b;
+    }
+    const int C = s->channels;
+    for (int t = 0; t < ntaps; t++) {
+        const float *in[MAX_P];
+        UNROLL for (int p = 0; p < P; p++) {
+            int i = taps[t].first + p * taps[t].step;
+            in[p] = (unsigned)i < (unsigned)s->width ? taps[t].row + (size_t)i * C : s->zeros;
+        }
+        const float *w = taps[t].w + c0;
+        for (int c = 0; c < C; c++) {
+            v16 wv[MAX_CB];
+            UNROLL for (int v = 0; v < CB; v++) wv[v] = *(const v16u *)(w + (size_t)c * s->padded + 16 * v);
+            UNROLL for (int p = 0; p < P; p++) {
+                float xv = in[p][c];
+                UNROLL for (int v = 0; v < CB; v++) acc[p][v] += xv * wv[v];
+            }
+        }
+    }
+    const int valid = s->out_channels - c0;
+    UNROLL for (int p = 0; p < P; p++) {
+        float *o = out + (size_t)p * out_step * s->out_channels + c0;
+        if (valid >= 16 * CB) {
+            UNROLL for (int v = 0; v < CB; v++) *(v16u *)(o + 16 * v) = acc[p][v];
+        } else {
+            UNROLL for (int v = 0; v < CB; v++) {
+                int n = valid - 16 * v;
+                if (n >= 16) *(v16u *)(o + 16 * v) = acc[p][v];
+                else if (n > 0) store_first(o + 16 * v, &acc[p][v], n);
+            }
+        }
+    }
+}
+
+/// Runs the tiles of `count` output pixels (the first at `out`, then every
+/// out_step pixels) for every block of output channels, taps fixed per pixel
+/// run. Wide channel blocks get fewer pixels so the accumulators fit the
+/// 32 vector registers of AVX-512.
+INLINE void pixel_run(tap *taps, int ntaps, const tile_shape *s, float *out, int out_step, int count) {
+    for (int c0 = 0; c0 < s->out_channels; c0 += 64) {
+        int vectors = (s->out_channels - c0 + 15) / 16;
+        int done = 0;
+        // Each tile advances the taps' first pixel by its size, so the taps are
+        // restored afterwards for the next channel block.
+        #define RUN(P, CB)                                                                       \
+            while (count - done >= (P)) {                                                        \
+                tile((P), (CB), taps, ntaps, s, c0, out + (size_t)done * out_step * s->out_channels, out_step); \
+                for (int t = 0; t < ntaps; t++) taps[t].first += (P) * taps[t].step;             \
+                done += (P);                                                                     \
+            }
+        // The widest tile that fits the registers, unless a narrower one divides
+        // the run exactly (a 32-pixel row as 8+8+8+8, not 12+12+4+4: the
+        // narrow tail tiles ran at half speed on the classifier's short rows).
+        switch (vectors) {
+        case 1: RUN(16, 1) RUN(4, 1) RUN(1, 1) break;
+        case 2:
+            if (count % 12 != 0 && count % 8 == 0) { RUN(8, 2) }
+            RUN(12, 2) RUN(4, 2) RUN(1, 2) break;
+        case 3: RUN(8, 3) RUN(2, 3) RUN(1, 3) break;
+        default:
+            if (count % 6 != 0 && count % 4 == 0) { RUN(4, 4) }
+            RUN(6, 4) RUN(2, 4) RUN(1, 4) break;
+        }
+        #undef RUN
+        for (int t = 0; t < ntaps; t++) taps[t].first -= done * taps[t].step;
+    }
+}
+
+#endif

@@ -1,0 +1,120 @@
+// Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray, 2016):
+// each 2x2 block of outputs comes from a 4x4 block of inputs with 16
+// multiplications per input-output channel pair instead of 36. The input
+// and output transforms are additions only; the 16 products per block run on
+// the direct kernel's register tile (conv_tile.h) as 16 small matrix products.
+// Used where the direct kernel already runs at sgemm's rate (the U-Net's
+// 3x3 layers), so only fewer multiplications make it faster.
+
+#include "segkit_kernels.h"
+#include "conv_tile.h"
+#include <stdlib.h>
+
+void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u) {
+    // U = G g Gᵀ per (input, output) channel pair, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+    for (int ci = 0; ci < cin; ci++) {
+        for (int co = 0; co < cout_padded; co++) {
+            float g[3][3], t[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++) g[a][b] = co < cout ? w[((a * 3 + b) * cin + ci) * cout + co] : 0;
+            for (int b = 0; b < 3; b++) {
+                t[0][b] = g[0][b];
+                t[1][b] = 0.5f * (g[0][b] + g[1][b] + g[2][b]);
+                t[2][b] = 0.5f * (g[0][b] - g[1][b] + g[2][b]);
+                t[3][b] = g[2][b];
+            }
+            for (int a = 0; a < 4; a++) {
+                float v[4] = {t[a][0], 0.5f * (t[a][0] + t[a][1] + t[a][2]), 0.5f * (t[a][0] - t[a][1] + t[a][2]), t[a][2]};
+                for (int b = 0; b < 4; b++) u[((size_t)(a * 4 + b) * cin + ci) * cout_padded + co] = v[b];
+            }
+        }
+    }
+}
+
+size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout) {
+    return 16 * (size_t)tiles_per_row * ((size_t)cin + (size_t)cout) + (size_t)cin;
+}
+
+CLONES
+void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_axis cols, const float *u,
+                            int cout, int cout_padded, const float *bias, float *y, float *scratch,
+                            int tile_row_begin, int tile_row_end) {
+    const int tiles_h = (rows.output + 1) / 2, tiles_w = (cols.output + 1) / 2;
+    float *v = scratch;                                   // [16][tiles_w][cin]
+    float *m = scratch + 16 * (size_t)tiles_w * cin;     // [16][tiles_w][cout]
+    float *zeros = m + 16 * (size_t)tiles_w * cout;      // cin zeros: what padding reads
+    for (int c = 0; c < cin; c++) zeros[c] = 0;
+    const size_t in_row = (size_t)cols.input * cin;
+    const size_t plane = (size_t)tiles_w * cin;
+    for (int tr = tile_row_begin; tr < tile_row_end; tr++) {
+        int n = tr / tiles_h, ty = tr % tiles_h;
+        const float *image = x + (size_t)n * rows.input * in_row;
+        // Input transform V = Bᵀ d B of every 4x4 block of this tile row,
+        // Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], vectorised over channels.
+        for (int tx = 0; tx < tiles_w; tx++) {
+            const float *d[4][4];
+            for (int a = 0; a < 4; a++) {
+                int iy = 2 * ty - rows.pad_before + a;
+                for (int b = 0; b < 4; b++) {
+                    int ix = 2 * tx - cols.pad_before + b;
+                    d[a][b] = (iy >= 0 && iy < rows.input && ix >= 0 && ix < cols.input) ? image + iy * in_row + (size_t)ix * cin : zeros;
+                }
+            }
+            float *vt = v + (size_t)tx * cin;
+            // The planes written never overlap the image read: vectorise without
+            // the run-time overlap checks 32 streams would need (perf: scalar code).
+            #pragma clang loop vectorize(assume_safety)
+            for (int c = 0; c < cin; c++) {
+                float t[4][4];
+                for (int b = 0; b < 4; b++) {
+                    t[0][b] = d[0][b][c] - d[2][b][c];
+                    t[1][b] = d[1][b][c] + d[2][b][c];
+                    t[2][b] = d[2][b][c] - d[1][b][c];
+                    t[3][b] = d[1][b][c] - d[3][b][c];
+                }
+                for (int a = 0; a < 4; a++) {
+                    vt[(size_t)(a * 4 + 0) * plane + c] = t[a][0] - t[a][2];
+                    vt[(size_t)(a * 4 + 1) * plane + c] = t[a][1] + t[a][2];
+                    vt[(size_t)(a * 4 + 2) * plane + c] = t[a][2] - t[a][1];
+                    vt[(size_t)(a * 4 + 3) * plane + c] = t[a][1] - t[a][3];
+                }
+            }
+        }
+        // The 16 products M[ξ] = V[ξ] · U[ξ] on the direct kernel's tile: one
+        // "tap" whose pixels are this row's blocks.
+        const tile_shape s = {tiles_w, cin, cout, cout_padded, 0, 0};
+        for (int xi = 0; xi < 16; xi++) {
+            tap one = {u + (size_t)xi * cin * cout_padded, v + (size_t)xi * tiles_w * cin, 0, 1};
+            pixel_run(&one, 1, &s, m + (size_t)xi * tiles_w * cout, 1, tiles_w);
+        }
+        // Output transform Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], plus bias,
+        // vectorised over channels; the last row and column may be half tiles.
+        const size_t mplane = (size_t)tiles_w * cout;
+        int oy = 2 * ty;
+        int rows_here = oy + 1 < rows.output ? 2 : 1;
+        for (int tx = 0; tx < tiles_w; tx++) {
+            int ox = 2 * tx;
+            int cols_here = ox + 1 < cols.output ? 2 : 1;
+            float *o00 = y + (((size_t)n * rows.output + oy) * cols.output + ox) * cout;
+            float *o01 = o00 + cout, *o10 = o00 + (size_t)cols.output * cout, *o11 = o10 + cout;
+            const float *mt = m + (size_t)tx * cout;
+            #pragma clang loop vectorize(assume_safety)
+            for (int c = 0; c < cout; c++) {
+                float q[16];
+                for (int k = 0; k < 16; k++) q[k] = mt[(size_t)k * mplane + c];
+                float r0[4], r1[4];
+                for (int b = 0; b < 4; b++) {
+                    r0[b] = q[b] + q[4 + b] + q[8 + b];
+                    r1[b] = q[4 + b] - q[8 + b] - q[12 + b];
+                }
+                float b0 = bias ? bias[c] : 0;
+                o00[c] = r0[0] + r0[1] + r0[2] + b0;
+                if (cols_here == 2) o01[c] = r0[1] - r0[2] - r0[3] + b0;
+                if (rows_here == 2) {
+                    o10[c] = r1[0] + r1[1] + r1[2] + b0;
+                    if (cols_here == 2) o11[c] = r1[1] - r1[2] - r1[3] + b0;
+                }
+            }
+        }
+    }
+}
