@@ -103,3 +103,31 @@ void segkit_copy_rows(const float *src, size_t src_stride, float *dst, size_t ds
         for (size_t k = 0; k < width; k++) d[k] = s[k];
     }
 }
+
+CLONES
+void segkit_relu_backward_sum_rows(const float *dy, const float *y, float *dz, size_t rows, int channels, float *sums) {
+    // As segkit_sum_rows: sixteen rows as one flat run of 16·channels values.
+    enum { BLOCK = 16 };
+    size_t width = (size_t)channels * BLOCK;
+    float acc[width];
+    for (size_t j = 0; j < width; j++) acc[j] = 0;
+    size_t r = 0;
+    for (; r + BLOCK <= rows; r += BLOCK) {
+        size_t o = r * (size_t)channels;
+        for (size_t j = 0; j < width; j++) {
+            float d = y[o + j] > 0 ? dy[o + j] : 0;
+            dz[o + j] = d;
+            acc[j] += d;
+        }
+    }
+    for (size_t t = r * (size_t)channels; t < rows * (size_t)channels; t++) {
+        float d = y[t] > 0 ? dy[t] : 0;
+        dz[t] = d;
+        acc[t - r * (size_t)channels] += d;
+    }
+    for (int c = 0; c < channels; c++) {
+        float s = 0;
+        for (int b = 0; b < BLOCK; b++) s += acc[(size_t)b * channels + c];
+        sums[c] += s;
+    }
+}

@@ -89,22 +89,34 @@ public final class Conv2D: Layer {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
         let g = try window(for: x)
-        // In inference the activation is fused into the convolution's chunks.
-        let fuseActivation = mode == .inference && activation != .linear
+        // The activation is fused into the convolution's chunks in inference, and
+        // in training too when its derivative needs only the output (ReLU,
+        // sigmoid, tanh, softmax): one pass over the output fewer.
+        let fuseActivation = activation != .linear && (mode == .inference || activation.backwardUsesOutput)
         let (act, cout) = (activation, filters)
         let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = !fuseActivation ? nil : { p, rows in
             act.applySerially(UnsafeMutableBufferPointer(start: p, count: rows * cout), lastAxis: cout)
         }
         let z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, bias: bias?.value.scalars, epilogue: epilogue)
-        if fuseActivation { return LayerOutput(z) }
+        if fuseActivation {
+            return LayerOutput(z, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord(y: z)) : nil)
+        }
         let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
     }
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz = c.activation.backward(activation, gradOutput)
-        if let bias, bias.isTrainable { bias.accumulateGradient(sumRows(dz)) }
+        let dz: Tensor
+        if let bias, bias.isTrainable, activation == .relu(), let y = c.activation.y {
+            // ReLU's gradient and the bias gradient in one pass over dy.
+            let (d, db) = reluBackwardSummingRows(gradOutput, output: y)
+            dz = d
+            bias.accumulateGradient(db)
+        } else {
+            dz = c.activation.backward(activation, gradOutput)
+            if let bias, bias.isTrainable { bias.accumulateGradient(sumRows(dz)) }
+        }
         if kernel.isTrainable {
             kernel.accumulateGradient(
                 ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups))
@@ -357,4 +369,34 @@ func sumRows(_ dz: Tensor) -> Tensor {
     var out = Array(partials[0..<c])
     for w in 1..<parts { for k in 0..<c { out[k] += partials[w * c + k] } }
     return Tensor(uncheckedShape: [c], scalars: out)
+}
+
+/// dz = dy where y > 0, else 0 (ReLU's gradient from its output), and Σ dz per
+/// channel (the bias gradient), in one pass: a partial sum per worker, added
+/// in worker order.
+func reluBackwardSummingRows(_ dy: Tensor, output y: Tensor) -> (Tensor, Tensor) {
+    let c = dy.shape.last!
+    let rows = dy.count / c
+    let parts = min(Parallel.workers, max(1, rows / 4096))
+    var partials = [Float](repeating: 0, count: parts * c)
+    let dz = Tensor.uninitialized(shape: dy.shape) { out in
+        dy.scalars.withUnsafeBufferPointer { d in
+            y.scalars.withUnsafeBufferPointer { yp in
+                partials.withUnsafeMutableBufferPointer { o in
+                    let (dd, yy, zz, oo) = (UncheckedSendable(d.baseAddress!), UncheckedSendable(yp.baseAddress!),
+                                            UncheckedSendable(out.baseAddress!), UncheckedSendable(o.baseAddress!))
+                    Parallel.forEachRange(parts) { workers in
+                        for w in workers {
+                            let first = rows * w / parts, last = rows * (w + 1) / parts
+                            segkit_relu_backward_sum_rows(dd.value + first * c, yy.value + first * c, zz.value + first * c,
+                                                          last - first, Int32(c), oo.value + w * c)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    var sums = Array(partials[0..<c])
+    for w in 1..<parts { for k in 0..<c { sums[k] += partials[w * c + k] } }
+    return (dz, Tensor(uncheckedShape: [c], scalars: sums))
 }

@@ -70,6 +70,29 @@ import Testing
         }
     }
 
+    @Test func reluFusedInTrainingGivesTheLinearConvolutionsGradientsThroughTheMask() throws {
+        // Training fuses ReLU into the convolution and takes ReLU's and the
+        // bias's gradients in one pass; both must equal the unfused definition.
+        var data = TestData(seed: 13)
+        for (cin, cout, k) in [(3, 5, 3), (16, 16, 3), (8, 40, 1), (64, 64, 3)] {
+            let w = data.normal([k, k, cin, cout], scale: 0.3), b = data.normal([cout])
+            let x = data.normal([2, 9, 11, cin])
+            let relu = try Conv2D(name: "r", kernel: w, bias: b, padding: .same, activation: .relu())
+            let linear = try Conv2D(name: "l", kernel: w, bias: b, padding: .same)
+            let fused = try relu.forward([x], mode: .training)
+            let plain = try linear.forward([x], mode: .training)
+            #expect(fused.output.scalars == plain.output.scalars.map { max($0, 0) }, "cin \(cin) cout \(cout)")
+            let dy = data.normal(fused.output.shape)
+            var masked = dy
+            for i in 0..<masked.count where fused.output.scalars[i] <= 0 { masked.scalars[i] = 0 }
+            let dxRelu = try relu.backward(dy, cache: fused.cache, needInputGradients: [true])[0]!
+            let dxLinear = try linear.backward(masked, cache: plain.cache, needInputGradients: [true])[0]!
+            #expect(maxDifference(dxRelu, dxLinear) < 1e-4)
+            #expect(maxDifference(relu.kernel.gradient!, linear.kernel.gradient!) < 1e-3)
+            #expect(maxDifference(relu.bias!.gradient!, linear.bias!.gradient!) < 1e-3)
+        }
+    }
+
     @Test func pointwiseConvolutionIsOneProductWithTheSameResult() throws {
         var data = TestData(seed: 3)
         let x = data.normal([2, 5, 7, 6])

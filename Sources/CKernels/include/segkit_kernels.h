@@ -83,6 +83,10 @@ void segkit_multiply(const float *a, const float *b, float *out, size_t n);
 /// apart (Concatenate's interleaving and its gradient's split).
 void segkit_copy_rows(const float *src, size_t src_stride, float *dst, size_t dst_stride, size_t rows, size_t width);
 
+/// dz = dy where y > 0, else 0, and sums[c] += Σ over rows of dz[row, c]: ReLU's
+/// gradient and the bias gradient of a convolution in one pass.
+void segkit_relu_backward_sum_rows(const float *dy, const float *y, float *dz, size_t rows, int channels, float *sums);
+
 /// sums[c] += Σ over rows of x[row, c], for a row-major rows × channels block.
 void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
 
