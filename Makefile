@@ -65,20 +65,23 @@ keras-check: build
 	    $(foreach r,$(RECIPES),$(KERAS_CHECK_DIR)/$(r).keras:32,40 $(KERAS_CHECK_DIR)/vgg-$(r).h5:16,24) \
 	    $(KERAS_CHECK_DIR)/mnv2-unet.keras:64,64 $(KERAS_CHECK_DIR)/unet-scratch.keras:32,48 $(KERAS_CHECK_DIR)/unet-valid.h5:44,44
 
-# SegKit and Keras/TensorFlow on the same three workloads, back to back, in
-# BENCH_ROUNDS rounds (this machine's speed drifts between minutes), printing
-# each round's SegKit/Keras ratios and their medians. The Keras side needs
-# tensorflow-cpu in a venv outside the repository; it is created on first use.
+# SegKit and Keras/TensorFlow on the same three workloads, each workload run by
+# Keras and then by SegKit back to back, in BENCH_ROUNDS rounds (this machine's
+# speed drifts within a minute), printing each pair's SegKit/Keras ratios and
+# their medians. The Keras side needs tensorflow-cpu in a venv outside the
+# repository; it is created on first use.
 BENCH_ROUNDS ?= 3
 BENCH_DIR ?= /tmp/segkit-bench
+comma := ,
+space := $(empty) $(empty)
+BENCH_PAIRS = $(foreach r,$(shell seq $(BENCH_ROUNDS)),$(foreach w,i ii iii,$(r)-$(w)))
 bench-compare: release
 	@test -x $(VENVS)/tf/bin/python || (python3 -m venv $(VENVS)/tf && $(VENVS)/tf/bin/pip install -q tensorflow-cpu==2.21.0)
 	@mkdir -p $(BENCH_DIR)
-	@set -e; for r in $$(seq $(BENCH_ROUNDS)); do \
-	    echo "== round $$r: Keras"; \
-	    $(VENVS)/tf/bin/python ../shared/bench/keras_bench.py --weights Recipes/demo/classifier.keras --json $(BENCH_DIR)/keras-$$r.json 2>/dev/null | grep -E '^(i|ii|iii) '; \
-	    echo "== round $$r: SegKit"; \
-	    .build/release/segkit bench --json $(BENCH_DIR)/segkit-$$r.json --compare-with $(BENCH_DIR)/keras-$$r.json; \
+	@set -e; for pair in $(BENCH_PAIRS); do w=$${pair#*-}; \
+	    echo "== round $${pair%-*}, workload $$w: Keras, then SegKit"; \
+	    $(VENVS)/tf/bin/python ../shared/bench/keras_bench.py --only $$w --weights Recipes/demo/classifier.keras --json $(BENCH_DIR)/keras-$$pair.json 2>/dev/null | grep -E '^(i|ii|iii) '; \
+	    .build/release/segkit bench --only $$w --json $(BENCH_DIR)/segkit-$$pair.json --compare-with $(BENCH_DIR)/keras-$$pair.json; \
 	done
-	@.build/release/segkit bench --summarize $$(seq -s, -f '$(BENCH_DIR)/segkit-%g.json' $(BENCH_ROUNDS)) \
-	    --compare-with $$(seq -s, -f '$(BENCH_DIR)/keras-%g.json' $(BENCH_ROUNDS))
+	@.build/release/segkit bench --summarize $(subst $(space),$(comma),$(foreach p,$(BENCH_PAIRS),$(BENCH_DIR)/segkit-$(p).json)) \
+	    --compare-with $(subst $(space),$(comma),$(foreach p,$(BENCH_PAIRS),$(BENCH_DIR)/keras-$(p).json))

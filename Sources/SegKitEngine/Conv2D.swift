@@ -223,7 +223,7 @@ enum ConvolutionKernels {
         let m = g.batch * g.rows.output * g.cols.output
         let pointwise = isPointwise(g, groups: groups)
         let size = Tensor.elementCount(kernelShape)
-        let parts = min(Parallel.workers, max(1, m / 256))
+        let parts = min(Parallel.maximumParts, max(1, m / 256))
         var partials = [[Float]](repeating: [Float](repeating: 0, count: size), count: parts)
         x.scalars.withUnsafeBufferPointer { xp in
             dz.scalars.withUnsafeBufferPointer { dzp in
@@ -261,9 +261,7 @@ enum ConvolutionKernels {
                 }
             }
         }
-        var dw = partials[0]
-        for p in partials.dropFirst() { for i in 0..<size { dw[i] += p[i] } }
-        return Tensor(uncheckedShape: kernelShape, scalars: dw)
+        return Tensor(uncheckedShape: kernelShape, scalars: sumInOrder(partials))
     }
 
     /// dL/dx = col2im(dz · Wᵀ) (+ bias, for Conv2DTranspose) onto an input of
@@ -353,7 +351,7 @@ func addBias(_ bias: Tensor, to z: inout Tensor) {
 func sumRows(_ dz: Tensor) -> Tensor {
     let c = dz.shape.last!
     let rows = dz.count / c
-    let parts = min(Parallel.workers, max(1, rows / 4096))
+    let parts = min(Parallel.maximumParts, max(1, rows / 4096))
     var partials = [Float](repeating: 0, count: parts * c)
     dz.scalars.withUnsafeBufferPointer { v in
         partials.withUnsafeMutableBufferPointer { o in
@@ -377,7 +375,7 @@ func sumRows(_ dz: Tensor) -> Tensor {
 func reluBackwardSummingRows(_ dy: Tensor, output y: Tensor) -> (Tensor, Tensor) {
     let c = dy.shape.last!
     let rows = dy.count / c
-    let parts = min(Parallel.workers, max(1, rows / 4096))
+    let parts = min(Parallel.maximumParts, max(1, rows / 4096))
     var partials = [Float](repeating: 0, count: parts * c)
     let dz = Tensor.uninitialized(shape: dy.shape) { out in
         dy.scalars.withUnsafeBufferPointer { d in
@@ -399,4 +397,20 @@ func reluBackwardSummingRows(_ dy: Tensor, output y: Tensor) -> (Tensor, Tensor)
     var sums = Array(partials[0..<c])
     for w in 1..<parts { for k in 0..<c { sums[k] += partials[w * c + k] } }
     return (dz, Tensor(uncheckedShape: [c], scalars: sums))
+}
+
+/// Σ of equally long partial results, added in their order (so the same on
+/// every run), the elements split across the workers.
+func sumInOrder(_ partials: [[Float]]) -> [Float] {
+    var total = partials[0]
+    guard partials.count > 1 else { return total }
+    total.withUnsafeMutableBufferPointer { t in
+        let tt = UncheckedSendable(t.baseAddress!)
+        Parallel.forEachRange(t.count, minimumPerWorker: 1 << 14) { r in
+            for p in partials.dropFirst() {
+                p.withUnsafeBufferPointer { segkit_add(tt.value + r.lowerBound, $0.baseAddress! + r.lowerBound, tt.value + r.lowerBound, r.count) }
+            }
+        }
+    }
+    return total
 }

@@ -124,7 +124,7 @@ enum DirectConvolution {
         let padded = (cout + 15) / 16 * 16
         let size = kh * kw * cin * padded
         let rowCount = g.batch * g.rows.output
-        let parts = min(Parallel.workers, rowCount)
+        let parts = min(Parallel.maximumParts, rowCount)
         var partials = [Float](repeating: 0, count: parts * size)
         let (rows, cols) = (axis(g.rows), axis(g.cols))
         x.scalars.withUnsafeBufferPointer { xp in
@@ -141,11 +141,11 @@ enum DirectConvolution {
                 }
             }
         }
+        // The partials added in order, then the channel padding dropped.
+        let summed = sumInOrder((0..<parts).map { Array(partials[($0 * size)..<(($0 + 1) * size)]) })
         var dw = [Float](repeating: 0, count: kh * kw * cin * cout)
-        for w in 0..<parts {
-            for row in 0..<(kh * kw * cin) {
-                for o in 0..<cout { dw[row * cout + o] += partials[w * size + row * padded + o] }
-            }
+        for row in 0..<(kh * kw * cin) {
+            for o in 0..<cout { dw[row * cout + o] = summed[row * padded + o] }
         }
         return Tensor(uncheckedShape: kernelShape, scalars: dw)
     }

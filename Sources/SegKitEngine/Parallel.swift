@@ -14,13 +14,26 @@ public enum Parallel {
         return n
     }()
 
-    /// Splits 0..<count into at most `workers` contiguous ranges (none for an
-    /// empty count, one when the work is too small to be worth a thread) and runs
-    /// `body` on each, concurrently.
+    /// Parts per worker in a region. The pool hands parts out as workers free
+    /// up, so when one core runs slower (this VM's second core is at times
+    /// shared with a neighbour) the other takes more of the work instead of
+    /// waiting for an equal half to finish.
+    static let partsPerWorker = 4
+
+    /// The most ranges a region is split into: what callers that keep one
+    /// partial result per range (and add them in order, for the same result
+    /// on every run) size their partials by.
+    public static var maximumParts: Int { workers == 1 ? 1 : workers * partsPerWorker }
+
+    /// Splits 0..<count into at most `partsPerWorker` · `workers` contiguous
+    /// ranges of at least `minimumPerWorker` (none for an empty count, one when
+    /// the work is too small to be worth a thread) and runs `body` on each,
+    /// concurrently. Which worker runs a range varies; what each range computes
+    /// must not depend on it.
     @inline(__always)
     public static func forEachRange(_ count: Int, minimumPerWorker: Int = 1, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let parts = min(workers, max(1, count / max(minimumPerWorker, 1)))
+        let parts = workers == 1 ? 1 : min(maximumParts, max(1, count / max(minimumPerWorker, 1)))
         if parts == 1 { body(0..<count); return }
         // The parts touch disjoint memory (the callers' contract), which the
         // compiler cannot see through raw pointers: hence the unchecked box.

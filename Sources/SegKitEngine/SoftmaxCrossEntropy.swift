@@ -46,7 +46,7 @@ public struct SoftmaxCrossEntropy: Sendable {
         let counted = ignore.map { i in labels.reduce(0) { $0 + ($1 == i ? 0 : 1) } } ?? positions
         let scale = counted > 0 ? 1 / Float(counted) : 0
         // Per worker: the weighted loss sum, added in worker order.
-        let parts = min(Parallel.workers, max(1, positions / 4096))
+        let parts = min(Parallel.maximumParts, max(1, positions / 4096))
         var sums = [Double](repeating: 0, count: parts)
         let gradient = Tensor.uninitialized(shape: logits.shape) { g in
             let out = UncheckedSendable(g.baseAddress!)

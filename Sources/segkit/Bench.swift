@@ -15,7 +15,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Samples per epoch for the cached / uncached epoch figures.") var epochSamples: Int = 512
     @Option(help: "Write the results as JSON (the Keras script's shape plus SegKit's figures).") var json: String?
     @Option(help: "keras_bench.py --json results (comma list) to print SegKit/Keras ratios against.") var compareWith: String?
-    @Option(help: "Earlier `segkit bench --json` results (comma list, one per --compare-with file, run back to back with it): print each pair's ratios and their medians instead of measuring.")
+    @Option(help: "Earlier `segkit bench --json` results (comma list, one per --compare-with file, each run back to back with its Keras run): print the median of each ratio over the pairs instead of measuring.")
     var summarize: String?
     @Flag(help: .hidden) var child = false
 
@@ -141,7 +141,7 @@ struct Bench: ParsableCommand {
                 table[r.name, default: []].append(r.ratio)
             }
         }
-        print("SegKit / Keras over \(oursPaths.count) back-to-back rounds (median, and each round):")
+        print("SegKit / Keras, the median over the back-to-back pairs given (each pair's ratio in brackets):")
         for name in order {
             let values = table[name]!
             let median = values.sorted()[values.count / 2]
