@@ -108,9 +108,15 @@ public enum BLAS {
         a.withUnsafeBufferPointer { ap in
             c.withUnsafeMutableBufferPointer { cp in
                 let (aa, cc) = (UncheckedSendable(ap.baseAddress!), UncheckedSendable(cp.baseAddress!))
-                Parallel.forEachRange(n) { rows in
-                    sgemm(transA: false, transB: false, m: rows.count, n: n, k: n, a: aa.value + rows.lowerBound * n, lda: n,
-                          b: aa.value, ldb: n, beta: 0, c: cc.value + rows.lowerBound * n, ldc: n)
+                // One block of rows per worker (not the engine's finer split): the
+                // reference is the best sgemm rate the machine reaches.
+                let workers = Parallel.workers
+                Parallel.forEachRange(workers) { parts in
+                    for w in parts {
+                        let rows = (n * w / workers)..<(n * (w + 1) / workers)
+                        sgemm(transA: false, transB: false, m: rows.count, n: n, k: n, a: aa.value + rows.lowerBound * n, lda: n,
+                              b: aa.value, ldb: n, beta: 0, c: cc.value + rows.lowerBound * n, ldc: n)
+                    }
                 }
             }
         }
