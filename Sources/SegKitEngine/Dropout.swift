@@ -19,6 +19,8 @@ public final class Dropout: Layer {
 
     public override var kind: String { perChannel ? "SpatialDropout2D" : "Dropout" }
 
+    public override var trainingChangesOutput: Bool { true }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { inputShapes[0] }
 
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {

@@ -5,6 +5,8 @@ public struct ForwardPass {
     /// Output of each node, kept only for graph outputs and nodes asked for.
     public internal(set) var values: [Tensor?]
     var caches: [Any?]
+    /// Whether the pass kept what gradients with respect to the inputs need.
+    let keptInputGradients: Bool
 
     /// The graph's outputs, in `graph.outputIndices` order.
     public func outputs(of graph: Graph) -> [Tensor] { graph.outputIndices.map { values[$0]! } }
@@ -25,8 +27,14 @@ extension Graph {
     /// `given` supplies precomputed outputs for some nodes (a frozen encoder's
     /// cached features): they are not recomputed, and nodes only they depend on
     /// are skipped; `inputs` may then be empty.
+    ///
+    /// In training mode, a node no gradient will pass through (nothing
+    /// trainable in it or before it, and `inputGradients` false) runs in
+    /// inference mode unless training changes what it computes (Dropout):
+    /// the same values, without backward caches and with fused activations.
     public func forward(
-        _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = [], given: [Int: Tensor] = [:]
+        _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = [], given: [Int: Tensor] = [:],
+        inputGradients: Bool = false
     ) throws -> ForwardPass {
         // The nodes the outputs (and kept nodes) need, stopping at given ones.
         var needed = Set(outputIndices).union(keep)
@@ -42,6 +50,7 @@ extension Graph {
 
         var values = [Tensor?](repeating: nil, count: nodes.count)
         var caches = [Any?](repeating: nil, count: nodes.count)
+        let needsGradient = mode == .training ? dependsOnTrainable(alsoInputs: inputGradients) : []
         for (index, value) in given { values[index] = value }
         for (slot, index) in inputIndices.enumerated() where !inputs.isEmpty && given[index] == nil {
             let input = nodes[index].layer as! InputLayer
@@ -52,20 +61,22 @@ extension Graph {
             let args = node.inputs.map { values[$0]! }
             let result: LayerOutput
             let started = profiler.map { _ in LayerProfiler.now() }
+            let nodeMode: ExecutionMode = mode == .training && !needsGradient[index] && !node.layer.trainingChangesOutput
+                ? .inference : mode
             do {
-                result = try node.layer.forward(args, mode: mode)
+                result = try node.layer.forward(args, mode: nodeMode)
             } catch let error as EngineError {
                 throw EngineError.graph("at node '\(node.name)': \(error.localizedDescription)")
             }
             if let started { profiler?.record(node: index, backward: false, since: started) }
             values[index] = result.output
-            if mode == .training { caches[index] = result.cache }
+            if nodeMode == .training { caches[index] = result.cache }
             for i in node.inputs {
                 remainingUses[i] -= 1
                 if remainingUses[i] == 0 && !retained.contains(i) { values[i] = nil }
             }
         }
-        return ForwardPass(mode: mode, values: values, caches: caches)
+        return ForwardPass(mode: mode, values: values, caches: caches, keptInputGradients: inputGradients)
     }
 
     /// Walks the graph in reverse from `outputGradients` (dL/d(output) for each
@@ -79,6 +90,9 @@ extension Graph {
     ) throws -> BackwardResult {
         guard pass.mode == .training else {
             throw EngineError.graph("backward needs a training-mode forward pass")
+        }
+        guard !inputGradients || pass.keptInputGradients else {
+            throw EngineError.graph("input gradients need a forward pass run with inputGradients: true")
         }
         guard outputGradients.count == outputIndices.count else {
             throw EngineError.graph(

@@ -37,6 +37,10 @@ public class Layer {
 
     /// Frozen (false) or trainable (true). Freezing a layer freezes its parameters;
     /// a frozen BatchNormalization also runs in inference mode, as in Keras.
+    /// Whether training mode changes what the layer computes (Dropout), not
+    /// only what it keeps for its backward pass.
+    public var trainingChangesOutput: Bool { false }
+
     public var isTrainable: Bool = true {
         didSet { for p in parameters { p.isTrainable = isTrainable } }
     }

@@ -48,7 +48,7 @@ struct SkipNet {
         let net = try SkipNet(seed: 2)
         var data = TestData(seed: 3)
         let x = data.normal([2, 8, 8, 2])
-        let pass = try net.graph.forward([x], mode: .training)
+        let pass = try net.graph.forward([x], mode: .training, inputGradients: true)
         let projection = data.normal(pass.outputs(of: net.graph)[0].shape)
         net.graph.zeroGradients()
         let result = try net.graph.backward(pass, outputGradients: [projection], inputGradients: true)
@@ -85,6 +85,25 @@ struct SkipNet {
         #expect(net.conv1.kernel.gradient == nil && net.conv2.kernel.gradient == nil && net.bn.gamma!.gradient == nil)
         #expect(net.up.kernel.gradient != nil && net.project.kernel.gradient != nil)
         #expect(net.graph.trainableParameters.count == 3)
+    }
+
+    @Test func aFrozenPrefixRunsAsInferenceInATrainingPassButDropoutStillDrops() throws {
+        let net = try SkipNet(seed: 6)
+        net.freezeEncoder()
+        var data = TestData(seed: 7)
+        let x = data.normal([2, 8, 8, 2])
+        let pass = try net.graph.forward([x], mode: .training)
+        let frozen = net.graph.nodes.indices.filter { ["conv1", "bn", "conv2"].contains(net.graph.nodes[$0].name) }
+        #expect(frozen.count == 3 && frozen.allSatisfy { pass.caches[$0] == nil }, "no backward caches for frozen nodes")
+        #expect(pass.outputs(of: net.graph)[0].scalars == (try net.graph.forward([x]).outputs(of: net.graph)[0].scalars))
+        #expect(throws: EngineError.self) { try net.graph.backward(pass, outputGradients: [pass.outputs(of: net.graph)[0]], inputGradients: true) }
+
+        // A frozen Dropout (no parameters at all) still drops in training.
+        let graph = Graph()
+        let input = try graph.addInput(name: "in", shape: [nil, 64])
+        graph.outputIndices = [try graph.add(try Dropout(name: "drop", rate: 0.5, seed: 1), inputs: [input])]
+        let ones = Tensor(repeating: 1, shape: [1, 64])
+        #expect(try graph.forward([ones], mode: .training).outputs(of: graph)[0].scalars.contains(0))
     }
 
     @Test func aFrozenBatchNormalizationKeepsItsStatisticsDuringTraining() throws {
