@@ -14,6 +14,18 @@ INLINE float row_max(const float *z, int k) {
     return m;
 }
 
+/// g = exp(z − the row's maximum) for `rows` rows of k values (g may be z):
+/// the maxima row by row, then one vectorised exp over the whole block.
+INLINE void exp_shifted_rows(const float *z, float *g, size_t rows, int k) {
+    for (size_t r = 0; r < rows; r++) {
+        float m = row_max(z + r * k, k);
+        for (int c = 0; c < k; c++) g[r * k + c] = z[r * k + c] - m;
+    }
+    size_t n = rows * (size_t)k, i = 0;
+    for (; i + 16 <= n; i += 16) exp16(g + i);
+    for (; i < n; i++) g[i] = expf(g[i]);
+}
+
 CLONES
 double segkit_softmax_cross_entropy(const float *logits, const int *labels, size_t rows, int k,
                                     int ignore_label, int has_ignore_label, const float *pixel_weights,
@@ -31,14 +43,7 @@ double segkit_softmax_cross_entropy(const float *logits, const int *labels, size
         size_t b1 = b0 + block < rows ? b0 + block : rows;
         const float *z = logits + b0 * (size_t)k;
         float *g = gradient + b0 * (size_t)k;
-        size_t n = (b1 - b0) * (size_t)k;
-        for (size_t r = 0; r < b1 - b0; r++) {
-            float m = row_max(z + r * k, k);
-            for (int c = 0; c < k; c++) g[r * k + c] = z[r * k + c] - m;
-        }
-        size_t i = 0;
-        for (; i + 16 <= n; i += 16) exp16(g + i);
-        for (; i < n; i++) g[i] = expf(g[i]);
+        exp_shifted_rows(z, g, b1 - b0, k);
         for (size_t r = 0; r < b1 - b0; r++) {
             size_t row = b0 + r;
             float *gr = g + r * k;
@@ -79,14 +84,7 @@ void segkit_softmax_rows(float *v, size_t rows, int k) {
     for (size_t b0 = 0; b0 < rows; b0 += block) {
         size_t b1 = b0 + block < rows ? b0 + block : rows;
         float *g = v + b0 * (size_t)k;
-        size_t n = (b1 - b0) * (size_t)k;
-        for (size_t r = 0; r < b1 - b0; r++) {
-            float m = row_max(g + r * k, k);
-            for (int c = 0; c < k; c++) g[r * k + c] -= m;
-        }
-        size_t i = 0;
-        for (; i + 16 <= n; i += 16) exp16(g + i);
-        for (; i < n; i++) g[i] = expf(g[i]);
+        exp_shifted_rows(g, g, b1 - b0, k);
         for (size_t r = 0; r < b1 - b0; r++) {
             float sum = 0;
             for (int c = 0; c < k; c++) sum += g[r * k + c];
