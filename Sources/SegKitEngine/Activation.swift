@@ -214,6 +214,21 @@ struct ActivationRecord {
         return activation.backwardUsesOutput ? (y, ActivationRecord(y: y)) : (y, ActivationRecord(z: zSaved))
     }
 
+    /// dL/dz from dL/dy, with Σ dL/dz per channel added to `bias`'s gradient
+    /// when it trains: what every layer with a bias and an activation does, in
+    /// one pass over dy for ReLU.
+    func backward(_ activation: Activation, _ dy: Tensor, bias: Parameter?) -> Tensor {
+        guard let bias, bias.isTrainable else { return backward(activation, dy) }
+        if activation == .relu(), let y {
+            let (dz, db) = reluBackwardSummingRows(dy, output: y)
+            bias.accumulateGradient(db)
+            return dz
+        }
+        let dz = backward(activation, dy)
+        bias.accumulateGradient(sumRows(dz))
+        return dz
+    }
+
     /// dL/dz from dL/dy.
     func backward(_ activation: Activation, _ dy: Tensor) -> Tensor {
         if activation == .linear { return dy }

@@ -107,16 +107,7 @@ public final class Conv2D: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz: Tensor
-        if let bias, bias.isTrainable, activation == .relu(), let y = c.activation.y {
-            // ReLU's gradient and the bias gradient in one pass over dy.
-            let (d, db) = reluBackwardSummingRows(gradOutput, output: y)
-            dz = d
-            bias.accumulateGradient(db)
-        } else {
-            dz = c.activation.backward(activation, gradOutput)
-            if let bias, bias.isTrainable { bias.accumulateGradient(sumRows(dz)) }
-        }
+        let dz = c.activation.backward(activation, gradOutput, bias: bias)
         if kernel.isTrainable {
             kernel.accumulateGradient(
                 ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups))
@@ -209,8 +200,8 @@ enum ConvolutionKernels {
     /// (so the result is the same on every run with the same worker count).
     static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
         let cin = x.shape[3], cout = kernelShape[3]
-        if DirectConvolution.isPreferredForKernelGradient(inputChannels: cin / groups, outputChannels: cout, groups: groups,
-                                                          rowWidth: g.cols.output) {
+        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups,
+                                         rowWidth: g.cols.output, forKernelGradient: true) {
             return DirectConvolution.kernelGradient(x, window: g, dy: dz, kernelShape: kernelShape)
         }
         return kernelGradientByGemm(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups)
@@ -224,7 +215,7 @@ enum ConvolutionKernels {
         let pointwise = isPointwise(g, groups: groups)
         let size = Tensor.elementCount(kernelShape)
         let parts = min(Parallel.maximumParts, max(1, m / 256))
-        var partials = [[Float]](repeating: [Float](repeating: 0, count: size), count: parts)
+        var partials = [Float](repeating: 0, count: parts * size)
         x.scalars.withUnsafeBufferPointer { xp in
             dz.scalars.withUnsafeBufferPointer { dzp in
                 partials.withUnsafeMutableBufferPointer { pp in
@@ -232,27 +223,26 @@ enum ConvolutionKernels {
                     Parallel.forEachRange(parts) { workers in
                         for worker in workers {
                             let rows = (m * worker / parts)..<(m * (worker + 1) / parts)
-                            partialBase.value[worker].withUnsafeMutableBufferPointer { dwp in
-                                if pointwise {
-                                    BLAS.sgemm(transA: true, transB: false, m: cin, n: cout, k: rows.count,
-                                               a: xp.baseAddress! + rows.lowerBound * cin, lda: cin,
-                                               b: dzp.baseAddress! + rows.lowerBound * cout, ldb: cout,
-                                               beta: 0, c: dwp.baseAddress!, ldc: cout)
-                                    return
-                                }
-                                let chunk = Im2col.rowsPerChunk(width: width)
-                                var cols = [Float](repeating: 0, count: min(chunk, rows.count) * width)
-                                cols.withUnsafeMutableBufferPointer { cp in
-                                    for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
-                                        let part = start..<min(start + chunk, rows.upperBound)
-                                        for group in 0..<groups {
-                                            Im2col.gather(xp.baseAddress!, channels: cin, window: g, rows: part,
-                                                          c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
-                                            BLAS.sgemm(transA: true, transB: false, m: width, n: coutG, k: part.count,
-                                                       a: cp.baseAddress!, lda: width,
-                                                       b: dzp.baseAddress! + start * cout + group * coutG, ldb: cout,
-                                                       beta: 1, c: dwp.baseAddress! + group * coutG, ldc: cout)
-                                        }
+                            let dwp = partialBase.value + worker * size
+                            if pointwise {
+                                BLAS.sgemm(transA: true, transB: false, m: cin, n: cout, k: rows.count,
+                                           a: xp.baseAddress! + rows.lowerBound * cin, lda: cin,
+                                           b: dzp.baseAddress! + rows.lowerBound * cout, ldb: cout,
+                                           beta: 0, c: dwp, ldc: cout)
+                                continue
+                            }
+                            let chunk = Im2col.rowsPerChunk(width: width)
+                            var cols = [Float](repeating: 0, count: min(chunk, rows.count) * width)
+                            cols.withUnsafeMutableBufferPointer { cp in
+                                for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
+                                    let part = start..<min(start + chunk, rows.upperBound)
+                                    for group in 0..<groups {
+                                        Im2col.gather(xp.baseAddress!, channels: cin, window: g, rows: part,
+                                                      c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
+                                        BLAS.sgemm(transA: true, transB: false, m: width, n: coutG, k: part.count,
+                                                   a: cp.baseAddress!, lda: width,
+                                                   b: dzp.baseAddress! + start * cout + group * coutG, ldb: cout,
+                                                   beta: 1, c: dwp + group * coutG, ldc: cout)
                                     }
                                 }
                             }
@@ -261,7 +251,7 @@ enum ConvolutionKernels {
                 }
             }
         }
-        return Tensor(uncheckedShape: kernelShape, scalars: sumInOrder(partials))
+        return Tensor(uncheckedShape: kernelShape, scalars: sumInOrder(partials, parts: parts))
     }
 
     /// dL/dx = col2im(dz · Wᵀ) (+ bias, for Conv2DTranspose) onto an input of
@@ -346,69 +336,65 @@ func addBias(_ bias: Tensor, to z: inout Tensor) {
     }
 }
 
-/// Σ over all positions, per channel (the bias gradient): a partial sum per
-/// worker, added in worker order.
-func sumRows(_ dz: Tensor) -> Tensor {
-    let c = dz.shape.last!
-    let rows = dz.count / c
+/// Per-channel sums over `rows` rows of `channels` values: `accumulate(rows,
+/// partial)` adds one worker range's sums into its partial (of `channels`
+/// floats), and the partials are added in order, for the same result on every run.
+func channelSums(rows: Int, channels c: Int, _ accumulate: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
     let parts = min(Parallel.maximumParts, max(1, rows / 4096))
     var partials = [Float](repeating: 0, count: parts * c)
-    dz.scalars.withUnsafeBufferPointer { v in
-        partials.withUnsafeMutableBufferPointer { o in
-            let (vv, oo) = (UncheckedSendable(v), UncheckedSendable(o))
-            Parallel.forEachRange(parts) { workers in
-                for w in workers {
-                    let first = rows * w / parts, last = rows * (w + 1) / parts
-                    segkit_sum_rows(vv.value.baseAddress! + first * c, last - first, Int32(c), oo.value.baseAddress! + w * c)
-                }
-            }
+    partials.withUnsafeMutableBufferPointer { o in
+        let oo = UncheckedSendable(o.baseAddress!)
+        Parallel.forEachRange(parts) { workers in
+            for w in workers { accumulate((rows * w / parts)..<(rows * (w + 1) / parts), oo.value + w * c) }
         }
     }
-    var out = Array(partials[0..<c])
-    for w in 1..<parts { for k in 0..<c { out[k] += partials[w * c + k] } }
-    return Tensor(uncheckedShape: [c], scalars: out)
+    return Tensor(uncheckedShape: [c], scalars: sumInOrder(partials, parts: parts))
+}
+
+/// Σ over all positions, per channel (the bias gradient).
+func sumRows(_ dz: Tensor) -> Tensor {
+    let c = dz.shape.last!
+    return dz.scalars.withUnsafeBufferPointer { v in
+        let vv = UncheckedSendable(v.baseAddress!)
+        return channelSums(rows: dz.count / c, channels: c) { r, partial in
+            segkit_sum_rows(vv.value + r.lowerBound * c, r.count, Int32(c), partial)
+        }
+    }
 }
 
 /// dz = dy where y > 0, else 0 (ReLU's gradient from its output), and Σ dz per
-/// channel (the bias gradient), in one pass: a partial sum per worker, added
-/// in worker order.
+/// channel (the bias gradient), in one pass over dy.
 func reluBackwardSummingRows(_ dy: Tensor, output y: Tensor) -> (Tensor, Tensor) {
     let c = dy.shape.last!
-    let rows = dy.count / c
-    let parts = min(Parallel.maximumParts, max(1, rows / 4096))
-    var partials = [Float](repeating: 0, count: parts * c)
+    var sums = Tensor(zeros: [c])
     let dz = Tensor.uninitialized(shape: dy.shape) { out in
         dy.scalars.withUnsafeBufferPointer { d in
             y.scalars.withUnsafeBufferPointer { yp in
-                partials.withUnsafeMutableBufferPointer { o in
-                    let (dd, yy, zz, oo) = (UncheckedSendable(d.baseAddress!), UncheckedSendable(yp.baseAddress!),
-                                            UncheckedSendable(out.baseAddress!), UncheckedSendable(o.baseAddress!))
-                    Parallel.forEachRange(parts) { workers in
-                        for w in workers {
-                            let first = rows * w / parts, last = rows * (w + 1) / parts
-                            segkit_relu_backward_sum_rows(dd.value + first * c, yy.value + first * c, zz.value + first * c,
-                                                          last - first, Int32(c), oo.value + w * c)
-                        }
-                    }
+                let (dd, yy, zz) = (UncheckedSendable(d.baseAddress!), UncheckedSendable(yp.baseAddress!), UncheckedSendable(out.baseAddress!))
+                sums = channelSums(rows: dy.count / c, channels: c) { r, partial in
+                    let offset = r.lowerBound * c
+                    segkit_relu_backward_sum_rows(dd.value + offset, yy.value + offset, zz.value + offset, r.count, Int32(c), partial)
                 }
             }
         }
     }
-    var sums = Array(partials[0..<c])
-    for w in 1..<parts { for k in 0..<c { sums[k] += partials[w * c + k] } }
-    return (dz, Tensor(uncheckedShape: [c], scalars: sums))
+    return (dz, sums)
 }
 
-/// Σ of equally long partial results, added in their order (so the same on
-/// every run), the elements split across the workers.
-func sumInOrder(_ partials: [[Float]]) -> [Float] {
-    var total = partials[0]
-    guard partials.count > 1 else { return total }
+/// Σ of the `parts` equally long partial results laid end to end in
+/// `partials`, added in their order (so the same on every run), the elements
+/// split across the workers.
+func sumInOrder(_ partials: [Float], parts: Int) -> [Float] {
+    let size = partials.count / parts
+    var total = Array(partials[0..<size])
+    guard parts > 1 else { return total }
     total.withUnsafeMutableBufferPointer { t in
-        let tt = UncheckedSendable(t.baseAddress!)
-        Parallel.forEachRange(t.count, minimumPerWorker: 1 << 14) { r in
-            for p in partials.dropFirst() {
-                p.withUnsafeBufferPointer { segkit_add(tt.value + r.lowerBound, $0.baseAddress! + r.lowerBound, tt.value + r.lowerBound, r.count) }
+        partials.withUnsafeBufferPointer { p in
+            let (tt, pp) = (UncheckedSendable(t.baseAddress!), UncheckedSendable(p.baseAddress!))
+            Parallel.forEachRange(size, minimumPerWorker: 1 << 14) { r in
+                for part in 1..<parts {
+                    segkit_add(tt.value + r.lowerBound, pp.value + part * size + r.lowerBound, tt.value + r.lowerBound, r.count)
+                }
             }
         }
     }

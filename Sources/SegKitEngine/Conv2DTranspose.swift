@@ -101,8 +101,7 @@ public final class Conv2DTranspose: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz = c.activation.backward(activation, gradOutput)
-        if let bias, bias.isTrainable { bias.accumulateGradient(sumRows(dz)) }
+        let dz = c.activation.backward(activation, gradOutput, bias: bias)
         if kernel.isTrainable {
             // For y = convᵀ(x), dL/dW is the transposed view's kernel gradient with
             // dz as the convolution's input and x as its output gradient.

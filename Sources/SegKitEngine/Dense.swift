@@ -62,9 +62,8 @@ public final class Dense: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz = c.activation.backward(activation, gradOutput)
+        let dz = c.activation.backward(activation, gradOutput, bias: bias)
         let rows = dz.count / units
-        if let bias, bias.isTrainable { bias.accumulateGradient(sumRows(dz)) }
         if kernel.isTrainable {
             let dw = Tensor.uninitialized(shape: kernel.shape) { dwp in
                 c.input.scalars.withUnsafeBufferPointer { xp in

@@ -119,10 +119,9 @@ public final class DepthwiseConv2D: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz = c.activation.backward(activation, gradOutput)
+        let dz = c.activation.backward(activation, gradOutput, bias: bias)
         let (cin, dm) = (inputChannels, depthMultiplier)
         let cout = cin * dm
-        if let bias, bias.isTrainable { bias.accumulateGradient(sumRows(dz)) }
         if kernel.isTrainable {
             var dw = Tensor(zeros: kernel.shape)
             c.input.scalars.withUnsafeBufferPointer { xp in

@@ -15,20 +15,14 @@ enum DirectConvolution {
     /// and on 128-channel ones with 16- or 32-pixel rows (e.g. the input
     /// gradient of 128→64 at 32x32: 4.6 vs 8.7 ms), and lost on 8-pixel rows and
     /// to 256-channel ones, where they re-read their input once per 64 outputs.
-    static func isPreferred(inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int) -> Bool {
+    /// A kernel gradient's register tile holds output channels only, so there
+    /// any input count goes (256→128 at 16x16: 5.5 vs 6.6 ms).
+    static func isPreferred(inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int,
+                            forKernelGradient: Bool = false) -> Bool {
         if let forced = forcedPath, forced != "winograd" { return forced == "direct" && groups == 1 }
         guard groups == 1 else { return false }
         if outputChannels <= 64 || inputChannels <= 16 { return true }
-        return outputChannels <= 128 && inputChannels <= 128 && rowWidth >= 16
-    }
-
-    /// The same for kernel gradients, whose register tile holds output channels
-    /// only: any input count (256→128 at 16x16: 5.5 vs 6.6 ms).
-    static func isPreferredForKernelGradient(inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int) -> Bool {
-        if let forced = forcedPath, forced != "winograd" { return forced == "direct" && groups == 1 }
-        guard groups == 1 else { return false }
-        if outputChannels <= 64 || inputChannels <= 16 { return true }
-        return outputChannels <= 128 && rowWidth >= 16
+        return outputChannels <= 128 && (forKernelGradient || inputChannels <= 128) && rowWidth >= 16
     }
 
     /// SEGKIT_CONV_PATH=direct|gemm|winograd forces one path where it applies (for measuring).
@@ -38,13 +32,22 @@ enum DirectConvolution {
         return ["direct", "gemm", "winograd"].contains(s) ? s : nil
     }()
 
+    /// Channel counts as the C kernels' weights and biases hold them: whole
+    /// 16-float vectors.
+    static func paddedWidth(_ channels: Int) -> Int { (channels + 15) / 16 * 16 }
+
+    /// A bias zero-padded to `width` (the C kernels load it in whole vectors).
+    static func paddedBias(_ bias: [Float]?, to width: Int) -> [Float]? {
+        bias.map { $0 + [Float](repeating: 0, count: width - $0.count) }
+    }
+
     /// An HWIO kernel as the C kernels read it: [kh][kw][in][out padded to 16],
     /// zeros in the padding. `swapChannels` packs [kh][kw][out][in] instead, the
     /// layout of the transposed convolution.
     static func pack(_ kernel: Tensor, swapChannels: Bool) -> (values: [Float], padded: Int) {
         let (kh, kw, ci, co) = (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])
         let (rowsPerTap, outs) = swapChannels ? (co, ci) : (ci, co)
-        let padded = (outs + 15) / 16 * 16
+        let padded = paddedWidth(outs)
         var packed = [Float](repeating: 0, count: kh * kw * rowsPerTap * padded)
         kernel.scalars.withUnsafeBufferPointer { k in
             packed.withUnsafeMutableBufferPointer { p in
@@ -74,14 +77,14 @@ enum DirectConvolution {
                         epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)?) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
         let (w, padded) = pack(kernel, swapChannels: false)
-        let bias = bias.map { $0 + [Float](repeating: 0, count: padded - $0.count) }
+        let bias = paddedBias(bias, to: padded)
         let zeros = [Float](repeating: 0, count: cin)
         let (rows, cols) = (axis(g.rows), axis(g.cols))
         let chunk = rowsPerChunk(pixelsPerRow: g.cols.output, channels: cout)
         return Tensor.uninitialized(shape: [g.batch, g.rows.output, g.cols.output, cout]) { out in
             let o = UncheckedSendable(out.baseAddress!)
             x.scalars.withUnsafeBufferPointer { xp in
-                withOptionalPointer(bias) { bp in
+                bias.withBaseAddress { bp in
                     Parallel.forEachRange(g.batch * g.rows.output) { range in
                         for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
                             let end = min(start + chunk, range.upperBound)
@@ -100,13 +103,13 @@ enum DirectConvolution {
     static func transpose(_ dy: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?, outputShape: [Int]) -> Tensor {
         let cdy = kernel.shape[3], cx = kernel.shape[2]
         let (w, padded) = pack(kernel, swapChannels: true)
-        let bias = bias.map { $0 + [Float](repeating: 0, count: padded - $0.count) }
+        let bias = paddedBias(bias, to: padded)
         let zeros = [Float](repeating: 0, count: cdy)
         let (rows, cols) = (axis(g.rows), axis(g.cols))
         return Tensor.uninitialized(shape: outputShape) { out in
             let o = UncheckedSendable(out.baseAddress!)
             dy.scalars.withUnsafeBufferPointer { dp in
-                withOptionalPointer(bias) { bp in
+                bias.withBaseAddress { bp in
                     Parallel.forEachRange(g.batch * g.rows.input) { range in
                         segkit_conv2d_transpose_direct(dp.baseAddress!, Int32(cdy), rows, cols, w, Int32(cx), Int32(padded), bp,
                                                        zeros, o.value, Int32(range.lowerBound), Int32(range.upperBound))
@@ -121,7 +124,7 @@ enum DirectConvolution {
     /// buffers are added in worker order (the same result on every run).
     static func kernelGradient(_ x: Tensor, window g: Window2D, dy: Tensor, kernelShape: [Int]) -> Tensor {
         let (kh, kw, cin, cout) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
-        let padded = (cout + 15) / 16 * 16
+        let padded = paddedWidth(cout)
         let size = kh * kw * cin * padded
         let rowCount = g.batch * g.rows.output
         let parts = min(Parallel.maximumParts, rowCount)
@@ -142,16 +145,11 @@ enum DirectConvolution {
             }
         }
         // The partials added in order, then the channel padding dropped.
-        let summed = sumInOrder((0..<parts).map { Array(partials[($0 * size)..<(($0 + 1) * size)]) })
+        let summed = sumInOrder(partials, parts: parts)
         var dw = [Float](repeating: 0, count: kh * kw * cin * cout)
         for row in 0..<(kh * kw * cin) {
             for o in 0..<cout { dw[row * cout + o] = summed[row * padded + o] }
         }
         return Tensor(uncheckedShape: kernelShape, scalars: dw)
-    }
-
-    private static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-        guard let values else { return body(nil) }
-        return values.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 }

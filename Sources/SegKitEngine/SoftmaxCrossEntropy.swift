@@ -52,8 +52,8 @@ public struct SoftmaxCrossEntropy: Sendable {
             let out = UncheckedSendable(g.baseAddress!)
             logits.scalars.withUnsafeBufferPointer { z in
                 labels.withUnsafeBufferPointer { l in
-                    withOptional(pixelWeights) { pw in
-                        withOptional(classWeights) { cw in
+                    pixelWeights.withBaseAddress { pw in
+                        classWeights.withBaseAddress { cw in
                             sums.withUnsafeMutableBufferPointer { sp in
                                 let (zz, ll, pwp, cwp) = (UncheckedSendable(z.baseAddress!), UncheckedSendable(l.baseAddress!), UncheckedSendable(pw), UncheckedSendable(cw))
                                 let ss = UncheckedSendable(sp)
@@ -75,9 +75,4 @@ public struct SoftmaxCrossEntropy: Sendable {
         let totalLoss = sums.reduce(0, +)
         return (counted > 0 ? Float(totalLoss / Double(counted)) : 0, gradient)
     }
-}
-
-private func withOptional<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let values else { return body(nil) }
-    return values.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -115,3 +115,12 @@ extension Tensor: CustomStringConvertible {
         return "Tensor(\(shape): [\(preview)\(count > 8 ? ", …" : "")])"
     }
 }
+
+extension Optional where Wrapped == [Float] {
+    /// The values' base address for C code (nil when there are none), valid
+    /// inside `body`: an optional bias or weight list handed to CKernels.
+    func withBaseAddress<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let values = self else { return body(nil) }
+        return values.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}

@@ -27,7 +27,7 @@ enum WinogradConvolution {
     static func forward(_ x: Tensor, batch: Int, rows: WindowAxis, cols: WindowAxis, kernel: Tensor, bias: [Float]?,
                         epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)?) -> Tensor {
         let cin = kernel.shape[2], cout = kernel.shape[3]
-        let padded = (cout + 15) / 16 * 16
+        let padded = DirectConvolution.paddedWidth(cout)
         var u = [Float](repeating: 0, count: 16 * cin * padded)
         kernel.scalars.withUnsafeBufferPointer { w in
             u.withUnsafeMutableBufferPointer { segkit_winograd_kernel(w.baseAddress!, Int32(cin), Int32(cout), Int32(padded), $0.baseAddress!) }
@@ -39,7 +39,7 @@ enum WinogradConvolution {
             let o = UncheckedSendable(out.baseAddress!)
             x.scalars.withUnsafeBufferPointer { xp in
                 let xx = UncheckedSendable(xp.baseAddress!)
-                withOptionalPointer(bias) { bp in
+                bias.withBaseAddress { bp in
                     let bb = UncheckedSendable(bp)
                     Parallel.forEachRange(tileRows) { range in
                         var scratch = [Float](repeating: 0, count: scratchCount)
@@ -81,10 +81,5 @@ enum WinogradConvolution {
         }
         return forward(dz, batch: g.batch, rows: reversed(g.rows), cols: reversed(g.cols),
                        kernel: Tensor(uncheckedShape: [3, 3, cout, cin], scalars: turned), bias: bias, epilogue: nil)
-    }
-
-    private static func withOptionalPointer<R>(_ values: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-        guard let values else { return body(nil) }
-        return values.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 }
