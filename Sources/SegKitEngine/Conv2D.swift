@@ -174,20 +174,12 @@ enum ConvolutionKernels {
                             }
                             return
                         }
-                        let chunk = Im2col.rowsPerChunk(width: width)
-                        var cols = [Float](repeating: 0, count: min(chunk, rows.count) * width)
-                        cols.withUnsafeMutableBufferPointer { cp in
-                            for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
-                                let part = start..<min(start + chunk, rows.upperBound)
-                                for group in 0..<groups {
-                                    Im2col.gather(xp.baseAddress!, channels: cin, window: g, rows: part,
-                                                  c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
-                                    BLAS.sgemm(transA: false, transB: false, m: part.count, n: coutG, k: width,
-                                               a: cp.baseAddress!, lda: width, b: wp.baseAddress! + group * coutG, ldb: cout, beta: 0,
-                                               c: o.value + start * cout + group * coutG, ldc: cout)
-                                }
-                                epilogue?(o.value + start * cout, part.count)
-                            }
+                        Im2col.forEachChunk(xp.baseAddress!, channels: cin, window: g, rows: rows, groups: groups) { part, group, patches in
+                            BLAS.sgemm(transA: false, transB: false, m: part.count, n: coutG, k: width,
+                                       a: patches, lda: width, b: wp.baseAddress! + group * coutG, ldb: cout, beta: 0,
+                                       c: o.value + part.lowerBound * cout + group * coutG, ldc: cout)
+                        } chunkDone: { part in
+                            epilogue?(o.value + part.lowerBound * cout, part.count)
                         }
                     }
                 }
@@ -231,20 +223,11 @@ enum ConvolutionKernels {
                                            beta: 0, c: dwp, ldc: cout)
                                 continue
                             }
-                            let chunk = Im2col.rowsPerChunk(width: width)
-                            var cols = [Float](repeating: 0, count: min(chunk, rows.count) * width)
-                            cols.withUnsafeMutableBufferPointer { cp in
-                                for start in stride(from: rows.lowerBound, to: rows.upperBound, by: chunk) {
-                                    let part = start..<min(start + chunk, rows.upperBound)
-                                    for group in 0..<groups {
-                                        Im2col.gather(xp.baseAddress!, channels: cin, window: g, rows: part,
-                                                      c0: group * cinG, cCount: cinG, into: cp.baseAddress!)
-                                        BLAS.sgemm(transA: true, transB: false, m: width, n: coutG, k: part.count,
-                                                   a: cp.baseAddress!, lda: width,
-                                                   b: dzp.baseAddress! + start * cout + group * coutG, ldb: cout,
-                                                   beta: 1, c: dwp + group * coutG, ldc: cout)
-                                    }
-                                }
+                            Im2col.forEachChunk(xp.baseAddress!, channels: cin, window: g, rows: rows, groups: groups) { part, group, patches in
+                                BLAS.sgemm(transA: true, transB: false, m: width, n: coutG, k: part.count,
+                                           a: patches, lda: width,
+                                           b: dzp.baseAddress! + part.lowerBound * cout + group * coutG, ldb: cout,
+                                           beta: 1, c: dwp + group * coutG, ldc: cout)
                             }
                         }
                     }
