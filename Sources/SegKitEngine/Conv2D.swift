@@ -94,8 +94,8 @@ public final class Conv2D: Layer {
         // sigmoid, tanh, softmax): one pass over the output fewer.
         let fuseActivation = activation != .linear && (mode == .inference || activation.backwardUsesOutput)
         let (act, cout) = (activation, filters)
-        let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = !fuseActivation ? nil : { p, rows in
-            act.applySerially(UnsafeMutableBufferPointer(start: p, count: rows * cout), lastAxis: cout)
+        let epilogue: OutputEpilogue? = !fuseActivation ? nil : { p, _, pixels in
+            act.applySerially(UnsafeMutableBufferPointer(start: p, count: pixels * cout), lastAxis: cout)
         }
         let z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, bias: bias?.value.scalars, epilogue: epilogue)
         if fuseActivation {
@@ -103,6 +103,25 @@ public final class Conv2D: Layer {
         }
         let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
+    }
+
+    /// conv(x) + bias + addend, the addend added to each chunk of the output as
+    /// it is finished: a linear convolution feeding an Add (a skip connection's
+    /// projection) without the Add's own pass over three tensors.
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode, adding addend: Tensor) throws -> LayerOutput? {
+        guard activation == .linear else { return nil }
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let g = try window(for: x)
+        let cout = filters
+        guard addend.shape == [g.batch, g.rows.output, g.cols.output, cout] else { return nil }
+        let y = addend.scalars.withUnsafeBufferPointer { a in
+            let a = UncheckedSendable(a.baseAddress!)
+            return ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, bias: bias?.value.scalars) { p, first, pixels in
+                segkit_add(p, a.value + first * cout, p, pixels * cout)
+            }
+        }
+        return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
     }
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
@@ -117,6 +136,10 @@ public final class Conv2D: Layer {
     }
 }
 
+/// Work on a finished chunk of a convolution's output, while it is in cache:
+/// the chunk, the index of its first pixel in the output, and its pixel count.
+typealias OutputEpilogue = (_ chunk: UnsafeMutablePointer<Float>, _ firstPixel: Int, _ pixels: Int) -> Void
+
 /// The three products of a grouped NHWC convolution with an HWIO kernel, shared
 /// by Conv2D (forward, its two gradients) and Conv2DTranspose (whose forward is
 /// Conv2D's input gradient and whose input gradient is Conv2D's forward).
@@ -130,10 +153,10 @@ enum ConvolutionKernels {
     }
 
     /// z[n, oy, ox, :] = bias + Σ patches · W, for a window `g` over x. `epilogue`
-    /// runs on each finished chunk of output pixels (pointer, pixel count) while it
-    /// is in cache: Conv2D applies its activation there in inference.
+    /// runs on each finished chunk of output pixels while it is in cache: Conv2D
+    /// applies its activation there, or adds the other input of an Add.
     static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
-                        epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = nil) -> Tensor {
+                        epilogue: OutputEpilogue? = nil) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
         if WinogradConvolution.applies(g, kernelShape: kernel.shape, inputChannels: cin, outputChannels: cout, groups: groups,
                                        rowWidth: g.cols.output) {
@@ -146,13 +169,13 @@ enum ConvolutionKernels {
     }
 
     static func forwardByGemm(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]?,
-                              epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)?) -> Tensor {
+                              epilogue: OutputEpilogue?) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
-        let epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)? = bias == nil ? epilogue : { p, rows in
+        let epilogue: OutputEpilogue? = bias == nil ? epilogue : { p, first, pixels in
             bias!.withUnsafeBufferPointer { b in
-                for r in 0..<rows { VectorMath.axpy(1, b.baseAddress!, p + r * cout, cout) }
+                for r in 0..<pixels { VectorMath.axpy(1, b.baseAddress!, p + r * cout, cout) }
             }
-            epilogue?(p, rows)
+            epilogue?(p, first, pixels)
         }
         let cinG = cin / groups, coutG = cout / groups
         let width = g.rows.kernel * g.cols.kernel * cinG
@@ -170,7 +193,7 @@ enum ConvolutionKernels {
                                 BLAS.sgemm(transA: false, transB: false, m: count, n: cout, k: cin,
                                            a: xp.baseAddress! + start * cin, lda: cin, b: wp.baseAddress!, ldb: cout,
                                            beta: 0, c: o.value + start * cout, ldc: cout)
-                                epilogue?(o.value + start * cout, count)
+                                epilogue?(o.value + start * cout, start, count)
                             }
                             return
                         }
@@ -179,7 +202,7 @@ enum ConvolutionKernels {
                                        a: patches, lda: width, b: wp.baseAddress! + group * coutG, ldb: cout, beta: 0,
                                        c: o.value + part.lowerBound * cout + group * coutG, ldc: cout)
                         } chunkDone: { part in
-                            epilogue?(o.value + part.lowerBound * cout, part.count)
+                            epilogue?(o.value + part.lowerBound * cout, part.lowerBound, part.count)
                         }
                     }
                 }

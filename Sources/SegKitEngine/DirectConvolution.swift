@@ -74,7 +74,7 @@ enum DirectConvolution {
 
     /// The convolution of `x` over window `g` (Conv2D's forward, Conv2DTranspose's input gradient).
     static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?,
-                        epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)?) -> Tensor {
+                        epilogue: OutputEpilogue?) -> Tensor {
         let cin = x.shape[3], cout = kernel.shape[3]
         let (w, padded) = pack(kernel, swapChannels: false)
         let bias = paddedBias(bias, to: padded)
@@ -90,7 +90,7 @@ enum DirectConvolution {
                             let end = min(start + chunk, range.upperBound)
                             segkit_conv2d_direct(xp.baseAddress!, Int32(cin), rows, cols, w, Int32(cout), Int32(padded), bp,
                                                  zeros, o.value, Int32(start), Int32(end))
-                            epilogue?(o.value + start * g.cols.output * cout, (end - start) * g.cols.output)
+                            epilogue?(o.value + start * g.cols.output * cout, start * g.cols.output, (end - start) * g.cols.output)
                         }
                     }
                 }

@@ -32,6 +32,11 @@ extension Graph {
     /// trainable in it or before it, and `inputGradients` false) runs in
     /// inference mode unless training changes what it computes (Dropout):
     /// the same values, without backward caches and with fused activations.
+    ///
+    /// An Add of two tensors whose later operand is made by a layer that can
+    /// add a tensor to its output as it writes it (a linear convolution: a skip
+    /// connection's projection), and feeds nothing else, is computed by that
+    /// layer: one pass over the output instead of two.
     public func forward(
         _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = [], given: [Int: Tensor] = [:],
         inputGradients: Bool = false
@@ -47,6 +52,16 @@ extension Graph {
         for (i, node) in nodes.enumerated() where needed.contains(i) && given[i] == nil { for j in node.inputs { remainingUses[j] += 1 } }
         var retained = keep
         retained.formUnion(outputIndices)
+
+        // Producer node → (its Add node, the Add's other operand).
+        var addsInto: [Int: (add: Int, addend: Int)] = [:]
+        for (index, node) in nodes.enumerated() where needed.contains(index) && given[index] == nil {
+            guard let merge = node.layer as? ElementwiseMerge, merge.operation == .add, node.inputs.count == 2 else { continue }
+            let (earlier, later) = (node.inputs.min()!, node.inputs.max()!)
+            guard earlier != later, given[later] == nil, remainingUses[later] == 1, !retained.contains(later) else { continue }
+            addsInto[later] = (index, earlier)
+        }
+        var fusedSums: [Int: Tensor] = [:]
 
         var values = [Tensor?](repeating: nil, count: nodes.count)
         var caches = [Any?](repeating: nil, count: nodes.count)
@@ -64,7 +79,15 @@ extension Graph {
             let nodeMode: ExecutionMode = mode == .training && !needsGradient[index] && !node.layer.trainingChangesOutput
                 ? .inference : mode
             do {
-                result = try node.layer.forward(args, mode: nodeMode)
+                if let sum = fusedSums.removeValue(forKey: index) {
+                    result = LayerOutput(sum, cache: nodeMode == .training ? [Tensor]() : nil)  // Add's (empty) cache
+                } else if let fusion = addsInto[index],
+                          let sum = try node.layer.forward(args, mode: nodeMode, adding: values[fusion.addend]!) {
+                    fusedSums[fusion.add] = sum.output
+                    result = LayerOutput(Tensor(zeros: [0]), cache: sum.cache)  // read by nothing but its Add
+                } else {
+                    result = try node.layer.forward(args, mode: nodeMode)
+                }
             } catch let error as EngineError {
                 throw EngineError.graph("at node '\(node.name)': \(error.localizedDescription)")
             }

@@ -65,6 +65,13 @@ public class Layer {
         throw EngineError.invalidArgument(op: kind, message: "has no forward pass")
     }
 
+    /// The layer's output plus `addend` (a tensor of the output's shape) in one
+    /// pass, for an Add that only this layer's output feeds; nil where the
+    /// layer cannot, and the graph runs the Add itself. Offered only by layers
+    /// whose backward pass does not read their output: the Add's gradient
+    /// reaches this layer unchanged.
+    public func forward(_ inputs: [Tensor], mode: ExecutionMode, adding addend: Tensor) throws -> LayerOutput? { nil }
+
     /// Given dL/d(output), accumulates dL/d(parameter) into every trainable parameter
     /// and returns dL/d(input) for each input whose `needInputGradients` entry is true
     /// (nil for the others, so no work is spent on them).

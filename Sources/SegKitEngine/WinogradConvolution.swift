@@ -25,7 +25,7 @@ enum WinogradConvolution {
     /// y = conv(x) over `rows` × `cols` (the axes of the convolution computed),
     /// kernel HWIO 3x3, plus bias; `epilogue` runs on each finished pair of rows.
     static func forward(_ x: Tensor, batch: Int, rows: WindowAxis, cols: WindowAxis, kernel: Tensor, bias: [Float]?,
-                        epilogue: ((UnsafeMutablePointer<Float>, Int) -> Void)?) -> Tensor {
+                        epilogue: OutputEpilogue?) -> Tensor {
         let cin = kernel.shape[2], cout = kernel.shape[3]
         let padded = DirectConvolution.paddedWidth(cout)
         var u = [Float](repeating: 0, count: 16 * cin * padded)
@@ -52,7 +52,8 @@ enum WinogradConvolution {
                                 let tilesPerImage = (rows.output + 1) / 2
                                 let (n, ty) = (t / tilesPerImage, t % tilesPerImage)
                                 let first = 2 * ty, count = min(2, rows.output - first)
-                                epilogue(o.value + ((n * rows.output + first) * cols.output) * cout, count * cols.output)
+                                let pixel = (n * rows.output + first) * cols.output
+                                epilogue(o.value + pixel * cout, pixel, count * cols.output)
                             }
                         }
                     }
