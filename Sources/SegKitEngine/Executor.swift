@@ -7,6 +7,8 @@ public struct ForwardPass {
     var caches: [Any?]
     /// Whether the pass kept what gradients with respect to the inputs need.
     let keptInputGradients: Bool
+    /// The Add nodes computed by the layer producing one of their operands.
+    let fusedAdds: Set<Int>
 
     /// The graph's outputs, in `graph.outputIndices` order.
     public func outputs(of graph: Graph) -> [Tensor] { graph.outputIndices.map { values[$0]! } }
@@ -62,6 +64,7 @@ extension Graph {
             addsInto[later] = (index, earlier)
         }
         var fusedSums: [Int: Tensor] = [:]
+        var fused = Set<Int>()
 
         var values = [Tensor?](repeating: nil, count: nodes.count)
         var caches = [Any?](repeating: nil, count: nodes.count)
@@ -84,6 +87,7 @@ extension Graph {
                 } else if let fusion = addsInto[index],
                           let sum = try node.layer.forward(args, mode: nodeMode, adding: values[fusion.addend]!) {
                     fusedSums[fusion.add] = sum.output
+                    fused.insert(fusion.add)
                     result = LayerOutput(Tensor(zeros: [0]), cache: sum.cache)  // read by nothing but its Add
                 } else {
                     result = try node.layer.forward(args, mode: nodeMode)
@@ -99,7 +103,7 @@ extension Graph {
                 if remainingUses[i] == 0 && !retained.contains(i) { values[i] = nil }
             }
         }
-        return ForwardPass(mode: mode, values: values, caches: caches, keptInputGradients: inputGradients)
+        return ForwardPass(mode: mode, values: values, caches: caches, keptInputGradients: inputGradients, fusedAdds: fused)
     }
 
     /// Walks the graph in reverse from `outputGradients` (dL/d(output) for each

@@ -105,6 +105,25 @@ import Testing
         try GradientCheck().check(conv, [x])
     }
 
+    @Test func forwardAddingATensorEqualsTheOutputPlusThatTensorOnEveryPath() throws {
+        var data = TestData(seed: 4)
+        // (kernel, in, out, size): direct; 1x1 sgemm; im2col + sgemm; Winograd.
+        for (k, cin, cout, size) in [(3, 3, 11, 9), (1, 20, 130, 5), (3, 24, 140, 6), (3, 64, 64, 17)] {
+            let conv = try Conv2D(name: "c", kernel: data.normal([k, k, cin, cout], scale: 0.2), bias: data.normal([cout]), padding: .same)
+            let x = data.normal([2, size, size, cin])
+            let addend = data.normal([2, size, size, cout])
+            let plain = try conv.forward([x], mode: .training).output
+            let summed = try #require(try conv.forward([x], mode: .training, adding: addend))
+            #expect(maxDifference(summed.output, Tensor(uncheckedShape: plain.shape, scalars: zip(plain.scalars, addend.scalars).map { $0 + $1 })) < 1e-5,
+                    "\(k)x\(k) \(cin)→\(cout)")
+        }
+        // Not for a shape other than the output's, nor through a nonlinear activation.
+        let conv = try Conv2D(name: "c", kernel: data.normal([1, 1, 2, 3]), bias: nil)
+        #expect(try conv.forward([data.normal([1, 4, 4, 2])], mode: .inference, adding: Tensor(zeros: [1, 4, 4, 2])) == nil)
+        let relu = try Conv2D(name: "r", kernel: data.normal([1, 1, 2, 3]), bias: nil, activation: .relu())
+        #expect(try relu.forward([data.normal([1, 4, 4, 2])], mode: .inference, adding: Tensor(zeros: [1, 4, 4, 3])) == nil)
+    }
+
     @Test func rejectsAnInputWithTheWrongChannelCount() throws {
         let conv = try Conv2D(name: "conv1", kernel: Tensor(zeros: [3, 3, 3, 8]), bias: nil)
         #expect(throws: EngineError.self) { try conv.forward([Tensor(zeros: [1, 8, 8, 1])], mode: .inference) }

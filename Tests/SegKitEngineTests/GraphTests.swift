@@ -118,6 +118,26 @@ struct SkipNet {
         #expect(net.bn.movingMean.value != before)
     }
 
+    @Test func aSkipAddIsComputedByItsProjectionWithTheSameValuesAndGradients() throws {
+        let net = try SkipNet(seed: 10)
+        var data = TestData(seed: 11)
+        let x = data.normal([2, 8, 8, 2])
+        let (skip, project) = (net.graph.index(of: "skip")!, net.graph.index(of: "project")!)
+        let projection = data.normal([2, 8, 8, 3])
+        func run(keep: Set<Int>) throws -> (pass: ForwardPass, output: [Float], gradients: [[Float]]) {
+            let pass = try net.graph.forward([x], mode: .training, keep: keep)
+            net.graph.zeroGradients()
+            _ = try net.graph.backward(pass, outputGradients: [projection])
+            return (pass, pass.outputs(of: net.graph)[0].scalars, net.graph.trainableParameters.map { $0.gradient!.scalars })
+        }
+        let fused = try run(keep: [])
+        // Keeping the projection's output leaves the Add to itself.
+        let separate = try run(keep: [project])
+        #expect(fused.pass.fusedAdds == [skip] && separate.pass.fusedAdds.isEmpty)
+        #expect(fused.output == separate.output)
+        #expect(fused.gradients == separate.gradients)
+    }
+
     @Test func inferenceKeepsOnlyRequestedIntermediates() throws {
         let net = try SkipNet(seed: 8)
         var data = TestData(seed: 9)
