@@ -35,15 +35,20 @@ public struct SegmentationDataset: Sendable {
                                    isByteValued: isByteValued)
     }
 
+    /// The masks of samples `indices`, one after another (a training batch's labels).
+    public func masks(of indices: [Int]) -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(indices.count * labelsPerImage)
+        for i in indices { out += masks[(i * labelsPerImage)..<((i + 1) * labelsPerImage)] }
+        return out
+    }
+
     /// Samples `indices`, in that order.
     public func subset(_ indices: [Int]) -> SegmentationDataset {
-        var px: [Float] = [], mk: [Int32] = []
+        var px: [Float] = []
         px.reserveCapacity(indices.count * pixelsPerImage)
-        for i in indices {
-            px += pixels[(i * pixelsPerImage)..<((i + 1) * pixelsPerImage)]
-            mk += masks[(i * labelsPerImage)..<((i + 1) * labelsPerImage)]
-        }
-        return SegmentationDataset(count: indices.count, height: height, width: width, channels: channels, pixels: px, masks: mk,
+        for i in indices { px += pixels[(i * pixelsPerImage)..<((i + 1) * pixelsPerImage)] }
+        return SegmentationDataset(count: indices.count, height: height, width: width, channels: channels, pixels: px, masks: masks(of: indices),
                                    isByteValued: isByteValued)
     }
 

@@ -61,6 +61,9 @@ final class FeatureCache {
                 if bytes > limitBytes {
                     path = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-cache-\(UUID().uuidString).h5").path
                     spillFile = try HDF5File(creating: path!)
+                } else {
+                    // Grown by appending, the arrays were copied at every doubling.
+                    for n in nodes { memory[n, default: []].reserveCapacity(samples * perSampleShape[n]!.reduce(1, *)) }
                 }
             }
             for n in nodes {

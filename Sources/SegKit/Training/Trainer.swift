@@ -154,7 +154,7 @@ public final class Trainer {
                 let labels: [Int32]
                 let pass: ForwardPass
                 if let cache {
-                    labels = indices.flatMap { i in train.masks[(i * train.labelsPerImage)..<((i + 1) * train.labelsPerImage)] }
+                    labels = train.masks(of: indices)
                     pass = try graph.forward([], mode: .training, given: try cache.values(for: indices))
                 } else {
                     let (x, m) = try batch(train, indices, epoch: epoch, step: step, augment: true)
