@@ -18,14 +18,21 @@ void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n) 
     for (size_t i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : 0;
 }
 
+// Whole vectors written out: out is often a itself (a sum accumulated in
+// place), and the vectoriser's overlap check sent exactly that case to its
+// scalar loop (perf: four vmovss per four floats, 3x slower).
 CLONES
 void segkit_add(const float *a, const float *b, float *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) *(v16u *)(out + i) = *(const v16u *)(a + i) + *(const v16u *)(b + i);
+    for (; i < n; i++) out[i] = a[i] + b[i];
 }
 
 CLONES
 void segkit_multiply(const float *a, const float *b, float *out, size_t n) {
-    for (size_t i = 0; i < n; i++) out[i] = a[i] * b[i];
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) *(v16u *)(out + i) = *(const v16u *)(a + i) * *(const v16u *)(b + i);
+    for (; i < n; i++) out[i] = a[i] * b[i];
 }
 
 CLONES
