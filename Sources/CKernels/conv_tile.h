@@ -76,9 +76,16 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
     const int C = s->channels;
     for (int t = 0; t < ntaps; t++) {
         const float *in[MAX_P];
-        UNROLL for (int p = 0; p < P; p++) {
-            int i = taps[t].first + p * taps[t].step;
-            in[p] = (unsigned)i < (unsigned)s->width ? taps[t].row + (size_t)i * C : s->zeros;
+        const int first = taps[t].first, step = taps[t].step;
+        if (first >= 0 && first + (P - 1) * step < s->width) {
+            // The whole tile inside the row (most tiles): no test per pixel.
+            const float *base = taps[t].row + (size_t)first * C;
+            UNROLL for (int p = 0; p < P; p++) in[p] = base + (size_t)(p * step) * C;
+        } else {
+            UNROLL for (int p = 0; p < P; p++) {
+                int i = first + p * step;
+                in[p] = (unsigned)i < (unsigned)s->width ? taps[t].row + (size_t)i * C : s->zeros;
+            }
         }
         const float *w = taps[t].w + c0;
         for (int c = 0; c < C; c++) {
