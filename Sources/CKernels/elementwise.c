@@ -35,14 +35,21 @@ void segkit_multiply(const float *a, const float *b, float *out, size_t n) {
     for (; i < n; i++) out[i] = a[i] * b[i];
 }
 
+/// d = 1 + exp(−x) for 16 values, with one vectorised exp: the denominator of
+/// σ(x) that swish, its gradient and sigmoid share.
+INLINE void one_plus_exp_negated16(const float *x, float *d) {
+    for (int k = 0; k < 16; k++) d[k] = -x[k];
+    exp16(d);
+    for (int k = 0; k < 16; k++) d[k] += 1;
+}
+
 CLONES
 void segkit_swish(float *x, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        float e[16];
-        for (int k = 0; k < 16; k++) e[k] = -x[i + k];
-        exp16(e);
-        for (int k = 0; k < 16; k++) x[i + k] = x[i + k] / (1 + e[k]);
+        float d[16];
+        one_plus_exp_negated16(x + i, d);
+        for (int k = 0; k < 16; k++) x[i + k] = x[i + k] / d[k];
     }
     for (; i < n; i++) x[i] = x[i] / (1 + expf(-x[i]));
 }
@@ -52,11 +59,10 @@ void segkit_swish_backward(const float *dy, const float *z, float *dz, size_t n)
     // d/dz z·σ(z) = σ(z)·(1 + z·(1 − σ(z))).
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        float e[16];
-        for (int k = 0; k < 16; k++) e[k] = -z[i + k];
-        exp16(e);
+        float d[16];
+        one_plus_exp_negated16(z + i, d);
         for (int k = 0; k < 16; k++) {
-            float s = 1 / (1 + e[k]);
+            float s = 1 / d[k];
             dz[i + k] = dy[i + k] * s * (1 + z[i + k] * (1 - s));
         }
     }
@@ -70,10 +76,9 @@ CLONES
 void segkit_sigmoid(float *x, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        float e[16];
-        for (int k = 0; k < 16; k++) e[k] = -x[i + k];
-        exp16(e);
-        for (int k = 0; k < 16; k++) x[i + k] = 1 / (1 + e[k]);
+        float d[16];
+        one_plus_exp_negated16(x + i, d);
+        for (int k = 0; k < 16; k++) x[i + k] = 1 / d[k];
     }
     for (; i < n; i++) x[i] = 1 / (1 + expf(-x[i]));
 }
