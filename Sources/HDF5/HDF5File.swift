@@ -4,34 +4,36 @@ import Foundation
 /// An open HDF5 file. Closed when the last reference to it (or to a group,
 /// dataset or attribute inside it) goes away.
 public final class HDF5File {
+    /// The name errors give the file (its path, unless opened `reportedAs` another).
     public let path: String
     let id: hid_t
 
     /// Opens an existing file read-only. A missing, truncated or non-HDF5 file
-    /// is an `HDF5Error` naming it.
-    public init(readingFrom path: String) throws {
+    /// is an `HDF5Error` naming it — as `name` when given (a scratch file holding
+    /// an archive's entry is reported as that entry).
+    public init(readingFrom path: String, reportedAs name: String? = nil) throws {
         _ = HDF5Library.ready
-        self.path = path
+        self.path = name ?? path
         guard FileManager.default.fileExists(atPath: path) else {
-            throw HDF5Error(file: path, object: "", "no such file")
+            throw HDF5Error(file: self.path, object: "", "no such file")
         }
         guard H5Fis_hdf5(path) > 0 else {
-            throw HDF5Error(file: path, object: "", "not an HDF5 file (no HDF5 signature found)")
+            throw HDF5Error(file: self.path, object: "", "not an HDF5 file (no HDF5 signature found)")
         }
         let id = H5Fopen(path, segkit_h5f_acc_rdonly(), segkit_h5p_default())
         guard id >= 0 else {
-            throw HDF5Error(file: path, object: "",
+            throw HDF5Error(file: self.path, object: "",
                             "cannot be opened: truncated or damaged, or written by a newer HDF5 (libver 'latest') than this libhdf5 can read")
         }
         self.id = id
     }
 
     /// Creates (or truncates) a file for writing.
-    public init(creating path: String) throws {
+    public init(creating path: String, reportedAs name: String? = nil) throws {
         _ = HDF5Library.ready
-        self.path = path
+        self.path = name ?? path
         self.id = try checkID(H5Fcreate(path, segkit_h5f_acc_trunc(), segkit_h5p_default(), segkit_h5p_default()),
-                              path, "", "cannot be created")
+                              self.path, "", "cannot be created")
     }
 
     deinit { H5Fclose(id) }

@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 import ZIPFoundation
 
 /// A Keras 3 `.keras` archive: a zip with `config.json`, `metadata.json` and
@@ -11,19 +12,13 @@ struct KerasArchive {
     let metadata: Data?
     /// SegKit's own `segkit.json`, in archives SegKit wrote.
     let segkit: Data?
-    /// The weights, copied to a private temporary file for libhdf5 (deleted on deinit of `WeightsFile`).
-    let weights: WeightsFile
+    /// The weights, copied to a scratch file for libhdf5 (gone when the last handle closes).
+    let weights: ScratchFile
     /// SegKit's training state (optimizer, epoch) in checkpoints, likewise copied out.
-    let trainingState: WeightsFile?
+    let trainingState: ScratchFile?
 
     static let entryLimit = 2 << 30
     static let configLimit = 64 << 20
-
-    final class WeightsFile {
-        let path: String
-        init(path: String) { self.path = path }
-        deinit { try? FileManager.default.removeItem(atPath: path) }
-    }
 
     init(path: String) throws {
         self.path = path
@@ -42,25 +37,22 @@ struct KerasArchive {
         guard let entry = archive["model.weights.h5"] else {
             throw KerasImportError.archive(file: path, message: "has no model.weights.h5 entry")
         }
-        weights = try Self.extractToTemporaryFile(archive, entry, file: path)
-        trainingState = try archive["segkit_state.h5"].map { try Self.extractToTemporaryFile(archive, $0, file: path) }
+        weights = try Self.extractToScratchFile(archive, entry, file: path)
+        trainingState = try archive["segkit_state.h5"].map { try Self.extractToScratchFile(archive, $0, file: path) }
     }
 
-    /// Streams one entry into a private temporary file, bounding its size.
-    private static func extractToTemporaryFile(_ archive: Archive, _ entry: Entry, file path: String) throws -> WeightsFile {
-        let temp = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString).h5").path
-        guard FileManager.default.createFile(atPath: temp, contents: nil),
-              let handle = FileHandle(forWritingAtPath: temp) else {
-            throw KerasImportError.archive(file: path, message: "cannot create a temporary file for \(entry.path)")
+    /// Streams one entry into a scratch file, bounding its size.
+    private static func extractToScratchFile(_ archive: Archive, _ entry: Entry, file path: String) throws -> ScratchFile {
+        let result: ScratchFile
+        do { result = try ScratchFile() } catch {
+            throw KerasImportError.archive(file: path, message: "cannot unpack \(entry.path): \(error)")
         }
-        let result = WeightsFile(path: temp)
-        defer { try? handle.close() }
         var written = 0
         do {
             _ = try archive.extract(entry, skipCRC32: false) { chunk in
                 written += chunk.count
                 if written > Self.entryLimit { throw KerasImportError.archive(file: path, message: "\(entry.path) decompresses to more than \(Self.entryLimit) bytes; refused") }
-                try handle.write(contentsOf: chunk)
+                try chunk.withUnsafeBytes { try result.append($0) }
             }
         } catch let e as KerasImportError {
             throw e

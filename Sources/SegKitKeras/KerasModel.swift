@@ -17,10 +17,8 @@ public struct KerasModel {
     public let summaryRows: [SummaryRow]
     /// SegKit's metadata (recipe, classes, stride, stages) in files SegKit wrote.
     public var segkitMetadata: JSONValue? = nil
-    /// A checkpoint's training state, opened from its private temporary copy.
+    /// A checkpoint's training state, opened from its scratch copy.
     public var trainingState: HDF5File? = nil
-    /// Keeps that temporary copy alive as long as the model.
-    var trainingStateFile: AnyObject? = nil
 
     public struct SummaryRow {
         public let name: String
@@ -45,14 +43,14 @@ public struct KerasModel {
             let archive = try KerasArchive(path: path)
             let config = try JSONValue.parse(archive.config, source: path + " config.json")
             let version = archive.metadata.flatMap { try? JSONValue.parse($0, source: path) }?["keras_version"]?.string ?? "3"
-            let weights = try HDF5File(readingFrom: archive.weights.path)
+            let weights = try archive.weights.withPath { try HDF5File(readingFrom: $0, reportedAs: path + " model.weights.h5") }
             var model = try assemble(config: config, version: version, format: .kerasArchive, file: path) { reader, records in
                 try reader.readVars(try weights.root, records: records)
             }
             model.segkitMetadata = try archive.segkit.map { try JSONValue.parse($0, source: path + " segkit.json") }
             if let state = archive.trainingState {
-                model.trainingState = try HDF5File(readingFrom: state.path)
-                model.trainingStateFile = state
+                // libhdf5's own descriptor keeps the scratch file alive from here.
+                model.trainingState = try state.withPath { try HDF5File(readingFrom: $0, reportedAs: path + " segkit_state.h5") }
             }
             return model
         }

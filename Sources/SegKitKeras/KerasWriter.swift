@@ -15,7 +15,7 @@ public struct KerasWriter {
     public let name: String
     public let metadata: JSONValue?
     /// Further archive entries (name → file to copy in), e.g. SegKit's training state.
-    public var extraFiles: [String: String] = [:]
+    public var extraFiles: [String: ScratchFile] = [:]
 
     public init(graph: Graph, name: String, metadata: JSONValue? = nil) {
         self.graph = graph
@@ -96,9 +96,8 @@ public struct KerasWriter {
     }
 
     private func writeArchive(_ layers: [ExportLayer], config: JSONValue, to path: String) throws {
-        let weights = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString).weights.h5").path
-        defer { try? FileManager.default.removeItem(atPath: weights) }
-        try writeVars(layers, to: weights)
+        let weights = try ScratchFile()
+        try weights.withPath { try writeVars(layers, to: $0) }
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create) } catch {
             throw KerasExportError.io(file: path, message: "cannot create the archive: \(error.localizedDescription)")
@@ -113,9 +112,10 @@ public struct KerasWriter {
                     data.subdata(in: Int(position)..<Int(position) + size)
                 }
             }
-            try archive.addEntry(with: "model.weights.h5", fileURL: URL(fileURLWithPath: weights), compressionMethod: .deflate)
-            for (entry, file) in extraFiles.sorted(by: { $0.key < $1.key }) {
-                try archive.addEntry(with: entry, fileURL: URL(fileURLWithPath: file), compressionMethod: .deflate)
+            for (entry, file) in [("model.weights.h5", weights)] + extraFiles.sorted(by: { $0.key < $1.key }) {
+                try archive.addEntry(with: entry, type: .file, uncompressedSize: Int64(file.size), compressionMethod: .deflate) { position, size in
+                    try file.read(offset: Int(position), count: size)
+                }
             }
         } catch {
             throw KerasExportError.io(file: path, message: "cannot write the archive: \(error.localizedDescription)")
@@ -166,17 +166,3 @@ public struct KerasWriter {
     }
 }
 
-/// Writes through a temporary file beside `path` and renames it into place: a
-/// failed or interrupted write never leaves a partial file under the real name.
-public func writeAtomically(_ path: String, _ write: (String) throws -> Void) throws {
-    let url = URL(fileURLWithPath: path)
-    let temp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp").path
-    do {
-        try write(temp)
-        if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-        try FileManager.default.moveItem(atPath: temp, toPath: path)
-    } catch {
-        try? FileManager.default.removeItem(atPath: temp)
-        throw error
-    }
-}

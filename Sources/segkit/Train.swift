@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HDF5
 import SegKit
 import SegKitEngine
 import SegKitKeras
@@ -38,7 +39,6 @@ struct Train: ParsableCommand {
         let (model, meta, classes) = (file.model, file.metadata, file.classes)
         let (last, history) = Self.companions(of: out)
         try Self.checkWritable(out)
-        Self.removeStaleTemporaries(of: [out, last, history])
         var config = TrainingConfig()
         config.epochs = epochs
         config.batchSize = batch
@@ -101,10 +101,9 @@ struct Train: ParsableCommand {
         trainer.shouldStop = { interrupt.isRaised }
         let save = { (t: Trainer, path: String, withState: Bool) throws in
             var writer = KerasWriter(graph: t.graph, name: model.name, metadata: .object(metadata))
-            let state = path + ".state-\(UUID().uuidString).h5"
-            defer { try? FileManager.default.removeItem(atPath: state) }
             if withState {
-                try t.saveState(to: state)
+                let state = try ScratchFile()
+                try state.withPath { try t.saveState(to: $0) }
                 writer.extraFiles = ["segkit_state.h5": state]
             }
             try writer.write(to: path)
@@ -127,19 +126,6 @@ struct Train: ParsableCommand {
     static func companions(of out: String) -> (String, String) {
         let base = out.hasSuffix(".keras") ? String(out.dropLast(6)) : out
         return (base + ".last.keras", base + ".history.csv")
-    }
-
-    /// A run killed while writing leaves its temporary file (".NAME.UUID.tmp") behind;
-    /// the real file is untouched, so the leftovers are only removed.
-    static func removeStaleTemporaries(of paths: [String]) {
-        for path in paths {
-            let url = URL(fileURLWithPath: path)
-            let folder = url.deletingLastPathComponent().path
-            let prefix = "." + url.lastPathComponent + "."
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
-                try? FileManager.default.removeItem(atPath: folder + "/" + name)
-            }
-        }
     }
 
     /// Fails before training, not after it, when the output folder is not writable.

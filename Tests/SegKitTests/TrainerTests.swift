@@ -168,9 +168,8 @@ struct TinyProblem {
 
 /// What the CLI writes every epoch: the segmenter with the training state inside.
 func writeCheckpoint(_ trainer: Trainer, _ seg: BuiltSegmenter, _ path: String) throws {
-    let state = path + ".state.h5"
-    try trainer.saveState(to: state)
-    defer { try? FileManager.default.removeItem(atPath: state) }
+    let state = try ScratchFile()
+    try state.withPath { try trainer.saveState(to: $0) }
     var writer = KerasWriter(graph: trainer.graph, name: "seg", metadata: seg.metadata)
     writer.extraFiles = ["segkit_state.h5": state]
     try writer.write(to: path)

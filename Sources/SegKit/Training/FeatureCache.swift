@@ -7,15 +7,14 @@ import SegKitKeras
 /// can change between epochs (no trainable parameter upstream, no dropout, no
 /// augmentation), the outputs of the frozen part that the trainable part reads
 /// (every skip tap included) are computed once per sample and reused, so each
-/// epoch runs only the decoder. Held in memory, or spilled to an HDF5 file
-/// beyond `limitBytes`.
+/// epoch runs only the decoder. Held in memory, or spilled to an HDF5 scratch
+/// file beyond `limitBytes` (nameless, so even a killed run leaves nothing behind).
 final class FeatureCache {
     /// Frozen nodes read by trainable ones.
     let nodes: [Int]
     private var perSampleShape: [Int: [Int]] = [:]
     private var memory: [Int: [Float]] = [:]
     private var spill: HDF5File?
-    private let spillPath: String?
 
     /// The boundary between the frozen prefix and the trainable rest, or nil
     /// when caching would not be exact or would save nothing.
@@ -44,7 +43,6 @@ final class FeatureCache {
     init(graph: Graph, nodes: [Int], samples: Int, batches: (Int) throws -> (Range<Int>, Tensor), batchCount: Int, limitBytes: Int) throws {
         self.nodes = nodes
         var spillFile: HDF5File?
-        var path: String?
         var size = 1
         for b in 0..<batchCount {
             let (range, x) = try batches(b)
@@ -59,8 +57,7 @@ final class FeatureCache {
                 }
                 let bytes = 4 * samples * perSample
                 if bytes > limitBytes {
-                    path = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-cache-\(UUID().uuidString).h5").path
-                    spillFile = try HDF5File(creating: path!)
+                    spillFile = try ScratchFile().withPath { try HDF5File(creating: $0, reportedAs: "the feature cache's scratch file") }
                 } else {
                     // Grown by appending, the arrays were copied at every doubling.
                     for n in nodes { memory[n, default: []].reserveCapacity(samples * perSampleShape[n]!.reduce(1, *)) }
@@ -77,13 +74,10 @@ final class FeatureCache {
             }
         }
         spill = spillFile
-        spillPath = path
         batchSize = size
     }
 
     private let batchSize: Int
-
-    deinit { if let spillPath { try? FileManager.default.removeItem(atPath: spillPath) } }
 
     var isSpilled: Bool { spill != nil }
 
