@@ -133,3 +133,33 @@ CLONES
 void segkit_relu_backward_sum_rows(const float *dy, const float *y, float *dz, size_t rows, int channels, float *sums) {
     sum_rows_of(dy, y, dz, rows, channels, sums);
 }
+
+/// One Adam step on 16 values at w, g, m, v (pointer-based, as exp16).
+INLINE void adam16(float *w, const float *g, float *m, float *v, float keep1, float keep2, float alpha, float epsilon, float decay) {
+    #pragma clang fp contract(off)
+    const v16 zero = {0};
+    v16 wk = *(v16u *)w, gk = *(const v16u *)g, mk = *(v16u *)m, vk = *(v16u *)v;
+    if (decay > 0) wk -= decay * wk;
+    mk = mk + (gk - mk) * keep1;
+    vk = vk + (gk * gk - vk) * keep2;
+    *(v16u *)m = mk;
+    *(v16u *)v = vk;
+    *(v16u *)w = wk - alpha * mk / (__builtin_elementwise_sqrt(vk) + (zero + epsilon));
+}
+
+CLONES
+void segkit_adam_update(float *w, const float *g, float *m, float *v, size_t n, float beta1, float beta2, float alpha,
+                        float epsilon, float decay) {
+    // Term for term Keras's update (and SegKit's earlier Swift loop): no fused
+    // multiply-adds, so every result is the same, lane for lane. Written in
+    // vectors: the compiler keeps a scalar sqrtf for errno's sake.
+    const float keep1 = 1 - beta1, keep2 = 1 - beta2;
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16) adam16(w + k, g + k, m + k, v + k, keep1, keep2, alpha, epsilon, decay);
+    if (k < n) {
+        float tw[16] = {0}, tg[16] = {0}, tm[16] = {0}, tv[16] = {0};
+        for (size_t j = 0; j < n - k; j++) { tw[j] = w[k + j]; tg[j] = g[k + j]; tm[j] = m[k + j]; tv[j] = v[k + j]; }
+        adam16(tw, tg, tm, tv, keep1, keep2, alpha, epsilon, decay);
+        for (size_t j = 0; j < n - k; j++) { w[k + j] = tw[j]; m[k + j] = tm[j]; v[k + j] = tv[j]; }
+    }
+}

@@ -144,6 +144,23 @@ struct TinyProblem {
         }
     }
 
+    @Test func aCheckpointWhoseOptimizerStateDoesNotFitTheSegmenterIsRefused() throws {
+        let p = try TinyProblem(count: 24)
+        let seg = try p.segmenter()
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: p.config(epochs: 1))
+        _ = try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in })
+        var state = trainer.optimizer.state
+        state["m"]![0].removeLast()
+        trainer.optimizer.state = state
+        let file = try ScratchFile()
+        try file.withPath { try trainer.saveState(to: $0) }
+        let other = try Trainer(graph: try p.segmenter().graph, classes: seg.classes, config: p.config(epochs: 1))
+        let error = file.withPath { path in
+            #expect(throws: TrainingError.self) { try other.restore(from: HDF5File(readingFrom: path)) }
+        }
+        #expect("\(try #require(error))".contains("optimizer state 'm' has"))
+    }
+
     @Test func aNonFiniteLossStopsWithTheEpochAndStep() throws {
         let p = try TinyProblem(count: 16)
         let seg = try p.segmenter()

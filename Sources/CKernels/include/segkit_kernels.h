@@ -79,6 +79,11 @@ void segkit_swish_backward(const float *dy, const float *z, float *dz, size_t n)
 void segkit_add(const float *a, const float *b, float *out, size_t n);
 void segkit_multiply(const float *a, const float *b, float *out, size_t n);
 
+/// One Adam step over n values: m ← m + (g − m)(1 − β₁), v ← v + (g² − v)(1 − β₂),
+/// w ← w − decay·w (when decay > 0) − α·m / (√v + ε).
+void segkit_adam_update(float *w, const float *g, float *m, float *v, size_t n, float beta1, float beta2, float alpha,
+                        float epsilon, float decay);
+
 /// Copies `rows` runs of `width` floats, src_stride and dst_stride floats
 /// apart (Concatenate's interleaving and its gradient's split).
 void segkit_copy_rows(const float *src, size_t src_stride, float *dst, size_t dst_stride, size_t rows, size_t width);

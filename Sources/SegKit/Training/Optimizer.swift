@@ -89,23 +89,10 @@ public final class Adam: Optimizer {
         iterations += 1
         let t = Float(iterations)
         let alpha = learningRate * (1 - Foundation.pow(beta2, t)).squareRoot() / (1 - Foundation.pow(beta1, t))
-        let (b1, b2, eps, wd, lr) = (beta1, beta2, epsilon, weightDecay, learningRate)
         for (i, p) in parameters.enumerated() {
             guard let g = p.gradient else { continue }
-            p.value.scalars.withUnsafeMutableBufferPointer { w in
-                g.scalars.withUnsafeBufferPointer { gp in
-                    m[i].withUnsafeMutableBufferPointer { mp in
-                        v[i].withUnsafeMutableBufferPointer { vp in
-                            for k in 0..<w.count {
-                                if wd > 0 { w[k] -= lr * wd * w[k] }
-                                mp[k] += (gp[k] - mp[k]) * (1 - b1)
-                                vp[k] += (gp[k] * gp[k] - vp[k]) * (1 - b2)
-                                w[k] -= alpha * mp[k] / (vp[k].squareRoot() + eps)
-                            }
-                        }
-                    }
-                }
-            }
+            AdamUpdate.apply(values: &p.value.scalars, gradient: g.scalars, m: &m[i], v: &v[i], beta1: beta1, beta2: beta2,
+                             alpha: alpha, epsilon: epsilon, decay: weightDecay > 0 ? learningRate * weightDecay : 0)
         }
     }
 }

@@ -241,6 +241,9 @@ public final class Trainer {
         }
         let progress = try root.dataset("progress").readInt64s()
         let scalars = try root.dataset("scalars").readFloats()
+        guard progress.count == 4, scalars.count == 2 else {
+            throw TrainingError.badState("the checkpoint's progress holds \(progress.count) values and its scalars \(scalars.count), expected 4 and 2")
+        }
         (epoch, step, optimizer.iterations, epochsWithoutImprovement) = (Int(progress[0]), Int(progress[1]), Int(progress[2]), Int(progress[3]))
         runningLoss = Double(scalars[0])
         bestMeanIoU = Double(scalars[1])
@@ -248,7 +251,14 @@ public final class Trainer {
         let g = try root.group("optimizer")
         for key in try g.childNames() {
             let k = try g.group(key)
-            state[key] = try (0..<(try k.childNames().count)).map { try k.dataset(String($0)).readFloats() }
+            let arrays = try (0..<(try k.childNames().count)).map { try k.dataset(String($0)).readFloats() }
+            guard arrays.count == parameters.count else {
+                throw TrainingError.badState("the checkpoint's optimizer state '\(key)' has \(arrays.count) arrays, expected \(parameters.count)")
+            }
+            for (a, p) in zip(arrays, parameters) where a.count != p.value.count {
+                throw TrainingError.badState("the checkpoint's optimizer state '\(key)' has \(a.count) values for \(p.name), expected \(p.value.count)")
+            }
+            state[key] = arrays
         }
         optimizer.state = state
         history = try root.stringAttribute("history").split(separator: "\n").map { line in
