@@ -19,6 +19,8 @@ public struct ForwardPass {
 public struct BackwardResult {
     public var inputGradients: [Tensor?]
     public var nodesVisited: [String]
+    /// Nodes that added their input's gradient into the one it already had.
+    public var addedInPlace: [String] = []
 }
 
 extension Graph {
@@ -130,13 +132,20 @@ extension Graph {
         for (slot, index) in outputIndices.enumerated() where needsGradient[index] {
             accumulate(outputGradients[slot], into: &grads[index])
         }
-        var visited: [String] = []
+        var visited: [String] = [], addedInPlace: [String] = []
         for index in nodes.indices.reversed() {
             let node = nodes[index]
             guard needsGradient[index], !(node.layer is InputLayer), let grad = grads[index] else { continue }
             grads[index] = nil
             visited.append(node.name)
             let started = profiler.map { _ in LayerProfiler.now() }
+            // A fan-out's gradient so far takes this layer's share in place where the layer can add it.
+            if node.inputs.count == 1, let source = node.inputs.first, needsGradient[source], grads[source] != nil,
+               try node.layer.backward(grad, cache: pass.caches[index], addingInputGradientTo: &grads[source]!) {
+                if let started { profiler?.record(node: index, backward: true, since: started) }
+                addedInPlace.append(node.name)
+                continue
+            }
             let inputGrads = try node.layer.backward(
                 grad, cache: pass.caches[index], needInputGradients: node.inputs.map { needsGradient[$0] })
             if let started { profiler?.record(node: index, backward: true, since: started) }
@@ -144,7 +153,7 @@ extension Graph {
                 if let g = inputGrads[k] { accumulate(g, into: &grads[source]) }
             }
         }
-        return BackwardResult(inputGradients: inputIndices.map { grads[$0] }, nodesVisited: visited)
+        return BackwardResult(inputGradients: inputIndices.map { grads[$0] }, nodesVisited: visited, addedInPlace: addedInPlace)
     }
 
     /// Clears every parameter's gradient before the next step.

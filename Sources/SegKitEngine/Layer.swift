@@ -81,6 +81,13 @@ public class Layer {
         throw EngineError.invalidArgument(op: kind, message: "has no backward pass")
     }
 
+    /// For a one-input layer whose input also feeds other layers: adds
+    /// dL/d(input) into `inputGradient`, the gradient the input already has from
+    /// them, instead of returning a tensor the graph would then add (a pass
+    /// fewer over the input's size, e.g. a U-Net's pooled skip). False where the
+    /// layer cannot, and the graph calls `backward`.
+    public func backward(_ gradOutput: Tensor, cache: Any?, addingInputGradientTo inputGradient: inout Tensor) throws -> Bool { false }
+
     /// Number of scalars in all parameters, as Keras counts them.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
 

@@ -107,33 +107,24 @@ public final class Pooling2D: Layer {
         let c = cache.inputShape[3]
         let (ih, iw, oh, ow) = (g.rows.input, g.cols.input, g.rows.output, g.cols.output)
         var dx = Tensor(zeros: cache.inputShape)
+        if reduction == .max {
+            Self.scatterMaxima(gradOutput, cache: cache, into: &dx)
+            return [dx]
+        }
+        // Average: each output's gradient shared evenly by its window.
         dx.scalars.withUnsafeMutableBufferPointer { d in
             gradOutput.scalars.withUnsafeBufferPointer { dy in
-                switch reduction {
-                case .max:
-                    // Whole images per worker: an image's outputs only reach its own inputs.
-                    cache.argmax.withUnsafeBufferPointer { am in
-                        let (dd, dyy, amm) = (UncheckedSendable(d), UncheckedSendable(dy), UncheckedSendable(am))
-                        let perImage = oh * ow * c
-                        Parallel.forEachRange(g.batch) { images in
-                            for o in (images.lowerBound * perImage)..<(images.upperBound * perImage) {
-                                dd.value[Int(amm.value[o])] += dyy.value[o]
-                            }
-                        }
-                    }
-                case .average:
-                    for n in 0..<g.batch {
-                        for oy in 0..<oh {
-                            let ys = span(g.rows, oy)
-                            for ox in 0..<ow {
-                                let xs = span(g.cols, ox)
-                                let o = ((n * oh + oy) * ow + ox) * c
-                                let inv = 1 / Float(ys.count * xs.count)
-                                for iy in ys {
-                                    for ix in xs {
-                                        let i = ((n * ih + iy) * iw + ix) * c
-                                        for k in 0..<c { d[i + k] += dy[o + k] * inv }
-                                    }
+                for n in 0..<g.batch {
+                    for oy in 0..<oh {
+                        let ys = span(g.rows, oy)
+                        for ox in 0..<ow {
+                            let xs = span(g.cols, ox)
+                            let o = ((n * oh + oy) * ow + ox) * c
+                            let inv = 1 / Float(ys.count * xs.count)
+                            for iy in ys {
+                                for ix in xs {
+                                    let i = ((n * ih + iy) * iw + ix) * c
+                                    for k in 0..<c { d[i + k] += dy[o + k] * inv }
                                 }
                             }
                         }
@@ -142,6 +133,33 @@ public final class Pooling2D: Layer {
             }
         }
         return [dx]
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, addingInputGradientTo inputGradient: inout Tensor) throws -> Bool {
+        guard reduction == .max else { return false }
+        let cache = try requireCache(cache, as: Cache.self)
+        guard inputGradient.shape == cache.inputShape else { return false }
+        Self.scatterMaxima(gradOutput, cache: cache, into: &inputGradient)
+        return true
+    }
+
+    /// dx[argmax[o]] += dy[o]: max pooling's gradient, added where each maximum was.
+    static func scatterMaxima(_ dy: Tensor, cache: Cache, into dx: inout Tensor) {
+        let g = cache.window
+        let perImage = g.rows.output * g.cols.output * cache.inputShape[3]
+        dx.scalars.withUnsafeMutableBufferPointer { d in
+            dy.scalars.withUnsafeBufferPointer { dyp in
+                cache.argmax.withUnsafeBufferPointer { am in
+                    let (dd, dyy, amm) = (UncheckedSendable(d), UncheckedSendable(dyp), UncheckedSendable(am))
+                    // Whole images per worker: an image's outputs only reach its own inputs.
+                    Parallel.forEachRange(g.batch) { images in
+                        for o in (images.lowerBound * perImage)..<(images.upperBound * perImage) {
+                            dd.value[Int(amm.value[o])] += dyy.value[o]
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

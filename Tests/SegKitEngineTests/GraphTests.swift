@@ -138,6 +138,46 @@ struct SkipNet {
         #expect(fused.gradients == separate.gradients)
     }
 
+    @Test func aPooledSkipAddsItsGradientInPlaceAndMatchesFiniteDifferences() throws {
+        // A U-Net level: conv's output feeds a max pooling (the deep path) and
+        // the concatenation with the upsampled deep path (the skip).
+        var data = TestData(seed: 12)
+        let g = Graph()
+        let conv = try Conv2D(name: "conv", kernel: data.normal([3, 3, 2, 3], scale: 0.5), bias: data.normal([3]), padding: .same)
+        let deep = try Conv2D(name: "deep", kernel: data.normal([3, 3, 3, 4], scale: 0.5), bias: nil, padding: .same, activation: .tanh)
+        let up = try Conv2DTranspose(name: "up", kernel: data.normal([2, 2, 3, 4], scale: 0.5), bias: nil, strides: (2, 2))
+        let head = try Conv2D(name: "head", kernel: data.normal([1, 1, 6, 2]), bias: nil)
+        let x = try g.addInput(name: "input", shape: [nil, 6, 6, 2])
+        let c = try g.add(conv, inputs: [x])
+        let pooled = try g.add(Pooling2D(name: "pool", .max), inputs: [c])
+        let u = try g.add(up, inputs: [try g.add(deep, inputs: [pooled])])
+        g.outputIndices = [try g.add(head, inputs: [try g.add(Concatenate(name: "skip"), inputs: [u, c])])]
+        let input = data.normal([2, 6, 6, 2])
+        let pass = try g.forward([input], mode: .training)
+        let projection = data.normal(pass.outputs(of: g)[0].shape)
+        g.zeroGradients()
+        let result = try g.backward(pass, outputGradients: [projection])
+        #expect(result.addedInPlace == ["pool"])
+        func loss() throws -> Double {
+            let y = try g.forward([input], mode: .training).outputs(of: g)[0]
+            return zip(y.scalars, projection.scalars).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+        }
+        let h: Float = 1e-2
+        for p in [conv.kernel, conv.bias!] {
+            let grad = try #require(p.gradient)
+            for i in stride(from: 0, to: p.value.count, by: max(1, p.value.count / 12)) {
+                let original = p.value.scalars[i]
+                p.value.scalars[i] = original + h
+                let lp = try loss()
+                p.value.scalars[i] = original - h
+                let lm = try loss()
+                p.value.scalars[i] = original
+                let numeric = Float((lp - lm) / Double(2 * h))
+                #expect(abs(numeric - grad.scalars[i]) <= 2e-2 + 2e-2 * abs(numeric), "\(p.name)[\(i)]")
+            }
+        }
+    }
+
     @Test func inferenceKeepsOnlyRequestedIntermediates() throws {
         let net = try SkipNet(seed: 8)
         var data = TestData(seed: 9)
