@@ -139,15 +139,16 @@ extension Graph {
             grads[index] = nil
             visited.append(node.name)
             let started = profiler.map { _ in LayerProfiler.now() }
+            let inputGrads: [Tensor?]
             // A fan-out's gradient so far takes this layer's share in place where the layer can add it.
             if node.inputs.count == 1, let source = node.inputs.first, needsGradient[source], grads[source] != nil,
                try node.layer.backward(grad, cache: pass.caches[index], addingInputGradientTo: &grads[source]!) {
-                if let started { profiler?.record(node: index, backward: true, since: started) }
                 addedInPlace.append(node.name)
-                continue
+                inputGrads = [nil]
+            } else {
+                inputGrads = try node.layer.backward(
+                    grad, cache: pass.caches[index], needInputGradients: node.inputs.map { needsGradient[$0] })
             }
-            let inputGrads = try node.layer.backward(
-                grad, cache: pass.caches[index], needInputGradients: node.inputs.map { needsGradient[$0] })
             if let started { profiler?.record(node: index, backward: true, since: started) }
             for (k, source) in node.inputs.enumerated() {
                 if let g = inputGrads[k] { accumulate(g, into: &grads[source]) }

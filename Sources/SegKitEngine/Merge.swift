@@ -129,20 +129,14 @@ public final class Concatenate: Layer {
         let total = widths.reduce(0, +)
         var shape = inputs[0].shape
         shape[a] = inputs.reduce(0) { $0 + $1.shape[a] }
-        let offsets = widths.indices.map { widths[..<$0].reduce(0, +) }
+        let offsets = Self.offsets(widths)
         let y = Tensor.uninitialized(shape: shape) { out in
             let o = UncheckedSendable(out.baseAddress!)
             let sources = UncheckedSendable(inputs)
-            Parallel.forEachRange(outer, minimumPerWorker: 1024) { r in
-                // Block by block, every input's part: each output line is
-                // finished while in cache (input after input over the whole
-                // tensor wrote every line twice).
-                for start in stride(from: r.lowerBound, to: r.upperBound, by: Self.rowsPerBlock) {
-                    let count = min(Self.rowsPerBlock, r.upperBound - start)
-                    for (i, x) in sources.value.enumerated() {
-                        x.scalars.withUnsafeBufferPointer { xp in
-                            segkit_copy_rows(xp.baseAddress! + start * widths[i], widths[i], o.value + start * total + offsets[i], total, count, widths[i])
-                        }
+            Self.forEachBlock(of: outer) { start, count in
+                for (i, x) in sources.value.enumerated() {
+                    x.scalars.withUnsafeBufferPointer { xp in
+                        segkit_copy_rows(xp.baseAddress! + start * widths[i], widths[i], o.value + start * total + offsets[i], total, count, widths[i])
                     }
                 }
             }
@@ -156,28 +150,39 @@ public final class Concatenate: Layer {
         let outer = shapes[0][..<a].reduce(1, *)
         let widths = shapes.map { $0[a...].reduce(1, *) }
         let total = widths.reduce(0, +)
-        let offsets = widths.indices.map { widths[..<$0].reduce(0, +) }
+        let offsets = Self.offsets(widths)
         return gradOutput.scalars.withUnsafeBufferPointer { dy in
             let src = UncheckedSendable(dy.baseAddress!)
             return uninitializedTensors(shapes.indices.map { needInputGradients[$0] ? shapes[$0] : nil }) { destinations in
                 let destinations = UncheckedSendable(destinations)
-                // Block by block, as in forward: dy is read once, line by line.
-                Parallel.forEachRange(outer, minimumPerWorker: 1024) { r in
-                    for start in stride(from: r.lowerBound, to: r.upperBound, by: Self.rowsPerBlock) {
-                        let count = min(Self.rowsPerBlock, r.upperBound - start)
-                        for (i, dst) in destinations.value.enumerated() {
-                            guard let dst else { continue }
-                            segkit_copy_rows(src.value + start * total + offsets[i], total, dst + start * widths[i], widths[i], count, widths[i])
-                        }
+                Self.forEachBlock(of: outer) { start, count in
+                    for (i, dst) in destinations.value.enumerated() {
+                        guard let dst else { continue }
+                        segkit_copy_rows(src.value + start * total + offsets[i], total, dst + start * widths[i], widths[i], count, widths[i])
                     }
                 }
             }
         }
     }
 
-    /// Rows per block of the interleaving copies: 64 rows of a 32-channel
+    /// Where each input's run starts within a concatenated row.
+    private static func offsets(_ widths: [Int]) -> [Int] {
+        widths.indices.map { widths[..<$0].reduce(0, +) }
+    }
+
+    /// Calls `body(firstRow, rowCount)` for blocks of 64 of the `outer` rows,
+    /// split across the workers. Forward and backward copy every input's part
+    /// of a block before the next, so each concatenated line is written (or
+    /// read) once while in cache; input after input over the whole tensor
+    /// touched every line once per input. 64 rows of a 32-channel
     /// concatenation are 8 KiB, well inside L1.
-    static let rowsPerBlock = 64
+    private static func forEachBlock(of outer: Int, _ body: (Int, Int) -> Void) {
+        Parallel.forEachRange(outer, minimumPerWorker: 1024) { r in
+            for start in stride(from: r.lowerBound, to: r.upperBound, by: 64) {
+                body(start, min(64, r.upperBound - start))
+            }
+        }
+    }
 }
 
 /// Tensors of `shapes` (nil where nil), filled by one call of `fill` with all

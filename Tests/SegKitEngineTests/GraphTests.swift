@@ -33,6 +33,25 @@ struct SkipNet {
     }
 }
 
+/// Each parameter's gradient, at a dozen of its entries, against central
+/// differences of `loss` (h = 1e-2; 2% relative + 2e-2 absolute tolerance).
+func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: () throws -> Double) throws {
+    let h: Float = 1e-2
+    for p in parameters {
+        let grad = try #require(p.gradient)
+        for i in stride(from: 0, to: p.value.count, by: max(1, p.value.count / 12)) {
+            let original = p.value.scalars[i]
+            p.value.scalars[i] = original + h
+            let lp = try loss()
+            p.value.scalars[i] = original - h
+            let lm = try loss()
+            p.value.scalars[i] = original
+            let numeric = Float((lp - lm) / Double(2 * h))
+            #expect(abs(numeric - grad.scalars[i]) <= 2e-2 + 2e-2 * abs(numeric), "\(p.name)[\(i)]")
+        }
+    }
+}
+
 @Suite struct GraphTests {
     @Test func staticShapesFollowTheLayersWithUnknownSpatialSize() throws {
         let net = try SkipNet(seed: 1)
@@ -57,21 +76,8 @@ struct SkipNet {
             let y = try net.graph.forward([x], mode: .training).outputs(of: net.graph)[0]
             return zip(y.scalars, projection.scalars).reduce(0) { $0 + Double($1.0) * Double($1.1) }
         }
-        let h: Float = 1e-2
         // conv1's kernel gets gradient through both consumers of the bn output.
-        for p in [net.conv1.kernel, net.bn.gamma!, net.conv2.bias!, net.up.kernel, net.project.kernel] {
-            let grad = try #require(p.gradient)
-            for i in stride(from: 0, to: p.value.count, by: max(1, p.value.count / 12)) {
-                let original = p.value.scalars[i]
-                p.value.scalars[i] = original + h
-                let lp = try loss()
-                p.value.scalars[i] = original - h
-                let lm = try loss()
-                p.value.scalars[i] = original
-                let numeric = Float((lp - lm) / Double(2 * h))
-                #expect(abs(numeric - grad.scalars[i]) <= 2e-2 + 2e-2 * abs(numeric), "\(p.name)[\(i)]")
-            }
-        }
+        try expectGradientsMatchFiniteDifferences([net.conv1.kernel, net.bn.gamma!, net.conv2.bias!, net.up.kernel, net.project.kernel], loss)
         #expect(result.inputGradients[0]?.shape == x.shape)
     }
 
@@ -162,20 +168,7 @@ struct SkipNet {
             let y = try g.forward([input], mode: .training).outputs(of: g)[0]
             return zip(y.scalars, projection.scalars).reduce(0) { $0 + Double($1.0) * Double($1.1) }
         }
-        let h: Float = 1e-2
-        for p in [conv.kernel, conv.bias!] {
-            let grad = try #require(p.gradient)
-            for i in stride(from: 0, to: p.value.count, by: max(1, p.value.count / 12)) {
-                let original = p.value.scalars[i]
-                p.value.scalars[i] = original + h
-                let lp = try loss()
-                p.value.scalars[i] = original - h
-                let lm = try loss()
-                p.value.scalars[i] = original
-                let numeric = Float((lp - lm) / Double(2 * h))
-                #expect(abs(numeric - grad.scalars[i]) <= 2e-2 + 2e-2 * abs(numeric), "\(p.name)[\(i)]")
-            }
-        }
+        try expectGradientsMatchFiniteDifferences([conv.kernel, conv.bias!], loss)
     }
 
     @Test func inferenceKeepsOnlyRequestedIntermediates() throws {

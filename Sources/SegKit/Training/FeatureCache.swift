@@ -8,7 +8,7 @@ import SegKitKeras
 /// augmentation), the outputs of the frozen part that the trainable part reads
 /// (every skip tap included) are computed once per sample and reused, so each
 /// epoch runs only the decoder. Held in memory, or spilled to an HDF5 scratch
-/// file beyond `limitBytes` (nameless, so even a killed run leaves nothing behind).
+/// file beyond `limitBytes` (its name removed once libhdf5 holds it open).
 final class FeatureCache {
     /// Frozen nodes read by trainable ones.
     let nodes: [Int]
