@@ -23,7 +23,7 @@ void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis
                           const float *zeros, float *y, int row_begin, int row_end) {
     tap *taps = malloc(sizeof(tap) * (size_t)rows.kernel * (size_t)cols.kernel);
     if (!taps) abort();
-    const tile_shape s = {cols.input, cin, cout, cout_padded, bias, zeros};
+    const tile_shape s = {cout, cout_padded, bias, zeros};
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.output, oy = r % rows.output;
         int ntaps = 0;
@@ -33,7 +33,7 @@ void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis
             const float *row = x + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)cin;
             for (int kx = 0; kx < cols.kernel; kx++) {
                 taps[ntaps++] = (tap){w + ((size_t)ky * cols.kernel + kx) * (size_t)cin * (size_t)cout_padded, row,
-                                      kx * cols.dilation - cols.pad_before, cols.stride};
+                                      kx * cols.dilation - cols.pad_before, cols.stride, cin, cols.input};
             }
         }
         pixel_run(taps, ntaps, &s, y + (size_t)r * cols.output * cout, 1, cols.output);
@@ -44,10 +44,11 @@ void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis
 CLONES
 void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, segkit_axis cols,
                                     const float *w, int cx, int cx_padded, const float *bias,
-                                    const float *zeros, float *x, int row_begin, int row_end) {
-    tap *taps = malloc(sizeof(tap) * (size_t)rows.kernel * (size_t)cols.kernel);
+                                    const float *zeros, float *x, int row_begin, int row_end,
+                                    const float *skip, int cskip, const float *wskip) {
+    tap *taps = malloc(sizeof(tap) * ((size_t)rows.kernel * (size_t)cols.kernel + 1));
     if (!taps) abort();
-    const tile_shape s = {cols.output, cdy, cx, cx_padded, bias, zeros};
+    const tile_shape s = {cx, cx_padded, bias, zeros};
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.input, iy = r % rows.input;
         // Input pixels of one phase (ix ≡ phase mod stride) share their taps:
@@ -64,9 +65,14 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                     // Floor division and modulo that hold for negative numerators too.
                     int q = numx >= 0 ? numx / cols.stride : -((-numx + cols.stride - 1) / cols.stride);
                     if (numx - q * cols.stride != 0) continue;
-                    taps[ntaps++] = (tap){w + ((size_t)ky * cols.kernel + kx) * (size_t)cdy * (size_t)cx_padded, row, q, 1};
+                    taps[ntaps++] = (tap){w + ((size_t)ky * cols.kernel + kx) * (size_t)cdy * (size_t)cx_padded, row, q, 1,
+                                          cdy, cols.output};
                 }
             }
+            // The skip's projection: one more tap, reading the skip's pixels of this phase.
+            if (skip)
+                taps[ntaps++] = (tap){wskip, skip + (size_t)r * cols.input * (size_t)cskip, phase, cols.stride,
+                                      cskip, cols.input};
             int count = (cols.input - phase + cols.stride - 1) / cols.stride;
             float *out = x + ((size_t)r * cols.input + (size_t)phase) * (size_t)cx;
             if (ntaps == 0) {
@@ -117,18 +123,31 @@ INLINE void kernel_gradient_block(const int CI, const int CB, const float *xrow,
     }
 }
 
+/// Whether output row oy's tap ky is the first (in output-row order) to read
+/// its input row iy: no later tap reaches iy from an earlier output row.
+INLINE int first_read_of_row(int iy, int ky, segkit_axis rows) {
+    for (int k = ky + 1; k < rows.kernel; k++) {
+        int num = iy + rows.pad_before - k * rows.dilation;
+        if (num >= 0 && num % rows.stride == 0 && num / rows.stride < rows.output) return 0;
+    }
+    return 1;
+}
+
 CLONES
 void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
                                           const float *dy, int cout, int cout_padded, float *dw,
-                                          int row_begin, int row_end) {
+                                          int row_begin, int row_end, float *dy_sums, float *x_sums) {
     const float *dy_end = dy + (size_t)row_end * cols.output * (size_t)cout;  // end of this call's last row
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.output, oy = r % rows.output;
         const float *dyrow = dy + (size_t)r * cols.output * cout;
+        // Bias gradients summed from rows the taps are about to read anyway.
+        if (dy_sums) sum_rows_of(dyrow, 0, 0, (size_t)cols.output, cout, dy_sums);
         for (int ky = 0; ky < rows.kernel; ky++) {
             int iy = oy * rows.stride - rows.pad_before + ky * rows.dilation;
             if (iy < 0 || iy >= rows.input) continue;
             const float *xrow = x + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)cin;
+            if (x_sums && first_read_of_row(iy, ky, rows)) sum_rows_of(xrow, 0, 0, (size_t)cols.input, cin, x_sums);
             for (int kx = 0; kx < cols.kernel; kx++) {
                 // Output pixels whose input pixel ix = ox·stride − pad + kx·dilation is inside.
                 int shift = kx * cols.dilation - cols.pad_before;

@@ -47,18 +47,21 @@ INLINE void store_first(float *o, const v16 *vector, int n) {
 }
 
 /// One kernel tap as seen by a tile: the weights [c][padded out], the input
-/// row it reads, the input pixel the tile's first pixel reads and the pixel
-/// step between consecutive tile pixels. Pixels outside [0, width) read zeros.
+/// row it reads, the input pixel the tile's first pixel reads, the pixel step
+/// between consecutive tile pixels, and the row's channels per pixel and
+/// pixels. Pixels outside [0, width) read zeros. The channels and width are
+/// per tap so that one tile can also sum a 1x1 projection of another tensor
+/// (a decoder's skip connection) into its accumulators.
 typedef struct {
     const float *w;
     const float *row;
     int first, step;
+    int channels, width;
 } tap;
 
 typedef struct {
-    int width, channels;      // input pixels per row, channels per input pixel
     int out_channels, padded; // output channels, and their padded weight stride
-    const float *bias, *zeros;
+    const float *bias, *zeros; // zeros: at least as many as any tap's channels
 } tile_shape;
 
 /// acc[p][v] = bias + Σ_taps Σ_c in(p)[c] · w[c][16v ..< 16v+16], stored to
@@ -73,18 +76,17 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
         if (s->bias) b = *(const v16u *)(s->bias + c0 + 16 * v);
         UNROLL for (int p = 0; p < P; p++) acc[p][v] = b;
     }
-    const int C = s->channels;
     for (int t = 0; t < ntaps; t++) {
         const float *in[MAX_P];
-        const int first = taps[t].first, step = taps[t].step;
-        if (first >= 0 && first + (P - 1) * step < s->width) {
+        const int first = taps[t].first, step = taps[t].step, C = taps[t].channels, width = taps[t].width;
+        if (first >= 0 && first + (P - 1) * step < width) {
             // The whole tile inside the row (most tiles): no test per pixel.
             const float *base = taps[t].row + (size_t)first * C;
             UNROLL for (int p = 0; p < P; p++) in[p] = base + (size_t)(p * step) * C;
         } else {
             UNROLL for (int p = 0; p < P; p++) {
                 int i = first + p * step;
-                in[p] = (unsigned)i < (unsigned)s->width ? taps[t].row + (size_t)i * C : s->zeros;
+                in[p] = (unsigned)i < (unsigned)width ? taps[t].row + (size_t)i * C : s->zeros;
             }
         }
         const float *w = taps[t].w + c0;

@@ -92,9 +92,9 @@ void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_ax
         }
         // The 16 products M[ξ] = V[ξ] · U[ξ] on the direct kernel's tile: one
         // "tap" whose pixels are this row's blocks.
-        const tile_shape s = {tiles_w, cin, cout, cout_padded, 0, 0};
+        const tile_shape s = {cout, cout_padded, 0, 0};
         for (int xi = 0; xi < 16; xi++) {
-            tap one = {u + (size_t)xi * cin * cout_padded, v + (size_t)xi * tiles_w * cin, 0, 1};
+            tap one = {u + (size_t)xi * cin * cout_padded, v + (size_t)xi * tiles_w * cin, 0, 1, cin, tiles_w};
             pixel_run(&one, 1, &s, m + (size_t)xi * tiles_w * cout, 1, tiles_w);
         }
         // Output transform Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], plus bias,

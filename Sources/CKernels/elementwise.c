@@ -94,36 +94,6 @@ void segkit_copy_rows(const float *src, size_t src_stride, float *dst, size_t ds
     }
 }
 
-/// sums[c] += Σ over rows of dz[row, c] where dz = dy, or, given y, dz = dy
-/// where y > 0 else 0, also written to dz. Sixteen rows at a time as one flat
-/// run of 16·channels values, whose element j belongs to channel j mod
-/// channels: contiguous vector adds whatever the channel count (an
-/// 11-channel row does not fill a vector).
-INLINE void sum_rows_of(const float *dy, const float *y, float *dz, size_t rows, int channels, float *sums) {
-    enum { BLOCK = 16 };
-    size_t width = (size_t)channels * BLOCK, n = rows * (size_t)channels;
-    float acc[width];
-    for (size_t j = 0; j < width; j++) acc[j] = 0;
-    size_t o = 0;
-    for (; o + width <= n; o += width) {
-        for (size_t j = 0; j < width; j++) {
-            float d = y ? (y[o + j] > 0 ? dy[o + j] : 0) : dy[o + j];
-            if (y) dz[o + j] = d;
-            acc[j] += d;
-        }
-    }
-    for (size_t t = o; t < n; t++) {
-        float d = y ? (y[t] > 0 ? dy[t] : 0) : dy[t];
-        if (y) dz[t] = d;
-        acc[t - o] += d;
-    }
-    for (int c = 0; c < channels; c++) {
-        float s = 0;
-        for (int b = 0; b < BLOCK; b++) s += acc[(size_t)b * channels + c];
-        sums[c] += s;
-    }
-}
-
 CLONES
 void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums) {
     sum_rows_of(x, 0, 0, rows, channels, sums);

@@ -1,7 +1,9 @@
-// The C kernels' 16-float vector types and exp (a header so that each per-ISA
-// clone inlines its own copy).
+// The C kernels' 16-float vector types, exp and per-channel row sums (a
+// header so that each per-ISA clone inlines its own copy).
 #ifndef SEGKIT_VECTOR_MATH_H
 #define SEGKIT_VECTOR_MATH_H
+
+#include <stddef.h>
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
@@ -32,6 +34,36 @@ INLINE void exp16(float *p) {
     v16 y = q * z + r + 1.0f;
     i16 bits = ((i16)t - 0x4B400000 + 127) << 23;
     *(v16u *)p = y * (v16)bits;
+}
+
+/// sums[c] += Σ over rows of dz[row, c] where dz = dy, or, given y, dz = dy
+/// where y > 0 else 0, also written to dz. Sixteen rows at a time as one flat
+/// run of 16·channels values, whose element j belongs to channel j mod
+/// channels: contiguous vector adds whatever the channel count (an
+/// 11-channel row does not fill a vector).
+INLINE void sum_rows_of(const float *dy, const float *y, float *dz, size_t rows, int channels, float *sums) {
+    enum { BLOCK = 16 };
+    size_t width = (size_t)channels * BLOCK, n = rows * (size_t)channels;
+    float acc[width];
+    for (size_t j = 0; j < width; j++) acc[j] = 0;
+    size_t o = 0;
+    for (; o + width <= n; o += width) {
+        for (size_t j = 0; j < width; j++) {
+            float d = y ? (y[o + j] > 0 ? dy[o + j] : 0) : dy[o + j];
+            if (y) dz[o + j] = d;
+            acc[j] += d;
+        }
+    }
+    for (size_t t = o; t < n; t++) {
+        float d = y ? (y[t] > 0 ? dy[t] : 0) : dy[t];
+        if (y) dz[t] = d;
+        acc[t - o] += d;
+    }
+    for (int c = 0; c < channels; c++) {
+        float s = 0;
+        for (int b = 0; b < BLOCK; b++) s += acc[(size_t)b * channels + c];
+        sums[c] += s;
+    }
 }
 
 #endif

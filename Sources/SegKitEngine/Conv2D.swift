@@ -124,12 +124,30 @@ public final class Conv2D: Layer {
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
     }
 
+    public override var isPointwiseProjection: Bool {
+        isPointwise && dilation == (1, 1) && activation == .linear
+    }
+
+    public override func pointwiseProjection(of inputs: [Tensor], mode: ExecutionMode) throws -> (term: PointwiseProjection, cache: Any?)? {
+        guard isPointwiseProjection else { return nil }
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let g = try window(for: x)
+        return (PointwiseProjection(input: x, kernel: kernel.value, bias: bias?.value.scalars),
+                mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
+    }
+
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz = c.activation.backward(activation, gradOutput, bias: bias)
+        // A linear layer's bias gradient, Σ dy, is taken by the kernel gradient
+        // from the rows it reads anyway: no pass of its own over dy.
+        let biasInKernelGradient = activation == .linear && kernel.isTrainable && bias?.isTrainable == true
+        let dz = biasInKernelGradient ? gradOutput : c.activation.backward(activation, gradOutput, bias: bias)
         if kernel.isTrainable {
-            kernel.accumulateGradient(
-                ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups))
+            let (dw, sums) = ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups,
+                                                               summing: biasInKernelGradient ? .outputGradient : nil)
+            kernel.accumulateGradient(dw)
+            if biasInKernelGradient { bias!.accumulateGradient(sums ?? sumRows(dz)) }
         }
         guard needInputGradients[0] else { return [nil] }
         return [ConvolutionKernels.inputGradient(dz, window: c.window, kernel: kernel.value, groups: groups, inputShape: c.input.shape)]
@@ -214,12 +232,20 @@ enum ConvolutionKernels {
     /// sums its rows into its own buffer, then the buffers are added in order
     /// (so the result is the same on every run with the same worker count).
     static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
+        kernelGradient(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups, summing: nil).kernel
+    }
+
+    /// The kernel gradient and, where the direct loops can take them from the
+    /// rows they read anyway, the per-channel sums of dz or x (a bias gradient,
+    /// else nil: the caller sums).
+    static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int,
+                               summing: DirectConvolution.RowSums?) -> (kernel: Tensor, sums: Tensor?) {
         let cin = x.shape[3], cout = kernelShape[3]
         if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups,
                                          rowWidth: g.cols.output, forKernelGradient: true) {
-            return DirectConvolution.kernelGradient(x, window: g, dy: dz, kernelShape: kernelShape)
+            return DirectConvolution.kernelGradient(x, window: g, dy: dz, kernelShape: kernelShape, summing: summing)
         }
-        return kernelGradientByGemm(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups)
+        return (kernelGradientByGemm(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups), nil)
     }
 
     static func kernelGradientByGemm(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
@@ -260,6 +286,14 @@ enum ConvolutionKernels {
         return Tensor(uncheckedShape: kernelShape, scalars: sumInOrder(partials, parts: parts))
     }
 
+    /// Whether `inputGradient` runs on DirectConvolution's loops (not Winograd's nor sgemm's).
+    static func inputGradientUsesDirectLoops(window g: Window2D, kernelShape: [Int], inputChannels cin: Int, groups: Int) -> Bool {
+        let cout = kernelShape[3]
+        return !WinogradConvolution.applies(g, kernelShape: kernelShape, inputChannels: cout, outputChannels: cin, groups: groups,
+                                            rowWidth: g.cols.input)
+            && DirectConvolution.isPreferred(inputChannels: cout, outputChannels: cin / groups, groups: groups, rowWidth: g.cols.input)
+    }
+
     /// dL/dx = col2im(dz · Wᵀ) (+ bias, for Conv2DTranspose) onto an input of
     /// `inputShape`; workers take whole images.
     static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]? = nil,
@@ -269,7 +303,7 @@ enum ConvolutionKernels {
                                        rowWidth: g.cols.input) {
             return WinogradConvolution.inputGradient(dz, window: g, kernel: kernel, bias: bias)
         }
-        if DirectConvolution.isPreferred(inputChannels: cout, outputChannels: cin / groups, groups: groups, rowWidth: g.cols.input) {
+        if inputGradientUsesDirectLoops(window: g, kernelShape: kernel.shape, inputChannels: cin, groups: groups) {
             return DirectConvolution.transpose(dz, window: g, kernel: kernel, bias: bias, outputShape: inputShape)
         }
         var dx = inputGradientByGemm(dz, window: g, kernel: kernel, groups: groups, inputShape: inputShape)

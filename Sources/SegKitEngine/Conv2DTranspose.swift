@@ -99,14 +99,41 @@ public final class Conv2DTranspose: Layer {
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
     }
 
+    public override var foldsPointwiseProjections: Bool { activation == .linear }
+
+    /// convᵀ(x) + bias + the projection, on the direct loops (the projection is
+    /// one more tap of their register tiles); nil where those loops are not the
+    /// ones this layer's shapes use.
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode, plus projection: PointwiseProjection) throws -> LayerOutput? {
+        guard activation == .linear else { return nil }
+        let x = inputs[0]
+        try expectRank(4, x, layer: self)
+        let g = try window(for: x)
+        let outputShape = [g.batch, g.rows.input, g.cols.input, filters]
+        let p = projection.input.shape
+        guard p.count == 4, Array(p.prefix(3)) == Array(outputShape.prefix(3)), projection.kernel.shape == [1, 1, p[3], filters],
+              ConvolutionKernels.inputGradientUsesDirectLoops(window: g, kernelShape: kernel.shape, inputChannels: filters, groups: 1)
+        else { return nil }
+        let biases = [bias?.value.scalars, projection.bias].compactMap { $0 }
+        let summedBias = biases.count < 2 ? biases.first : zip(biases[0], biases[1]).map { $0 + $1 }
+        let y = DirectConvolution.transpose(x, window: g, kernel: kernel.value, bias: summedBias, outputShape: outputShape,
+                                            plus: projection)
+        return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
+    }
+
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz = c.activation.backward(activation, gradOutput, bias: bias)
+        // A linear layer's bias gradient, Σ dz, is taken by the kernel gradient
+        // from the rows it reads anyway: no pass of its own over dz.
+        let biasInKernelGradient = activation == .linear && kernel.isTrainable && bias?.isTrainable == true
+        let dz = biasInKernelGradient ? gradOutput : c.activation.backward(activation, gradOutput, bias: bias)
         if kernel.isTrainable {
             // For y = convᵀ(x), dL/dW is the transposed view's kernel gradient with
             // dz as the convolution's input and x as its output gradient.
-            kernel.accumulateGradient(
-                ConvolutionKernels.kernelGradient(dz, window: c.window, dz: c.input, kernelShape: kernel.shape, groups: 1))
+            let (dw, sums) = ConvolutionKernels.kernelGradient(dz, window: c.window, dz: c.input, kernelShape: kernel.shape, groups: 1,
+                                                               summing: biasInKernelGradient ? .input : nil)
+            kernel.accumulateGradient(dw)
+            if biasInKernelGradient { bias!.accumulateGradient(sums ?? sumRows(dz)) }
         }
         guard needInputGradients[0] else { return [nil] }
         return [ConvolutionKernels.forward(dz, window: c.window, kernel: kernel.value, groups: 1)]

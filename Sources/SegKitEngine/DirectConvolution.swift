@@ -99,33 +99,52 @@ enum DirectConvolution {
     }
 
     /// The transpose of the convolution over window `g`, applied to `dy`
-    /// (Conv2D's input gradient, Conv2DTranspose's forward), plus `bias`.
-    static func transpose(_ dy: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?, outputShape: [Int]) -> Tensor {
+    /// (Conv2D's input gradient, Conv2DTranspose's forward), plus `bias`, plus
+    /// `projection` of a tensor of the output's size when given (its bias
+    /// already in `bias`).
+    static func transpose(_ dy: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?, outputShape: [Int],
+                          plus projection: PointwiseProjection? = nil) -> Tensor {
         let cdy = kernel.shape[3], cx = kernel.shape[2]
         let (w, padded) = pack(kernel, swapChannels: true)
         let bias = paddedBias(bias, to: padded)
-        let zeros = [Float](repeating: 0, count: cdy)
+        let cskip = projection?.kernel.shape[2] ?? 0
+        let wskip = projection.map { pack($0.kernel, swapChannels: false).values }
+        let zeros = [Float](repeating: 0, count: max(cdy, cskip))
         let (rows, cols) = (axis(g.rows), axis(g.cols))
+        let skip = projection?.input.scalars
         return Tensor.uninitialized(shape: outputShape) { out in
             let o = UncheckedSendable(out.baseAddress!)
             dy.scalars.withUnsafeBufferPointer { dp in
                 bias.withBaseAddress { bp in
-                    Parallel.forEachRange(g.batch * g.rows.input) { range in
-                        segkit_conv2d_transpose_direct(dp.baseAddress!, Int32(cdy), rows, cols, w, Int32(cx), Int32(padded), bp,
-                                                       zeros, o.value, Int32(range.lowerBound), Int32(range.upperBound))
+                    skip.withBaseAddress { sp in
+                        wskip.withBaseAddress { wp in
+                            let (s, ws) = (UncheckedSendable(sp), UncheckedSendable(wp))
+                            Parallel.forEachRange(g.batch * g.rows.input) { range in
+                                segkit_conv2d_transpose_direct(dp.baseAddress!, Int32(cdy), rows, cols, w, Int32(cx), Int32(padded), bp,
+                                                               zeros, o.value, Int32(range.lowerBound), Int32(range.upperBound),
+                                                               s.value, Int32(cskip), ws.value)
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
-    /// dL/dW of the convolution of `x` over window `g` given dy, in HWIO layout:
-    /// each worker sums its output rows into its own packed buffer, and the
-    /// buffers are added in worker order (the same result on every run).
-    static func kernelGradient(_ x: Tensor, window g: Window2D, dy: Tensor, kernelShape: [Int]) -> Tensor {
+    /// dL/dW of the convolution of `x` over window `g` given dy, in HWIO layout,
+    /// and, when asked, the per-channel sums of dy or of x (a bias gradient)
+    /// taken from the rows while the kernel gradient reads them: each worker
+    /// sums its output rows into its own packed buffer, and the buffers are
+    /// added in worker order (the same result on every run). Sums of x are
+    /// nil when some input row is read by no tap.
+    static func kernelGradient(_ x: Tensor, window g: Window2D, dy: Tensor, kernelShape: [Int],
+                               summing: RowSums? = nil) -> (kernel: Tensor, sums: Tensor?) {
         let (kh, kw, cin, cout) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
+        let summing = summing == .input && !g.rows.readsEveryInput ? nil : summing
         let padded = paddedWidth(cout)
-        let size = kh * kw * cin * padded
+        let sumWidth = summing == .input ? cin : cout
+        // Each part: its packed dW, then its sums.
+        let size = kh * kw * cin * padded + (summing == nil ? 0 : sumWidth)
         let rowCount = g.batch * g.rows.output
         let parts = min(Parallel.maximumParts, rowCount)
         var partials = [Float](repeating: 0, count: parts * size)
@@ -136,9 +155,11 @@ enum DirectConvolution {
                     let (xx, dd, out) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(dp.baseAddress!), UncheckedSendable(pp.baseAddress!))
                     Parallel.forEachRange(parts) { workers in
                         for w in workers {
+                            let part = out.value + w * size, sums = part + kh * kw * cin * padded
                             segkit_conv2d_kernel_gradient_direct(
-                                xx.value, Int32(cin), rows, cols, dd.value, Int32(cout), Int32(padded), out.value + w * size,
-                                Int32(rowCount * w / parts), Int32(rowCount * (w + 1) / parts))
+                                xx.value, Int32(cin), rows, cols, dd.value, Int32(cout), Int32(padded), part,
+                                Int32(rowCount * w / parts), Int32(rowCount * (w + 1) / parts),
+                                summing == .outputGradient ? sums : nil, summing == .input ? sums : nil)
                         }
                     }
                 }
@@ -150,6 +171,15 @@ enum DirectConvolution {
         for row in 0..<(kh * kw * cin) {
             for o in 0..<cout { dw[row * cout + o] = summed[row * padded + o] }
         }
-        return Tensor(uncheckedShape: kernelShape, scalars: dw)
+        let sums = summing.map { _ in Tensor(uncheckedShape: [sumWidth], scalars: Array(summed[(kh * kw * cin * padded)...])) }
+        return (Tensor(uncheckedShape: kernelShape, scalars: dw), sums)
+    }
+
+    /// Which tensor's per-channel sums a kernel gradient also takes.
+    enum RowSums {
+        /// dy's (a Conv2D's bias gradient).
+        case outputGradient
+        /// x's (a Conv2DTranspose's: its output gradient is this convolution's input).
+        case input
     }
 }

@@ -37,10 +37,15 @@ extension Graph {
     /// inference mode unless training changes what it computes (Dropout):
     /// the same values, without backward caches and with fused activations.
     ///
-    /// An Add of two tensors whose later operand is made by a layer that can
-    /// add a tensor to its output as it writes it (a linear convolution: a skip
-    /// connection's projection), and feeds nothing else, is computed by that
-    /// layer: one pass over the output instead of two.
+    /// An Add of two tensors that feed nothing else, one made by a layer that
+    /// folds pointwise projections into its output (a linear transposed
+    /// convolution: a decoder's upsampling) and the other by such a projection
+    /// (a skip connection's 1x1 convolution), is computed by the first layer
+    /// alone when both operands are ready: neither operand is written.
+    /// Otherwise, an Add whose later operand is made by a layer that can add a
+    /// tensor to its output as it writes it (a linear convolution), and feeds
+    /// nothing else, is computed by that layer: one pass over the output
+    /// instead of two.
     public func forward(
         _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = [], given: [Int: Tensor] = [:],
         inputGradients: Bool = false
@@ -57,12 +62,22 @@ extension Graph {
         var retained = keep
         retained.formUnion(outputIndices)
 
+        // The later operand node of a folded projection → the fusion; the
+        // earlier operand waits for it.
+        var folds: [Int: ProjectionFold] = [:]
+        var waiting = Set<Int>()
         // Producer node → (its Add node, the Add's other operand).
         var addsInto: [Int: (add: Int, addend: Int)] = [:]
         for (index, node) in nodes.enumerated() where needed.contains(index) && given[index] == nil {
             guard let merge = node.layer as? ElementwiseMerge, merge.operation == .add, node.inputs.count == 2 else { continue }
             let (earlier, later) = (node.inputs.min()!, node.inputs.max()!)
             guard earlier != later, given[later] == nil, remainingUses[later] == 1, !retained.contains(later) else { continue }
+            if given[earlier] == nil, remainingUses[earlier] == 1, !retained.contains(earlier),
+               let fold = ProjectionFold(add: index, operands: (earlier, later), layers: (nodes[earlier].layer, nodes[later].layer)) {
+                folds[later] = fold
+                waiting.insert(earlier)
+                continue
+            }
             addsInto[later] = (index, earlier)
         }
         var fusedSums: [Int: Tensor] = [:]
@@ -77,12 +92,51 @@ extension Graph {
             try input.check(inputs[slot])
             values[index] = inputs[slot]
         }
+        func modeOf(_ index: Int) -> ExecutionMode {
+            mode == .training && !needsGradient[index] && !nodes[index].layer.trainingChangesOutput ? .inference : mode
+        }
+        /// Marks `index` as run: its value and cache stored, its inputs released after their last use.
+        func finish(_ index: Int, _ result: LayerOutput) {
+            values[index] = result.output
+            if modeOf(index) == .training { caches[index] = result.cache }
+            for i in nodes[index].inputs {
+                remainingUses[i] -= 1
+                if remainingUses[i] == 0 && !retained.contains(i) { values[i] = nil }
+            }
+        }
         for (index, node) in nodes.enumerated() where !(node.layer is InputLayer) && needed.contains(index) && given[index] == nil {
+            if waiting.contains(index) { continue }
+            if let fold = folds[index] {
+                let started = profiler.map { _ in LayerProfiler.now() }
+                let (producer, projection) = fold.roles
+                let term: (term: PointwiseProjection, cache: Any?)?
+                let sum: LayerOutput?
+                do {
+                    term = try nodes[projection].layer.pointwiseProjection(of: nodes[projection].inputs.map { values[$0]! }, mode: modeOf(projection))
+                    sum = try term.flatMap { try nodes[producer].layer.forward(nodes[producer].inputs.map { values[$0]! }, mode: modeOf(producer), plus: $0.term) }
+                } catch let error as EngineError {
+                    throw EngineError.graph("at node '\(nodes[producer].name)': \(error.localizedDescription)")
+                }
+                if let term, let sum {
+                    fusedSums[fold.add] = sum.output
+                    fused.insert(fold.add)
+                    // Read by nothing but their Add, which has the sum.
+                    finish(producer, LayerOutput(Tensor(zeros: [0]), cache: sum.cache))
+                    finish(projection, LayerOutput(Tensor(zeros: [0]), cache: term.cache))
+                    if let started { profiler?.record(node: producer, backward: false, since: started) }
+                    continue
+                }
+                // The shapes do not fold: the waiting operand runs first, as it would have.
+                try run(fold.operands.earlier)
+            }
+            try run(index)
+        }
+        func run(_ index: Int) throws {
+            let node = nodes[index]
             let args = node.inputs.map { values[$0]! }
             let result: LayerOutput
             let started = profiler.map { _ in LayerProfiler.now() }
-            let nodeMode: ExecutionMode = mode == .training && !needsGradient[index] && !node.layer.trainingChangesOutput
-                ? .inference : mode
+            let nodeMode = modeOf(index)
             do {
                 if let sum = fusedSums.removeValue(forKey: index) {
                     result = LayerOutput(sum, cache: nodeMode == .training ? [Tensor]() : nil)  // Add's (empty) cache
@@ -98,12 +152,7 @@ extension Graph {
                 throw EngineError.graph("at node '\(node.name)': \(error.localizedDescription)")
             }
             if let started { profiler?.record(node: index, backward: false, since: started) }
-            values[index] = result.output
-            if nodeMode == .training { caches[index] = result.cache }
-            for i in node.inputs {
-                remainingUses[i] -= 1
-                if remainingUses[i] == 0 && !retained.contains(i) { values[i] = nil }
-            }
+            finish(index, result)
         }
         return ForwardPass(mode: mode, values: values, caches: caches, keptInputGradients: inputGradients, fusedAdds: fused)
     }
@@ -126,6 +175,14 @@ extension Graph {
         guard outputGradients.count == outputIndices.count else {
             throw EngineError.graph(
                 "backward needs \(outputIndices.count) output gradient(s), given \(outputGradients.count)")
+        }
+        // Each layer's backward pass reads its cached tensors over the gradient's
+        // extent: a gradient of another shape is an error here, not a read past them.
+        for (slot, index) in outputIndices.enumerated() {
+            guard let output = pass.values[index], output.shape == outputGradients[slot].shape else {
+                throw EngineError.shapeMismatch(op: "backward", expected: "a gradient of output \(slot)'s shape \(pass.values[index]?.shape ?? [])",
+                                                found: "\(outputGradients[slot].shape)")
+            }
         }
         let needsGradient = dependsOnTrainable(alsoInputs: inputGradients)
         var grads = [Tensor?](repeating: nil, count: nodes.count)
@@ -163,4 +220,25 @@ extension Graph {
 
 private func accumulate(_ g: Tensor, into slot: inout Tensor?) {
     if slot == nil { slot = g } else { slot!.add(g) }
+}
+
+/// An Add whose operands are a layer that folds pointwise projections into its
+/// output and such a projection, in either order.
+private struct ProjectionFold {
+    let add: Int
+    let operands: (earlier: Int, later: Int)
+    /// Which operand folds the other in.
+    let roles: (producer: Int, projection: Int)
+
+    init?(add: Int, operands: (Int, Int), layers: (Layer, Layer)) {
+        self.add = add
+        self.operands = (operands.0, operands.1)
+        if layers.0.foldsPointwiseProjections && layers.1.isPointwiseProjection {
+            roles = (operands.0, operands.1)
+        } else if layers.1.foldsPointwiseProjections && layers.0.isPointwiseProjection {
+            roles = (operands.1, operands.0)
+        } else {
+            return nil
+        }
+    }
 }

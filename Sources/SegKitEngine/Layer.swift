@@ -23,6 +23,15 @@ public struct LayerOutput {
     }
 }
 
+/// A 1x1 convolution of `input` (NHWC) with `kernel` [1, 1, in, out] plus
+/// `bias`: what a pointwise projection layer computes, handed to the layer
+/// that folds it into its output.
+public struct PointwiseProjection {
+    public let input: Tensor
+    public let kernel: Tensor
+    public let bias: [Float]?
+}
+
 /// A node type of the graph: forward and backward of one op, its parameters,
 /// and whether it trains.
 ///
@@ -71,6 +80,26 @@ public class Layer {
     /// whose backward pass does not read their output: the Add's gradient
     /// reaches this layer unchanged.
     public func forward(_ inputs: [Tensor], mode: ExecutionMode, adding addend: Tensor) throws -> LayerOutput? { nil }
+
+    /// Whether the layer is a 1x1, stride-1, ungrouped, linear convolution,
+    /// which another layer may fold into its own output (a skip connection's
+    /// projection): then `pointwiseProjection(of:mode:)` describes it.
+    public var isPointwiseProjection: Bool { false }
+
+    /// This layer, applied to `inputs`, as a term for another layer's
+    /// `forward(_:mode:plus:)`, with the backward cache a forward pass in
+    /// `mode` would have made; nil where the layer is not such a projection.
+    public func pointwiseProjection(of inputs: [Tensor], mode: ExecutionMode) throws -> (term: PointwiseProjection, cache: Any?)? { nil }
+
+    /// Whether `forward(_:mode:plus:)` may fold a projection into the output.
+    public var foldsPointwiseProjections: Bool { false }
+
+    /// The layer's output plus `projection` (of a tensor with the output's
+    /// height and width) in one pass, for an Add of the two that nothing else
+    /// reads: the projection's products are summed in the output's registers,
+    /// so neither its output nor the Add's pass over it is ever written. Nil
+    /// where the layer cannot for these shapes, and the graph runs all three.
+    public func forward(_ inputs: [Tensor], mode: ExecutionMode, plus projection: PointwiseProjection) throws -> LayerOutput? { nil }
 
     /// Given dL/d(output), accumulates dL/d(parameter) into every trainable parameter
     /// and returns dL/d(input) for each input whose `needInputGradients` entry is true

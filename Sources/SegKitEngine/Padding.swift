@@ -19,6 +19,17 @@ struct WindowAxis: Equatable {
 
     var effectiveKernel: Int { (kernel - 1) * dilation + 1 }
 
+    /// Whether some tap of some output element reads each input element
+    /// (not so where the stride skips past the kernel, or `valid` drops a tail).
+    var readsEveryInput: Bool {
+        (0..<input).allSatisfy { i in
+            (0..<kernel).contains { k in
+                let n = i + padBefore - k * dilation
+                return n >= 0 && n % stride == 0 && n / stride < output
+            }
+        }
+    }
+
     /// The window of a forward convolution or pooling over `input` elements.
     static func forward(input: Int, kernel: Int, stride: Int, dilation: Int = 1, padding: Padding) -> WindowAxis? {
         let eff = (kernel - 1) * dilation + 1

@@ -53,7 +53,6 @@ let args = Arguments()
 segkit_h5_silence_errors()   // the mutator itself pokes at broken files
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-fuzz-\(getpid())").path
 try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-defer { try? FileManager.default.removeItem(atPath: work) }
 
 func run(_ c: FuzzCase, index: Int) -> (Outcome, String) {
     let net = c.fixture.components(separatedBy: ".k")[0]
@@ -142,4 +141,6 @@ print(String(format: "fuzz: %d cases in %.0fs, seed %llu — %d succeeded, %d cl
              cases.count, Date().timeIntervalSince(started), args.seed, counts[.success] ?? 0, counts[.cleanError] ?? 0,
              counts[.crash] ?? 0, counts[.hang] ?? 0, counts[.unclearError] ?? 0))
 print("fuzz: \(cases.count - bad) passed, \(bad) failed")
+// Removed here, not in a top-level `defer`: `exit` ends the process without running defers.
+try? FileManager.default.removeItem(atPath: work)
 exit(bad == 0 ? 0 : 1)

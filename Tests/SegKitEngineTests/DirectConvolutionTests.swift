@@ -62,10 +62,50 @@ import Testing
             guard let g = Window2D.forward(over: x.shape, kernel: (shape[0], shape[1]), strides: strides,
                                            dilation: dilation, padding: i % 2 == 0 ? .same : .valid) else { continue }
             let dy = data.normal([2, g.rows.output, g.cols.output, cout])
-            let direct = DirectConvolution.kernelGradient(x, window: g, dy: dy, kernelShape: shape)
             let gemm = ConvolutionKernels.kernelGradientByGemm(x, window: g, dz: dy, kernelShape: shape, groups: 1)
-            #expect(maxDifference(direct, gemm) < 1e-3 * Float(g.batch * g.rows.output * g.cols.output).squareRoot(),
+            let tolerance = 1e-3 * Float(g.batch * g.rows.output * g.cols.output).squareRoot()
+            let direct = DirectConvolution.kernelGradient(x, window: g, dy: dy, kernelShape: shape)
+            #expect(direct.sums == nil && maxDifference(direct.kernel, gemm) < tolerance,
                     "cin \(cin) cout \(cout) k \(shape) s \(strides) d \(dilation) window \(g)")
+            // The bias gradients taken on the way: Σ dy always; Σ x when every input row is read.
+            let summingDy = DirectConvolution.kernelGradient(x, window: g, dy: dy, kernelShape: shape, summing: .outputGradient)
+            #expect(summingDy.kernel == direct.kernel)
+            #expect(maxDifference(try #require(summingDy.sums), sumRows(dy)) < tolerance, "Σ dy, window \(g)")
+            let summingX = DirectConvolution.kernelGradient(x, window: g, dy: dy, kernelShape: shape, summing: .input)
+            #expect(summingX.kernel == direct.kernel)
+            if g.rows.readsEveryInput {
+                #expect(maxDifference(try #require(summingX.sums), sumRows(x)) < tolerance, "Σ x, window \(g)")
+            } else {
+                #expect(summingX.sums == nil, "window \(g) leaves input rows unread")
+            }
+        }
+    }
+
+    @Test func aWindowReadsEveryInputRowUnlessItsStrideOrValidPaddingSkipsSome() throws {
+        #expect(try #require(WindowAxis.forward(input: 128, kernel: 3, stride: 2, padding: .same)).readsEveryInput)
+        #expect(try #require(WindowAxis.forward(input: 9, kernel: 1, stride: 1, padding: .valid)).readsEveryInput)
+        #expect(try #require(WindowAxis.forward(input: 9, kernel: 2, stride: 3, padding: .same)).readsEveryInput == false)
+        #expect(try #require(WindowAxis.forward(input: 10, kernel: 3, stride: 2, padding: .valid)).readsEveryInput == false)
+    }
+
+    @Test func directTransposeFoldsAPointwiseProjectionOfASkipIntoItsOutput() throws {
+        var data = TestData(seed: 25)
+        for (i, cx) in Self.channels.enumerated() {
+            let (cdy, cskip) = (Self.channels[(i * 7 + 2) % Self.channels.count], Self.channels[(i * 3 + 5) % Self.channels.count])
+            let strides = (data.int(1...3), data.int(1...3))
+            let inputShape = [2, data.int(5...12), data.int(9...30), cx]
+            let w = data.normal([data.int(1...4), data.int(1...4), cx, cdy])
+            guard let g = Window2D.forward(over: inputShape, kernel: (w.shape[0], w.shape[1]), strides: strides,
+                                           padding: i % 2 == 0 ? .same : .valid) else { continue }
+            let dy = data.normal([2, g.rows.output, g.cols.output, cdy])
+            let skip = data.normal([2, inputShape[1], inputShape[2], cskip])
+            let projection = PointwiseProjection(input: skip, kernel: data.normal([1, 1, cskip, cx]), bias: nil)
+            let b = data.normal([cx])
+            let folded = DirectConvolution.transpose(dy, window: g, kernel: w, bias: b.scalars, outputShape: inputShape, plus: projection)
+            var reference = DirectConvolution.transpose(dy, window: g, kernel: w, bias: b.scalars, outputShape: inputShape)
+            reference.add(NaiveReference.conv2D(skip, kernel: projection.kernel, bias: nil, strides: (1, 1), same: true,
+                                                dilation: (1, 1), groups: 1))
+            #expect(maxDifference(folded, reference) < 1e-3, "cx \(cx) cdy \(cdy) cskip \(cskip) k \(w.shape) s \(strides) window \(g)")
         }
     }
 

@@ -7,7 +7,9 @@ struct SkipNet {
     let graph = Graph()
     let conv1: Conv2D, conv2: Conv2D, bn: BatchNormalization, up: Conv2DTranspose, project: Conv2D
 
-    init(seed: UInt64) throws {
+    /// `upActivation` other than linear keeps the upsampling from folding the
+    /// projection in; `projectionFirst` adds the projection's node before it.
+    init(seed: UInt64, upActivation: Activation = .linear, projectionFirst: Bool = false) throws {
         var data = TestData(seed: seed)
         conv1 = try Conv2D(name: "conv1", kernel: data.normal([3, 3, 2, 4], scale: 0.5), bias: data.normal([4]),
                            strides: (2, 2), padding: .same, activation: .swish)
@@ -16,14 +18,15 @@ struct SkipNet {
         conv2 = try Conv2D(name: "conv2", kernel: data.normal([3, 3, 4, 6], scale: 0.5), bias: data.normal([6]),
                            strides: (2, 2), padding: .same, activation: .tanh)
         up = try Conv2DTranspose(name: "up", kernel: data.normal([3, 3, 3, 6], scale: 0.5), bias: data.normal([3]),
-                                 strides: (2, 2), padding: .same)
+                                 strides: (2, 2), padding: .same, activation: upActivation)
         project = try Conv2D(name: "project", kernel: data.normal([1, 1, 4, 3]), bias: nil)
         let x = try graph.addInput(name: "input", shape: [nil, nil, nil, 2])
         let c1 = try graph.add(conv1, inputs: [x])
         let b = try graph.add(bn, inputs: [c1])
         let c2 = try graph.add(conv2, inputs: [b])
-        let u = try graph.add(up, inputs: [c2])
-        let p = try graph.add(project, inputs: [b])
+        let (u, p) = projectionFirst
+            ? try { let p = try graph.add(project, inputs: [b]); return (try graph.add(up, inputs: [c2]), p) }()
+            : (try graph.add(up, inputs: [c2]), try graph.add(project, inputs: [b]))
         let sum = try graph.add(ElementwiseMerge(name: "skip", .add), inputs: [u, p])
         graph.outputIndices = [sum]
     }
@@ -86,7 +89,7 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
         net.freezeEncoder()
         var data = TestData(seed: 5)
         let pass = try net.graph.forward([data.normal([1, 8, 8, 2])], mode: .training)
-        let result = try net.graph.backward(pass, outputGradients: [data.normal([1, 8, 8, 3])])
+        let result = try net.graph.backward(pass, outputGradients: [data.normal([1, 4, 4, 3])])
         #expect(result.nodesVisited == ["skip", "project", "up"])
         #expect(net.conv1.kernel.gradient == nil && net.conv2.kernel.gradient == nil && net.bn.gamma!.gradient == nil)
         #expect(net.up.kernel.gradient != nil && net.project.kernel.gradient != nil)
@@ -125,11 +128,12 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
     }
 
     @Test func aSkipAddIsComputedByItsProjectionWithTheSameValuesAndGradients() throws {
-        let net = try SkipNet(seed: 10)
+        // A ReLU on the upsampling: it cannot fold the projection in, so the projection adds the upsampled tensor.
+        let net = try SkipNet(seed: 10, upActivation: .relu())
         var data = TestData(seed: 11)
         let x = data.normal([2, 8, 8, 2])
         let (skip, project) = (net.graph.index(of: "skip")!, net.graph.index(of: "project")!)
-        let projection = data.normal([2, 8, 8, 3])
+        let projection = data.normal([2, 4, 4, 3])
         func run(keep: Set<Int>) throws -> (pass: ForwardPass, output: [Float], gradients: [[Float]]) {
             let pass = try net.graph.forward([x], mode: .training, keep: keep)
             net.graph.zeroGradients()
@@ -142,6 +146,36 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
         #expect(fused.pass.fusedAdds == [skip] && separate.pass.fusedAdds.isEmpty)
         #expect(fused.output == separate.output)
         #expect(fused.gradients == separate.gradients)
+    }
+
+    @Test func aTransposedSkipFoldsItsProjectionIntoTheUpsamplingWithTheSameValuesAndGradients() throws {
+        for projectionFirst in [false, true] {
+            let net = try SkipNet(seed: 13, projectionFirst: projectionFirst)
+            var data = TestData(seed: 14)
+            let x = data.normal([2, 8, 12, 2])
+            let (skip, project) = (net.graph.index(of: "skip")!, net.graph.index(of: "project")!)
+            let outputGradient = data.normal([2, 4, 6, 3])
+            func run(keep: Set<Int>) throws -> (pass: ForwardPass, output: [Float], gradients: [[Float]]) {
+                let pass = try net.graph.forward([x], mode: .training, keep: keep)
+                net.graph.zeroGradients()
+                _ = try net.graph.backward(pass, outputGradients: [outputGradient])
+                return (pass, pass.outputs(of: net.graph)[0].scalars, net.graph.trainableParameters.map { $0.gradient!.scalars })
+            }
+            let folded = try run(keep: [])
+            // Keeping the projection's output leaves the Add to itself.
+            let separate = try run(keep: [project])
+            #expect(folded.pass.fusedAdds == [skip] && separate.pass.fusedAdds.isEmpty)
+            // The same sums in another order: equal to float rounding.
+            for (a, b) in zip(folded.output, separate.output) { #expect(abs(a - b) <= 1e-5 * max(1, abs(b))) }
+            // The backward pass reads the same caches either way.
+            #expect(folded.gradients == separate.gradients)
+            // In inference too, and with the layers' own forward passes as the reference.
+            let inferred = try net.graph.forward([x]).outputs(of: net.graph)[0].scalars
+            let deep = try net.graph.forward([x], keep: [net.graph.index(of: "up")!, project])
+            let reference = try net.graph.nodes[skip].layer.forward(
+                [deep.values[net.graph.index(of: "up")!]!, deep.values[project]!], mode: .inference).output.scalars
+            for (a, b) in zip(inferred, reference) { #expect(abs(a - b) <= 1e-5 * max(1, abs(b))) }
+        }
     }
 
     @Test func aPooledSkipAddsItsGradientInPlaceAndMatchesFiniteDifferences() throws {
@@ -178,7 +212,17 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
         let pass = try net.graph.forward([data.normal([1, 8, 8, 2])], keep: [conv2])
         #expect(pass.values[conv2]?.shape == [1, 2, 2, 6])
         #expect(pass.values[net.graph.index(of: "conv1")!] == nil)
-        #expect(throws: EngineError.self) { try net.graph.backward(pass, outputGradients: [Tensor(zeros: [1, 8, 8, 3])]) }
+        #expect(throws: EngineError.self) { try net.graph.backward(pass, outputGradients: [Tensor(zeros: [1, 4, 4, 3])]) }
+    }
+
+    @Test func anOutputGradientOfAnotherShapeIsAnErrorNotAReadPastTheCaches() throws {
+        // A ReLU's backward pass reads its cached output over the gradient's extent.
+        let net = try SkipNet(seed: 15, upActivation: .relu())
+        var data = TestData(seed: 16)
+        let pass = try net.graph.forward([data.normal([1, 8, 8, 2])], mode: .training)
+        #expect(throws: EngineError.self) { try net.graph.backward(pass, outputGradients: [data.normal([1, 8, 8, 3])]) }
+        #expect(throws: EngineError.self) { try net.graph.backward(pass, outputGradients: [data.normal([1, 4, 4, 2])]) }
+        _ = try net.graph.backward(pass, outputGradients: [data.normal([1, 4, 4, 3])])
     }
 
     @Test func malformedGraphsAndInputsAreErrors() throws {

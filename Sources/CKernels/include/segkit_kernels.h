@@ -26,10 +26,14 @@ void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis
 /// iy = oy·stride − pad + ky·dilation of dy[n, oy, ox, :] · w[ky, kx], where
 /// `dy` has `cdy` channels, `x` has `cx`, and `w` is packed
 /// [kh][kw][cdy][cx_padded], `bias` padded to cx_padded. Rows [row_begin,
-/// row_end) of the n·input rows.
+/// row_end) of the n·input rows. When `skip` is not NULL, x also gets
+/// Σ skip[n, iy, ix, :] · wskip, a 1x1 projection of a tensor of x's size with
+/// `cskip` channels (wskip packed [cskip][cx_padded]); `zeros` holds at least
+/// max(cdy, cskip) zeros.
 void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, segkit_axis cols,
                                     const float *w, int cx, int cx_padded, const float *bias,
-                                    const float *zeros, float *x, int row_begin, int row_end);
+                                    const float *zeros, float *x, int row_begin, int row_end,
+                                    const float *skip, int cskip, const float *wskip);
 
 /// Winograd F(2x2, 3x3) for a 3x3, stride-1, undilated convolution: `u` is
 /// the kernel transformed by segkit_winograd_kernel ([16][cin][cout_padded]);
@@ -45,9 +49,12 @@ size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout);
 /// The kernel gradient of the first convolution: dw[ky, kx, c, :] +=
 /// Σ x[n, iy, ix, c] · dy[n, oy, ox, :] over the output rows [row_begin,
 /// row_end) of the n·output rows, into dw packed [kh][kw][cin][cout_padded].
+/// Unless NULL, dy_sums[0 ..< cout] gets Σ dy over those rows (a Conv2D's bias
+/// gradient) and x_sums[0 ..< cin] Σ x over the input rows whose first reader
+/// is among them (a Conv2DTranspose's; complete when every input row is read).
 void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
                                           const float *dy, int cout, int cout_padded, float *dw,
-                                          int row_begin, int row_end);
+                                          int row_begin, int row_end, float *dy_sums, float *x_sums);
 
 /// Max pooling of the output rows [row_begin, row_end) of the n·output rows:
 /// y = the window maximum per channel (padding never wins), and, when argmax
