@@ -1,6 +1,8 @@
 #include "segkit_kernels.h"
 #include <malloc.h>
 #include <limits.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 
 int segkit_keep_freed_blocks(void) {
     // No block is served by its own mapping (a threshold alone cannot do it:
@@ -10,3 +12,15 @@ int segkit_keep_freed_blocks(void) {
     int trim = mallopt(M_TRIM_THRESHOLD, INT_MAX);
     return mmaps == 1 && trim == 1;
 }
+
+float *segkit_allocate_store(size_t floats) {
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = (floats * sizeof(float) + huge - 1) / huge * huge;
+    void *p = NULL;
+    if (bytes == 0 || posix_memalign(&p, huge, bytes) != 0) return NULL;
+    // Advice only: without transparent huge pages the store still works.
+    (void)madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
+void segkit_free_store(float *store) { free(store); }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import HDF5
 import SegKitEngine
@@ -13,7 +14,8 @@ final class FeatureCache {
     /// Frozen nodes read by trainable ones.
     let nodes: [Int]
     private var perSampleShape: [Int: [Int]] = [:]
-    private var memory: [Int: [Float]] = [:]
+    /// Per node, every sample's values in sample order (in memory).
+    private var memory: [Int: UnsafeMutableBufferPointer<Float>] = [:]
     private var spill: HDF5File?
 
     /// The boundary between the frozen prefix and the trainable rest, or nil
@@ -55,12 +57,18 @@ final class FeatureCache {
                     perSampleShape[n] = shape
                     perSample += shape.reduce(1, *)
                 }
-                let bytes = 4 * samples * perSample
-                if bytes > limitBytes {
+                // In memory up to the limit (and while memory lasts), else on disk.
+                if 4 * samples * perSample <= limitBytes {
+                    for n in nodes {
+                        let count = samples * perSampleShape[n]!.reduce(1, *)
+                        guard let store = segkit_allocate_store(count) else { break }
+                        memory[n] = UnsafeMutableBufferPointer(start: store, count: count)
+                    }
+                }
+                if memory.count < nodes.count {
+                    for store in memory.values { segkit_free_store(store.baseAddress) }
+                    memory = [:]
                     spillFile = try ScratchFile().withPath { try HDF5File(creating: $0, reportedAs: "the feature cache's scratch file") }
-                } else {
-                    // Grown by appending, the arrays were copied at every doubling.
-                    for n in nodes { memory[n, default: []].reserveCapacity(samples * perSampleShape[n]!.reduce(1, *)) }
                 }
             }
             for n in nodes {
@@ -69,7 +77,9 @@ final class FeatureCache {
                     // One dataset per (node, batch): written once, read back by rows.
                     try spillFile.root.writeDataset("n\(n)_b\(b)", shape: t.shape, floats: t.scalars)
                 } else {
-                    memory[n, default: []] += t.scalars
+                    let per = t.count / range.count
+                    _ = UnsafeMutableBufferPointer(rebasing: memory[n]![(range.lowerBound * per)..<(range.upperBound * per)])
+                        .initialize(from: t.scalars)
                 }
             }
         }
@@ -78,6 +88,8 @@ final class FeatureCache {
     }
 
     private let batchSize: Int
+
+    deinit { for store in memory.values { segkit_free_store(store.baseAddress) } }
 
     var isSpilled: Bool { spill != nil }
 
@@ -99,13 +111,11 @@ final class FeatureCache {
             }
             // From memory: the samples copied in by the engine's workers (a
             // decoder-only step otherwise spent a tenth of its time here).
-            out[n] = memory[n]!.withUnsafeBufferPointer { source in
-                let src = UncheckedSendable(source.baseAddress!)
-                return Tensor.uninitialized(shape: [indices.count] + shape) { batch in
-                    let dst = UncheckedSendable(batch.baseAddress!)
-                    Parallel.forEachRange(indices.count) { samples in
-                        for s in samples { (dst.value + s * per).update(from: src.value + indices[s] * per, count: per) }
-                    }
+            let src = UncheckedSendable(memory[n]!.baseAddress!)
+            out[n] = Tensor.uninitialized(shape: [indices.count] + shape) { batch in
+                let dst = UncheckedSendable(batch.baseAddress!)
+                Parallel.forEachRange(indices.count) { samples in
+                    for s in samples { (dst.value + s * per).update(from: src.value + indices[s] * per, count: per) }
                 }
             }
         }
