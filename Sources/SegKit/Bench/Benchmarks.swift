@@ -14,9 +14,12 @@ public enum Benchmarks {
         public init() {}
     }
 
-    /// Median / min / max seconds of `steps` timed calls after `warmup` untimed ones.
-    static func time(_ options: Options, _ body: () throws -> Void) rethrows -> (median: Double, min: Double, max: Double) {
+    /// The median, min and max seconds of `options.steps` runs of `body` after
+    /// `options.warmup` runs; `profiler` keeps the timed runs only (the first
+    /// run's page faults and packing otherwise inflated every layer's share).
+    static func time(_ options: Options, profiler: LayerProfiler, _ body: () throws -> Void) rethrows -> (median: Double, min: Double, max: Double) {
         for _ in 0..<options.warmup { try body() }
+        profiler.reset()
         var times: [Double] = []
         for _ in 0..<options.steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -53,7 +56,7 @@ public enum Benchmarks {
         let total = byKind.values.reduce(0, +)
         out["time_share"] = .object(byKind.mapValues { .number(total > 0 ? $0 / total : 0) })
         // Milliseconds per step of every node, forward and backward apart: where the time goes.
-        let calls = Double(options.steps + options.warmup)
+        let calls = Double(options.steps)
         var perNode: [String: JSONValue] = [:]
         for (node, s) in profiler.forwardSeconds { perNode[graph.nodes[node].name] = .number(1000 * s / calls) }
         for (node, s) in profiler.backwardSeconds { perNode[graph.nodes[node].name + " (backward)"] = .number(1000 * s / calls) }
@@ -110,7 +113,7 @@ public enum Benchmarks {
         let profiler = LayerProfiler()
         seg.graph.profiler = profiler
         let (x, _) = randomBatch(32, classes: 11, seed: 0)
-        let t = try time(options) { _ = try seg.graph.forward([x]) }
+        let t = try time(options, profiler: profiler) { _ = try seg.graph.forward([x]) }
         return try report(t, batch: 32, options: options, graph: seg.graph, profiler: profiler)
     }
 
@@ -123,7 +126,7 @@ public enum Benchmarks {
         seg.graph.profiler = profiler
         let optimizer = Adam(learningRate: 1e-3)
         let (x, y) = randomBatch(32, classes: 11, seed: 0)
-        let t = try time(options) { try trainStep(seg.graph, optimizer, x, y) }
+        let t = try time(options, profiler: profiler) { try trainStep(seg.graph, optimizer, x, y) }
         seg.graph.profiler = nil
         // Epochs: the same random data, cache on and off; the second epoch is the steady state.
         var epochs: [String: JSONValue] = [:]
@@ -158,7 +161,7 @@ public enum Benchmarks {
         seg.graph.profiler = profiler
         let optimizer = Adam(learningRate: 1e-3)
         let (x, y) = randomBatch(16, classes: 11, seed: 0)
-        let t = try time(options) { try trainStep(seg.graph, optimizer, x, y) }
+        let t = try time(options, profiler: profiler) { try trainStep(seg.graph, optimizer, x, y) }
         return try report(t, batch: 16, options: options, graph: seg.graph, profiler: profiler)
     }
 
