@@ -176,6 +176,28 @@ AVX512 static double cross_entropy_blocks_avx512(const float *logits, const int 
     return _mm512_reduce_add_pd(_mm512_add_pd(total_low, total_high));
 }
 
+CLONES
+long segkit_check_labels(const int *labels, size_t n, int k, int ignore_label, int has_ignore_label, size_t *counted) {
+    // Blocks whose test and count the compiler vectorises (no early exit
+    // inside); only a block with a bad label is scanned again, to name it.
+    enum { BLOCK = 1024 };
+    size_t ignored = 0;
+    for (size_t b0 = 0; b0 < n; b0 += BLOCK) {
+        size_t b1 = b0 + BLOCK < n ? b0 + BLOCK : n;
+        int bad = 0;
+        for (size_t i = b0; i < b1; i++) {
+            int is_ignored = has_ignore_label && labels[i] == ignore_label;
+            ignored += (size_t)is_ignored;
+            bad |= ((unsigned)labels[i] >= (unsigned)k) & !is_ignored;
+        }
+        if (bad)
+            for (size_t i = b0; i < b1; i++)
+                if ((unsigned)labels[i] >= (unsigned)k && !(has_ignore_label && labels[i] == ignore_label)) return (long)i;
+    }
+    *counted = n - ignored;
+    return -1;
+}
+
 double segkit_softmax_cross_entropy(const float *logits, const int *labels, size_t rows, int k,
                                     int ignore_label, int has_ignore_label, const float *pixel_weights,
                                     const float *class_weights, float scale, float *gradient) {

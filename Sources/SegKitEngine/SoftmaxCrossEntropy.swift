@@ -35,15 +35,21 @@ public struct SoftmaxCrossEntropy: Sendable {
         if let classWeights, classWeights.count != k {
             throw EngineError.shapeMismatch(op: "cross-entropy", expected: "\(k) class weights", found: "\(classWeights.count)")
         }
-        if let bad = labels.firstIndex(where: { ($0 < 0 || Int($0) >= k) && $0 != ignoreLabel }) {
+        // Checked in C: a closure over every label cost 0.47 ms per 128x128 batch
+        // of 32, 4% of a cached training step.
+        let ignore = ignoreLabel
+        var countedLabels = 0
+        let bad = labels.withUnsafeBufferPointer {
+            segkit_check_labels($0.baseAddress, $0.count, Int32(k), ignore ?? 0, ignore == nil ? 0 : 1, &countedLabels)
+        }
+        if bad >= 0 {
             throw EngineError.invalidArgument(
                 op: "cross-entropy", message: "label \(labels[bad]) at position \(bad) is not a class id in 0..<\(k)\(ignoreLabel.map { " nor the ignore label \($0)" } ?? "")")
         }
         // The mean over counted positions, known before the pass so that the
         // kernel writes the final gradient (a second pass over it cost 2 ms per
         // 128x128x11 batch of 32).
-        let ignore = ignoreLabel
-        let counted = ignore.map { i in labels.reduce(0) { $0 + ($1 == i ? 0 : 1) } } ?? positions
+        let counted = countedLabels
         let scale = counted > 0 ? 1 / Float(counted) : 0
         // Per worker: the weighted loss sum, added in worker order.
         let parts = min(Parallel.maximumParts, max(1, positions / 4096))

@@ -60,6 +60,27 @@ import Testing
         #expect(abs(lw - (2 * log(2) + 3 * log(2)) / 2) < 1e-6)
     }
 
+    @Test func aLabelThatIsNoClassIsAnErrorNamingItsFirstPosition() throws {
+        // Past the first 1024-label block, and a negative one and k itself after it.
+        let positions = 3000
+        let logits = Tensor(zeros: [positions, 4])
+        for (bad, value) in [(2500, Int32(4)), (1030, Int32(-2)), (0, Int32(7))] {
+            var labels = [Int32](repeating: 1, count: positions)
+            labels[bad] = value
+            labels[2900] = 9
+            #expect(throws: EngineError.invalidArgument(op: "cross-entropy", message: "label \(value) at position \(bad) is not a class id in 0..<4")) {
+                try SoftmaxCrossEntropy()(logits: logits, labels: labels)
+            }
+        }
+        // The ignore label is valid and not counted: 2 of 3000 positions ignored.
+        var labels = [Int32](repeating: 1, count: positions)
+        labels[5] = 255
+        labels[2999] = 255
+        let (_, g) = try SoftmaxCrossEntropy(ignoreLabel: 255)(logits: logits, labels: labels)
+        #expect(abs(g.scalars[0] - 0.25 / 2998) < 1e-9 && g.scalars[1] < 0)
+        #expect(throws: EngineError.self) { try SoftmaxCrossEntropy(ignoreLabel: 255)(logits: logits, labels: labels.map { $0 == 255 ? 254 : $0 }) }
+    }
+
     @Test func gradientMatchesFiniteDifferences() throws {
         var data = TestData(seed: 71)
         let logits = data.normal([2, 3, 3, 4])

@@ -102,6 +102,11 @@ void segkit_relu_backward_sum_rows(const float *dy, const float *y, float *dz, s
 /// sums[c] += Σ over rows of x[row, c], for a row-major rows × channels block.
 void segkit_sum_rows(const float *x, size_t rows, int channels, float *sums);
 
+/// The index of the first label that is neither a class id in [0, k) nor the
+/// ignore label (when has_ignore_label), or −1 when all are valid; then
+/// *counted is the number of labels that are not the ignore label.
+long segkit_check_labels(const int *labels, size_t n, int k, int ignore_label, int has_ignore_label, size_t *counted);
+
 /// Softmax cross-entropy of `rows` rows of k logits against class ids: writes
 /// gradient = scale·weight·(softmax − one-hot) (zeros for ignored rows) and
 /// returns Σ weight·(−log softmax[label]) over the rows not ignored, where
