@@ -139,19 +139,32 @@ public final class Conv2D: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        // A linear layer's bias gradient, Σ dy, is taken by the kernel gradient
-        // from the rows it reads anyway: no pass of its own over dy.
-        let biasInKernelGradient = activation == .linear && kernel.isTrainable && bias?.isTrainable == true
-        let dz = biasInKernelGradient ? gradOutput : c.activation.backward(activation, gradOutput, bias: bias)
-        if kernel.isTrainable {
-            let (dw, sums) = ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups,
-                                                               summing: biasInKernelGradient ? .outputGradient : nil)
-            kernel.accumulateGradient(dw)
-            if biasInKernelGradient { bias!.accumulateGradient(sums ?? sumRows(dz)) }
+        let dz = accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,
+                                                biasSums: .outputGradient) { dz, summing in
+            ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups, summing: summing)
         }
         guard needInputGradients[0] else { return [nil] }
         return [ConvolutionKernels.inputGradient(dz, window: c.window, kernel: kernel.value, groups: groups, inputShape: c.input.shape)]
     }
+}
+
+/// dL/dz from dL/dy through a convolution layer's activation, with dL/dW and
+/// dL/db added to `kernel` and `bias` where they train. `kernelGradient(dz,
+/// summing)` is the layer's kernel gradient; for a linear layer it is asked for
+/// `biasSums`, Σ dz per channel taken from the rows it reads anyway (no pass of
+/// its own over dz), and where it returns none dz is summed here.
+func accumulateConvolutionGradients(
+    _ dy: Tensor, activation: Activation, record: ActivationRecord, kernel: Parameter, bias: Parameter?,
+    biasSums: DirectConvolution.RowSums, kernelGradient: (Tensor, DirectConvolution.RowSums?) -> (kernel: Tensor, sums: Tensor?)
+) -> Tensor {
+    let biasInKernelGradient = activation == .linear && kernel.isTrainable && bias?.isTrainable == true
+    let dz = biasInKernelGradient ? dy : record.backward(activation, dy, bias: bias)
+    if kernel.isTrainable {
+        let (dw, sums) = kernelGradient(dz, biasInKernelGradient ? biasSums : nil)
+        kernel.accumulateGradient(dw)
+        if biasInKernelGradient { bias!.accumulateGradient(sums ?? sumRows(dz)) }
+    }
+    return dz
 }
 
 /// Work on a finished chunk of a convolution's output, while it is in cache:

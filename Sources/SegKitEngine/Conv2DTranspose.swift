@@ -123,17 +123,11 @@ public final class Conv2DTranspose: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        // A linear layer's bias gradient, Σ dz, is taken by the kernel gradient
-        // from the rows it reads anyway: no pass of its own over dz.
-        let biasInKernelGradient = activation == .linear && kernel.isTrainable && bias?.isTrainable == true
-        let dz = biasInKernelGradient ? gradOutput : c.activation.backward(activation, gradOutput, bias: bias)
-        if kernel.isTrainable {
-            // For y = convᵀ(x), dL/dW is the transposed view's kernel gradient with
-            // dz as the convolution's input and x as its output gradient.
-            let (dw, sums) = ConvolutionKernels.kernelGradient(dz, window: c.window, dz: c.input, kernelShape: kernel.shape, groups: 1,
-                                                               summing: biasInKernelGradient ? .input : nil)
-            kernel.accumulateGradient(dw)
-            if biasInKernelGradient { bias!.accumulateGradient(sums ?? sumRows(dz)) }
+        // For y = convᵀ(x), dL/dW is the transposed view's kernel gradient with
+        // dz as the convolution's input and x as its output gradient.
+        let dz = accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,
+                                                biasSums: .input) { dz, summing in
+            ConvolutionKernels.kernelGradient(dz, window: c.window, dz: c.input, kernelShape: kernel.shape, groups: 1, summing: summing)
         }
         guard needInputGradients[0] else { return [nil] }
         return [ConvolutionKernels.forward(dz, window: c.window, kernel: kernel.value, groups: 1)]

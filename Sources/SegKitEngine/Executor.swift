@@ -127,7 +127,7 @@ extension Graph {
                     continue
                 }
                 // The shapes do not fold: the waiting operand runs first, as it would have.
-                try run(fold.operands.earlier)
+                try run(fold.waiting)
             }
             try run(index)
         }
@@ -226,13 +226,15 @@ private func accumulate(_ g: Tensor, into slot: inout Tensor?) {
 /// output and such a projection, in either order.
 private struct ProjectionFold {
     let add: Int
-    let operands: (earlier: Int, later: Int)
+    /// The earlier operand, run with the later one.
+    let waiting: Int
     /// Which operand folds the other in.
     let roles: (producer: Int, projection: Int)
 
+    /// `operands` earlier first.
     init?(add: Int, operands: (Int, Int), layers: (Layer, Layer)) {
         self.add = add
-        self.operands = (operands.0, operands.1)
+        waiting = operands.0
         if layers.0.foldsPointwiseProjections && layers.1.isPointwiseProjection {
             roles = (operands.0, operands.1)
         } else if layers.1.foldsPointwiseProjections && layers.0.isPointwiseProjection {

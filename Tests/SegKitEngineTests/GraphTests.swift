@@ -31,6 +31,15 @@ struct SkipNet {
         graph.outputIndices = [sum]
     }
 
+    /// A training pass keeping `keep` and a backward pass from `outputGradient`:
+    /// the pass, the output and every trainable parameter's gradient.
+    func trainingStep(_ x: Tensor, keep: Set<Int>, outputGradient: Tensor) throws -> (pass: ForwardPass, output: [Float], gradients: [[Float]]) {
+        let pass = try graph.forward([x], mode: .training, keep: keep)
+        graph.zeroGradients()
+        _ = try graph.backward(pass, outputGradients: [outputGradient])
+        return (pass, pass.outputs(of: graph)[0].scalars, graph.trainableParameters.map { $0.gradient!.scalars })
+    }
+
     func freezeEncoder() {
         for layer in [conv1, bn, conv2] as [Layer] { layer.isTrainable = false }
     }
@@ -134,15 +143,9 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
         let x = data.normal([2, 8, 8, 2])
         let (skip, project) = (net.graph.index(of: "skip")!, net.graph.index(of: "project")!)
         let projection = data.normal([2, 4, 4, 3])
-        func run(keep: Set<Int>) throws -> (pass: ForwardPass, output: [Float], gradients: [[Float]]) {
-            let pass = try net.graph.forward([x], mode: .training, keep: keep)
-            net.graph.zeroGradients()
-            _ = try net.graph.backward(pass, outputGradients: [projection])
-            return (pass, pass.outputs(of: net.graph)[0].scalars, net.graph.trainableParameters.map { $0.gradient!.scalars })
-        }
-        let fused = try run(keep: [])
+        let fused = try net.trainingStep(x, keep: [], outputGradient: projection)
         // Keeping the projection's output leaves the Add to itself.
-        let separate = try run(keep: [project])
+        let separate = try net.trainingStep(x, keep: [project], outputGradient: projection)
         #expect(fused.pass.fusedAdds == [skip] && separate.pass.fusedAdds.isEmpty)
         #expect(fused.output == separate.output)
         #expect(fused.gradients == separate.gradients)
@@ -155,15 +158,9 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
             let x = data.normal([2, 8, 12, 2])
             let (skip, project) = (net.graph.index(of: "skip")!, net.graph.index(of: "project")!)
             let outputGradient = data.normal([2, 4, 6, 3])
-            func run(keep: Set<Int>) throws -> (pass: ForwardPass, output: [Float], gradients: [[Float]]) {
-                let pass = try net.graph.forward([x], mode: .training, keep: keep)
-                net.graph.zeroGradients()
-                _ = try net.graph.backward(pass, outputGradients: [outputGradient])
-                return (pass, pass.outputs(of: net.graph)[0].scalars, net.graph.trainableParameters.map { $0.gradient!.scalars })
-            }
-            let folded = try run(keep: [])
+            let folded = try net.trainingStep(x, keep: [], outputGradient: outputGradient)
             // Keeping the projection's output leaves the Add to itself.
-            let separate = try run(keep: [project])
+            let separate = try net.trainingStep(x, keep: [project], outputGradient: outputGradient)
             #expect(folded.pass.fusedAdds == [skip] && separate.pass.fusedAdds.isEmpty)
             // The same sums in another order: equal to float rounding.
             for (a, b) in zip(folded.output, separate.output) { #expect(abs(a - b) <= 1e-5 * max(1, abs(b))) }
