@@ -135,14 +135,23 @@ INLINE int first_read_of_row(int iy, int ky, segkit_axis rows) {
 
 CLONES
 void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
-                                          const float *dy, int cout, int cout_padded, float *dw,
-                                          int row_begin, int row_end, float *dy_sums, float *x_sums) {
-    const float *dy_end = dy + (size_t)row_end * cols.output * (size_t)cout;  // end of this call's last row
+                                          const float *dy, const float *relu_y, float *dz, int cout, int cout_padded,
+                                          float *dw, int row_begin, int row_end, float *dy_sums, float *x_sums) {
+    // The taps read dz (dy through the ReLU) when there is one, written row by
+    // row just before: the row is then in L1 for them, and ReLU's backward
+    // pass needs no sweep of its own over the whole tensor.
+    const float *grad = relu_y ? dz : dy;
+    const float *grad_end = grad + (size_t)row_end * cols.output * (size_t)cout;  // end of this call's last row
+    const size_t row_floats = (size_t)cols.output * (size_t)cout;
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.output, oy = r % rows.output;
-        const float *dyrow = dy + (size_t)r * cols.output * cout;
+        const size_t offset = (size_t)r * row_floats;
+        const float *dyrow = grad + offset;
         // Bias gradients summed from rows the taps are about to read anyway.
-        if (dy_sums) sum_rows_of(dyrow, 0, 0, (size_t)cols.output, cout, dy_sums);
+        if (relu_y && dy_sums) sum_rows_of(dy + offset, relu_y + offset, dz + offset, (size_t)cols.output, cout, dy_sums);
+        else if (relu_y)
+            for (size_t i = 0; i < row_floats; i++) dz[offset + i] = relu_y[offset + i] > 0 ? dy[offset + i] : 0;
+        else if (dy_sums) sum_rows_of(dyrow, 0, 0, (size_t)cols.output, cout, dy_sums);
         for (int ky = 0; ky < rows.kernel; ky++) {
             int iy = oy * rows.stride - rows.pad_before + ky * rows.dilation;
             if (iy < 0 || iy >= rows.input) continue;
@@ -164,7 +173,7 @@ void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis r
                     int ci = 0;
                     #define BLOCK(CI, CB)                                                                     \
                         for (; ci + (CI) <= cin; ci += (CI))                                                  \
-                            kernel_gradient_block((CI), (CB), xbase + ci, cin, cols.stride, d, cout, dy_end, lo, hi, \
+                            kernel_gradient_block((CI), (CB), xbase + ci, cin, cols.stride, d, cout, grad_end, lo, hi, \
                                                   dwtap + (size_t)ci * cout_padded + c0, cout_padded);
                     switch (vectors) {
                     case 1:
@@ -188,4 +197,90 @@ void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis r
             }
         }
     }
+}
+
+/// One block of CI channels of a transposed convolution's output gradient g,
+/// over the pixels [lo, hi) of one row and one tap: its kernel gradient
+/// dw[c][:] += Σ_p g(p)[c] · x(p) (as kernel_gradient_block) and its input
+/// gradient dx(p) += Σ_c g(p)[c] · w[c][:], each g value loaded once for both
+/// (x pixels cx ≤ 16 floats apart, ending at x_end; g pixels gstep·cg apart).
+INLINE void transpose_gradients_block(const int CI, const float *grow, int cg, int gstep, const float *xrow, int cx,
+                                      const float *x_end, int lo, int hi, const float *w, float *dw, v16 *dxrow) {
+    v16 acc[12], wv[12];
+    UNROLL for (int i = 0; i < CI; i++) {
+        acc[i] = (v16){0};
+        wv[i] = *(const v16u *)(w + (size_t)i * 16);
+    }
+    for (int p = lo; p < hi; p++) {
+        const float *xp = xrow + (size_t)p * cx;
+        v16 xv;
+        // Lanes past cx hold the next pixel's values: they reach only dw's padding.
+        if (xp + 16 <= x_end) {
+            xv = *(const v16u *)xp;
+        } else {
+            xv = (v16){0};
+            for (int k = 0; k < 16 && xp + k < x_end; k++) xv[k] = xp[k];
+        }
+        const float *gv = grow + (size_t)p * gstep * cg;
+        v16 d = dxrow[p];
+        UNROLL for (int i = 0; i < CI; i++) {
+            float s = gv[i];
+            acc[i] += s * xv;
+            d += s * wv[i];
+        }
+        dxrow[p] = d;
+    }
+    UNROLL for (int i = 0; i < CI; i++) {
+        v16u *o = (v16u *)(dw + (size_t)i * 16);
+        *o = *o + acc[i];
+    }
+}
+
+CLONES
+void segkit_conv2d_transpose_gradients_direct(const float *g, int cg, segkit_axis rows, segkit_axis cols,
+                                              const float *x, int cx, const float *w, float *dw, float *dx,
+                                              int row_begin, int row_end, float *g_sums) {
+    // dx's row accumulates in whole vectors here (cx lanes of each are written out).
+    v16 *dxrow = aligned_alloc(64, sizeof(v16) * (size_t)(cols.output > 0 ? cols.output : 1));
+    if (!dxrow) abort();
+    const float *x_end = x + (size_t)row_end * cols.output * (size_t)cx;
+    for (int r = row_begin; r < row_end; r++) {
+        int n = r / rows.output, oy = r % rows.output;
+        for (int p = 0; p < cols.output; p++) dxrow[p] = (v16){0};
+        const float *xrow = x + (size_t)r * cols.output * (size_t)cx;
+        for (int ky = 0; ky < rows.kernel; ky++) {
+            int iy = oy * rows.stride - rows.pad_before + ky * rows.dilation;
+            if (iy < 0 || iy >= rows.input) continue;
+            const float *grow = g + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)cg;
+            if (g_sums && first_read_of_row(iy, ky, rows)) sum_rows_of(grow, 0, 0, (size_t)cols.input, cg, g_sums);
+            for (int kx = 0; kx < cols.kernel; kx++) {
+                int shift = kx * cols.dilation - cols.pad_before;
+                int lo = shift >= 0 ? 0 : (-shift + cols.stride - 1) / cols.stride;
+                int hi = cols.input - 1 - shift < 0 ? 0 : (cols.input - 1 - shift) / cols.stride + 1;
+                if (hi > cols.output) hi = cols.output;
+                if (lo >= hi) continue;
+                const float *gbase = grow + (ptrdiff_t)shift * cg;
+                size_t tap = ((size_t)ky * cols.kernel + kx) * (size_t)cg * 16;
+                int c = 0;
+                // Blocks of at most 12 channels: their accumulators and weights fill 24 of the 32 registers.
+                #define BLOCK(CI)                                                                                   \
+                    for (; c + (CI) <= cg; c += (CI))                                                               \
+                        transpose_gradients_block((CI), gbase + c, cg, cols.stride, xrow, cx, x_end, lo, hi,        \
+                                                  w + tap + (size_t)c * 16, dw + tap + (size_t)c * 16, dxrow);
+                BLOCK(12)
+                switch (cg - c) {
+                case 11: BLOCK(11) break; case 10: BLOCK(10) break; case 9: BLOCK(9) break; case 8: BLOCK(8) break;
+                case 7: BLOCK(7) break; case 6: BLOCK(6) break; case 5: BLOCK(5) break; case 4: BLOCK(4) break;
+                case 3: BLOCK(3) break; case 2: BLOCK(2) break; case 1: BLOCK(1) break;
+                }
+                #undef BLOCK
+            }
+        }
+        float *out = dx + (size_t)r * cols.output * (size_t)cx;
+        if (cx == 16)
+            for (int p = 0; p < cols.output; p++) *(v16u *)(out + (size_t)p * 16) = dxrow[p];
+        else
+            for (int p = 0; p < cols.output; p++) store_first(out + (size_t)p * cx, &dxrow[p], cx);
+    }
+    free(dxrow);
 }

@@ -139,9 +139,22 @@ public final class Conv2D: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz = accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,
+        let dz: Tensor
+        if kernel.isTrainable, activation == .relu(), let y = c.activation.y,
+           DirectConvolution.isPreferred(inputChannels: c.input.shape[3], outputChannels: filters, groups: groups,
+                                         rowWidth: c.window.cols.output, forKernelGradient: true) {
+            // ReLU's backward pass made by the kernel gradient as it reads dy.
+            let summingBias = bias?.isTrainable == true
+            let fused = DirectConvolution.kernelGradientThroughReLU(c.input, window: c.window, dy: gradOutput, output: y,
+                                                                    kernelShape: kernel.shape, summingBias: summingBias)
+            kernel.accumulateGradient(fused.kernel)
+            if summingBias { bias!.accumulateGradient(fused.sums!) }
+            dz = fused.dz
+        } else {
+            dz = accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,
                                                 biasSums: .outputGradient) { dz, summing in
-            ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups, summing: summing)
+                ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups, summing: summing)
+            }
         }
         guard needInputGradients[0] else { return [nil] }
         return [ConvolutionKernels.inputGradient(dz, window: c.window, kernel: kernel.value, groups: groups, inputShape: c.input.shape)]

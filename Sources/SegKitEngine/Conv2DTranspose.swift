@@ -123,6 +123,18 @@ public final class Conv2DTranspose: Layer {
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
+        if kernel.isTrainable, needInputGradients[0], DirectConvolution.fusesTransposeGradients(inputChannels: c.input.shape[3]) {
+            // Both gradients in one pass over dz (a K-class decoder's largest tensor).
+            var dx: Tensor?
+            _ = accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,
+                                               biasSums: .input) { dz, summing in
+                let both = DirectConvolution.transposeGradients(dz, window: c.window, input: c.input, kernel: kernel.value,
+                                                                summingBias: summing != nil)
+                dx = both.inputGradient
+                return (both.kernel, both.sums)
+            }
+            return [dx]
+        }
         // For y = convᵀ(x), dL/dW is the transposed view's kernel gradient with
         // dz as the convolution's input and x as its output gradient.
         let dz = accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,

@@ -139,8 +139,35 @@ enum DirectConvolution {
     /// nil when some input row is read by no tap.
     static func kernelGradient(_ x: Tensor, window g: Window2D, dy: Tensor, kernelShape: [Int],
                                summing: RowSums? = nil) -> (kernel: Tensor, sums: Tensor?) {
-        let (kh, kw, cin, cout) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
         let summing = summing == .input && !g.rows.readsEveryInput ? nil : summing
+        return dy.scalars.withUnsafeBufferPointer { dp in
+            kernelGradient(x, window: g, dy: dp.baseAddress!, relu: nil, kernelShape: kernelShape, summing: summing)
+        }
+    }
+
+    /// The kernel gradient of a convolution followed by a ReLU whose output is
+    /// `y`, given dy (the ReLU's output gradient): dz = dy where y > 0, else 0,
+    /// made row by row as the kernel gradient reads it (ReLU's backward pass
+    /// without a sweep of its own), dL/dW of dz, and Σ dz per channel (the
+    /// bias gradient) when `summingBias`.
+    static func kernelGradientThroughReLU(_ x: Tensor, window g: Window2D, dy: Tensor, output y: Tensor, kernelShape: [Int],
+                                          summingBias: Bool) -> (kernel: Tensor, dz: Tensor, sums: Tensor?) {
+        var result: (kernel: Tensor, sums: Tensor?)!
+        let dz = Tensor.uninitialized(shape: dy.shape) { out in
+            dy.scalars.withUnsafeBufferPointer { dp in
+                y.scalars.withUnsafeBufferPointer { yp in
+                    result = kernelGradient(x, window: g, dy: dp.baseAddress!, relu: (yp.baseAddress!, out.baseAddress!),
+                                            kernelShape: kernelShape, summing: summingBias ? .outputGradient : nil)
+                }
+            }
+        }
+        return (result.kernel, dz, result.sums)
+    }
+
+    private static func kernelGradient(_ x: Tensor, window g: Window2D, dy: UnsafePointer<Float>,
+                                       relu: (y: UnsafePointer<Float>, dz: UnsafeMutablePointer<Float>)?,
+                                       kernelShape: [Int], summing: RowSums?) -> (kernel: Tensor, sums: Tensor?) {
+        let (kh, kw, cin, cout) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
         let padded = paddedWidth(cout)
         let sumWidth = summing == .input ? cin : cout
         // Each part: its packed dW, then its sums.
@@ -149,30 +176,84 @@ enum DirectConvolution {
         let parts = min(Parallel.maximumParts, rowCount)
         var partials = [Float](repeating: 0, count: parts * size)
         let (rows, cols) = (axis(g.rows), axis(g.cols))
+        let (dd, yy, dz) = (UncheckedSendable(dy), UncheckedSendable(relu?.y), UncheckedSendable(relu?.dz))
         x.scalars.withUnsafeBufferPointer { xp in
-            dy.scalars.withUnsafeBufferPointer { dp in
-                partials.withUnsafeMutableBufferPointer { pp in
-                    let (xx, dd, out) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(dp.baseAddress!), UncheckedSendable(pp.baseAddress!))
-                    Parallel.forEachRange(parts) { workers in
-                        for w in workers {
-                            let part = out.value + w * size, sums = part + kh * kw * cin * padded
-                            segkit_conv2d_kernel_gradient_direct(
-                                xx.value, Int32(cin), rows, cols, dd.value, Int32(cout), Int32(padded), part,
-                                Int32(rowCount * w / parts), Int32(rowCount * (w + 1) / parts),
-                                summing == .outputGradient ? sums : nil, summing == .input ? sums : nil)
+            partials.withUnsafeMutableBufferPointer { pp in
+                let (xx, out) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(pp.baseAddress!))
+                Parallel.forEachRange(parts) { workers in
+                    for w in workers {
+                        let part = out.value + w * size, sums = part + kh * kw * cin * padded
+                        segkit_conv2d_kernel_gradient_direct(
+                            xx.value, Int32(cin), rows, cols, dd.value, yy.value, dz.value, Int32(cout), Int32(padded), part,
+                            Int32(rowCount * w / parts), Int32(rowCount * (w + 1) / parts),
+                            summing == .outputGradient ? sums : nil, summing == .input ? sums : nil)
+                    }
+                }
+            }
+        }
+        return unpack(partials, parts: parts, kernelShape: kernelShape, sums: summing == nil ? 0 : sumWidth)
+    }
+
+    /// Whether a transposed convolution with `inputChannels` channels takes both
+    /// its gradients from `transposeGradients` (one pass over its output gradient).
+    static func fusesTransposeGradients(inputChannels: Int) -> Bool {
+        inputChannels <= 16 && (forcedPath == nil || forcedPath == "direct")
+    }
+
+    /// Both gradients of a transposed convolution with HWIO kernel `kernel`
+    /// (its output's channels as I, its input's as O, as Keras stores it) and
+    /// an input `x` of at most 16 channels, given its output gradient `dz`: the
+    /// kernel gradient, the input gradient (the convolution of dz over window
+    /// `g`), and Σ dz per channel (the bias gradient) when `summingBias` and
+    /// every row of dz is read. One pass over dz serves both: each value is
+    /// loaded once and multiplies both an x vector and a weight vector.
+    static func transposeGradients(_ dz: Tensor, window g: Window2D, input x: Tensor, kernel: Tensor,
+                                   summingBias: Bool) -> (kernel: Tensor, inputGradient: Tensor, sums: Tensor?) {
+        let (kh, kw, cg, cx) = (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])
+        precondition(cx <= 16, "transposeGradients takes inputs of at most 16 channels")
+        let summing = summingBias && g.rows.readsEveryInput
+        let (w, _) = pack(kernel, swapChannels: false)
+        let size = kh * kw * cg * 16 + (summing ? cg : 0)
+        let rowCount = g.batch * g.rows.output
+        let parts = min(Parallel.maximumParts, rowCount)
+        var partials = [Float](repeating: 0, count: parts * size)
+        let (rows, cols) = (axis(g.rows), axis(g.cols))
+        let dx = Tensor.uninitialized(shape: x.shape) { out in
+            let o = UncheckedSendable(out.baseAddress!)
+            dz.scalars.withUnsafeBufferPointer { dp in
+                x.scalars.withUnsafeBufferPointer { xp in
+                    partials.withUnsafeMutableBufferPointer { pp in
+                        let (dd, xx, pt) = (UncheckedSendable(dp.baseAddress!), UncheckedSendable(xp.baseAddress!), UncheckedSendable(pp.baseAddress!))
+                        Parallel.forEachRange(parts) { workers in
+                            for wk in workers {
+                                let part = pt.value + wk * size
+                                segkit_conv2d_transpose_gradients_direct(
+                                    dd.value, Int32(cg), rows, cols, xx.value, Int32(cx), w, part, o.value,
+                                    Int32(rowCount * wk / parts), Int32(rowCount * (wk + 1) / parts),
+                                    summing ? part + kh * kw * cg * 16 : nil)
+                            }
                         }
                     }
                 }
             }
         }
-        // The partials added in order, then the channel padding dropped.
+        let (dw, sums) = unpack(partials, parts: parts, kernelShape: kernel.shape, sums: summing ? cg : 0)
+        return (dw, dx, sums)
+    }
+
+    /// The kernel gradient (and `sums` per-channel sums after it, if any) from
+    /// per-worker partials, each packed [kh][kw][in][out padded to 16]: added
+    /// in worker order, then the channel padding dropped.
+    private static func unpack(_ partials: [Float], parts: Int, kernelShape: [Int], sums: Int) -> (kernel: Tensor, sums: Tensor?) {
+        let (kh, kw, cin, cout) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
+        let padded = paddedWidth(cout)
         let summed = sumInOrder(partials, parts: parts)
         var dw = [Float](repeating: 0, count: kh * kw * cin * cout)
         for row in 0..<(kh * kw * cin) {
             for o in 0..<cout { dw[row * cout + o] = summed[row * padded + o] }
         }
-        let sums = summing.map { _ in Tensor(uncheckedShape: [sumWidth], scalars: Array(summed[(kh * kw * cin * padded)...])) }
-        return (Tensor(uncheckedShape: kernelShape, scalars: dw), sums)
+        let rowSums = sums == 0 ? nil : Tensor(uncheckedShape: [sums], scalars: Array(summed[(kh * kw * cin * padded)...]))
+        return (Tensor(uncheckedShape: kernelShape, scalars: dw), rowSums)
     }
 
     /// Which tensor's per-channel sums a kernel gradient also takes.

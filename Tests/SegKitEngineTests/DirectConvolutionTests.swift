@@ -81,6 +81,61 @@ import Testing
         }
     }
 
+    @Test func kernelGradientThroughAReLUMatchesMaskingThenTheGemmPath() throws {
+        var data = TestData(seed: 26)
+        for (i, cout) in Self.channels.enumerated() {
+            let cin = Self.channels[(i * 7 + 3) % Self.channels.count]
+            let strides = (data.int(1...2), data.int(1...3))
+            let x = data.normal([2, data.int(5...9), data.int(7...29), cin])
+            let shape = [data.int(1...3), data.int(1...3), cin, cout]
+            guard let g = Window2D.forward(over: x.shape, kernel: (shape[0], shape[1]), strides: strides,
+                                           padding: i % 2 == 0 ? .same : .valid) else { continue }
+            let dy = data.normal([2, g.rows.output, g.cols.output, cout])
+            let y = data.normal(dy.shape)   // about half of it ≤ 0: the ReLU's output, zeros where it cut
+            var masked = dy
+            for j in 0..<masked.count where y.scalars[j] <= 0 { masked.scalars[j] = 0 }
+            let fused = DirectConvolution.kernelGradientThroughReLU(x, window: g, dy: dy, output: y, kernelShape: shape,
+                                                                     summingBias: i % 3 != 0)
+            let tolerance = 1e-3 * Float(g.batch * g.rows.output * g.cols.output).squareRoot()
+            #expect(fused.dz == masked, "cin \(cin) cout \(cout) window \(g)")
+            let gemm = ConvolutionKernels.kernelGradientByGemm(x, window: g, dz: masked, kernelShape: shape, groups: 1)
+            #expect(maxDifference(fused.kernel, gemm) < tolerance, "cin \(cin) cout \(cout) k \(shape) window \(g)")
+            if i % 3 != 0 {
+                #expect(maxDifference(try #require(fused.sums), sumRows(masked)) < tolerance)
+            } else {
+                #expect(fused.sums == nil)
+            }
+        }
+    }
+
+    @Test func bothTransposeGradientsInOnePassMatchTheSeparateGemmPaths() throws {
+        var data = TestData(seed: 27)
+        for (i, cg) in Self.channels.enumerated() {
+            let cx = [1, 3, 11, 16, 5][i % 5]
+            let dilated = i % 4 == 3
+            let strides = dilated ? (1, 1) : (data.int(1...3), data.int(1...3))
+            let dilation = dilated ? (2, 2) : (1, 1)
+            // dz: the transposed convolution's output gradient, the convolution's input.
+            let dz = data.normal([2, data.int(5...12), data.int(9...30), cg])
+            let kernel = data.normal([data.int(1...4), data.int(1...4), cg, cx])
+            guard let g = Window2D.forward(over: dz.shape, kernel: (kernel.shape[0], kernel.shape[1]), strides: strides,
+                                           dilation: dilation, padding: i % 2 == 0 ? .same : .valid) else { continue }
+            let x = data.normal([2, g.rows.output, g.cols.output, cx])
+            let both = DirectConvolution.transposeGradients(dz, window: g, input: x, kernel: kernel, summingBias: true)
+            let tolerance = 1e-3 * Float(g.batch * g.rows.output * g.cols.output).squareRoot()
+            let dw = ConvolutionKernels.kernelGradientByGemm(dz, window: g, dz: x, kernelShape: kernel.shape, groups: 1)
+            let dx = ConvolutionKernels.forwardByGemm(dz, window: g, kernel: kernel, groups: 1, bias: nil, epilogue: nil)
+            let context = "cg \(cg) cx \(cx) k \(kernel.shape) s \(strides) d \(dilation) window \(g)"
+            #expect(maxDifference(both.kernel, dw) < tolerance, "dW, \(context)")
+            #expect(both.inputGradient.shape == x.shape && maxDifference(both.inputGradient, dx) < 1e-3, "dx, \(context)")
+            if g.rows.readsEveryInput {
+                #expect(maxDifference(try #require(both.sums), sumRows(dz)) < tolerance, "Σ dz, \(context)")
+            } else {
+                #expect(both.sums == nil, "\(context)")
+            }
+        }
+    }
+
     @Test func aWindowReadsEveryInputRowUnlessItsStrideOrValidPaddingSkipsSome() throws {
         #expect(try #require(WindowAxis.forward(input: 128, kernel: 3, stride: 2, padding: .same)).readsEveryInput)
         #expect(try #require(WindowAxis.forward(input: 9, kernel: 1, stride: 1, padding: .valid)).readsEveryInput)

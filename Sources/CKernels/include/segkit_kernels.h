@@ -52,9 +52,23 @@ size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout);
 /// Unless NULL, dy_sums[0 ..< cout] gets Σ dy over those rows (a Conv2D's bias
 /// gradient) and x_sums[0 ..< cin] Σ x over the input rows whose first reader
 /// is among them (a Conv2DTranspose's; complete when every input row is read).
+/// When relu_y is not NULL, dy is the gradient of a ReLU whose output is
+/// relu_y: the kernel gradient is taken of dz = dy where relu_y > 0, else 0,
+/// which is written to the same rows of dz (and summed into dy_sums).
 void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
-                                          const float *dy, int cout, int cout_padded, float *dw,
-                                          int row_begin, int row_end, float *dy_sums, float *x_sums);
+                                          const float *dy, const float *relu_y, float *dz, int cout, int cout_padded,
+                                          float *dw, int row_begin, int row_end, float *dy_sums, float *x_sums);
+
+/// Both gradients of a transposed convolution whose input x has cx ≤ 16
+/// channels, in one pass over its output gradient g (cg channels): seen as
+/// the convolution of g over `rows` × `cols` whose output is x, over its
+/// output rows [row_begin, row_end): the kernel gradient added to dw and the
+/// input gradient written to those rows of dx (the convolution of g by w),
+/// both packed [kh][kw][cg][16]; unless NULL, g_sums[0 ..< cg] gets Σ g over
+/// the g rows whose first reader is among them (the bias gradient).
+void segkit_conv2d_transpose_gradients_direct(const float *g, int cg, segkit_axis rows, segkit_axis cols,
+                                              const float *x, int cx, const float *w, float *dw, float *dx,
+                                              int row_begin, int row_end, float *g_sums);
 
 /// Max pooling of the output rows [row_begin, row_end) of the n·output rows:
 /// y = the window maximum per channel (padding never wins), and, when argmax
