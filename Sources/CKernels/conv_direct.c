@@ -18,25 +18,32 @@
 #include <stdlib.h>
 
 CLONES
-void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
+void segkit_conv2d_direct(const float *x, int cin, const float *x2, int cin2, segkit_axis rows, segkit_axis cols,
                           const float *w, int cout, int cout_padded, const float *bias,
                           const float *zeros, float *y, int row_begin, int row_end) {
-    tap *taps = malloc(sizeof(tap) * (size_t)rows.kernel * (size_t)cols.kernel);
+    // Per kernel position one tap per part: a concatenation's parts are read
+    // where they are, with the weights of their channels.
+    const int parts = x2 ? 2 : 1;
+    tap *taps = malloc(sizeof(tap) * (size_t)rows.kernel * (size_t)cols.kernel * (size_t)parts);
     if (!taps) abort();
-    const tile_shape s = {cout, cout_padded, bias, zeros};
+    const tile_shape s = {cout, cout_padded, bias, zeros, cout};
+    const int cin_total = cin + (x2 ? cin2 : 0);
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.output, oy = r % rows.output;
         int ntaps = 0;
         for (int ky = 0; ky < rows.kernel; ky++) {
             int iy = oy * rows.stride - rows.pad_before + ky * rows.dilation;
             if (iy < 0 || iy >= rows.input) continue;
-            const float *row = x + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)cin;
-            for (int kx = 0; kx < cols.kernel; kx++) {
-                taps[ntaps++] = (tap){w + ((size_t)ky * cols.kernel + kx) * (size_t)cin * (size_t)cout_padded, row,
-                                      kx * cols.dilation - cols.pad_before, cols.stride, cin, cols.input};
+            for (int part = 0; part < parts; part++) {
+                const int c = part ? cin2 : cin;
+                const float *row = (part ? x2 : x) + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)c;
+                for (int kx = 0; kx < cols.kernel; kx++) {
+                    const float *wtap = w + (((size_t)ky * cols.kernel + kx) * (size_t)cin_total + (part ? cin : 0)) * (size_t)cout_padded;
+                    taps[ntaps++] = (tap){wtap, row, kx * cols.dilation - cols.pad_before, cols.stride, c, cols.input};
+                }
             }
         }
-        pixel_run(taps, ntaps, &s, y + (size_t)r * cols.output * cout, 1, cols.output);
+        pixel_run(taps, ntaps, &s, y + (size_t)r * cols.output * cout, 0, 1, cols.output);
     }
     free(taps);
 }
@@ -44,11 +51,12 @@ void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis
 CLONES
 void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, segkit_axis cols,
                                     const float *w, int cx, int cx_padded, const float *bias,
-                                    const float *zeros, float *x, int row_begin, int row_end,
+                                    const float *zeros, float *x, float *x2, int cx1, int row_begin, int row_end,
                                     const float *skip, int cskip, const float *wskip) {
     tap *taps = malloc(sizeof(tap) * ((size_t)rows.kernel * (size_t)cols.kernel + 1));
     if (!taps) abort();
-    const tile_shape s = {cx, cx_padded, bias, zeros};
+    if (!x2) cx1 = cx;
+    const tile_shape s = {cx, cx_padded, bias, zeros, cx1};
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.input, iy = r % rows.input;
         // Input pixels of one phase (ix ≡ phase mod stride) share their taps:
@@ -74,14 +82,18 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                 taps[ntaps++] = (tap){wskip, skip + (size_t)r * cols.input * (size_t)cskip, phase, cols.stride,
                                       cskip, cols.input};
             int count = (cols.input - phase + cols.stride - 1) / cols.stride;
-            float *out = x + ((size_t)r * cols.input + (size_t)phase) * (size_t)cx;
+            const size_t pixel = (size_t)r * cols.input + (size_t)phase;
+            float *out = x + pixel * (size_t)cx1, *out2 = x2 ? x2 + pixel * (size_t)(cx - cx1) : 0;
             if (ntaps == 0) {
                 // No tap reaches these pixels: they are the bias alone.
-                for (int i = 0; i < count; i++)
-                    for (int c = 0; c < cx; c++) out[(size_t)i * cols.stride * cx + c] = bias ? bias[c] : 0;
+                for (int i = 0; i < count; i++) {
+                    const size_t step = (size_t)i * cols.stride;
+                    for (int c = 0; c < cx1; c++) out[step * cx1 + c] = bias ? bias[c] : 0;
+                    for (int c = cx1; c < cx; c++) out2[step * (cx - cx1) + c - cx1] = bias ? bias[c] : 0;
+                }
                 continue;
             }
-            pixel_run(taps, ntaps, &s, out, cols.stride, count);
+            pixel_run(taps, ntaps, &s, out, out2, cols.stride, count);
         }
     }
     free(taps);
@@ -134,15 +146,17 @@ INLINE int first_read_of_row(int iy, int ky, segkit_axis rows) {
 }
 
 CLONES
-void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
-                                          const float *dy, const float *relu_y, float *dz, int cout, int cout_padded,
-                                          float *dw, int row_begin, int row_end, float *dy_sums, float *x_sums) {
+void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, const float *x2, int cin2, segkit_axis rows,
+                                          segkit_axis cols, const float *dy, const float *relu_y, float *dz, int cout,
+                                          int cout_padded, float *dw, int row_begin, int row_end, float *dy_sums,
+                                          float *x_sums) {
     // The taps read dz (dy through the ReLU) when there is one, written row by
     // row just before: the row is then in L1 for them, and ReLU's backward
     // pass needs no sweep of its own over the whole tensor.
     const float *grad = relu_y ? dz : dy;
     const float *grad_end = grad + (size_t)row_end * cols.output * (size_t)cout;  // end of this call's last row
     const size_t row_floats = (size_t)cols.output * (size_t)cout;
+    const int parts = x2 ? 2 : 1, cin_total = cin + (x2 ? cin2 : 0);
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.output, oy = r % rows.output;
         const size_t offset = (size_t)r * row_floats;
@@ -155,44 +169,48 @@ void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis r
         for (int ky = 0; ky < rows.kernel; ky++) {
             int iy = oy * rows.stride - rows.pad_before + ky * rows.dilation;
             if (iy < 0 || iy >= rows.input) continue;
-            const float *xrow = x + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)cin;
-            if (x_sums && first_read_of_row(iy, ky, rows)) sum_rows_of(xrow, 0, 0, (size_t)cols.input, cin, x_sums);
-            for (int kx = 0; kx < cols.kernel; kx++) {
-                // Output pixels whose input pixel ix = ox·stride − pad + kx·dilation is inside.
-                int shift = kx * cols.dilation - cols.pad_before;
-                int lo = shift >= 0 ? 0 : (-shift + cols.stride - 1) / cols.stride;
-                int hi = cols.input - 1 - shift < 0 ? 0 : (cols.input - 1 - shift) / cols.stride + 1;
-                if (hi > cols.output) hi = cols.output;
-                if (lo >= hi) continue;
-                // x pixel of output pixel p: xrow + (p·stride + shift)·cin.
-                const float *xbase = xrow + (ptrdiff_t)shift * cin;
-                float *dwtap = dw + ((size_t)ky * cols.kernel + kx) * (size_t)cin * (size_t)cout_padded;
-                for (int c0 = 0; c0 < cout_padded; c0 += 64) {
-                    int vectors = (cout_padded - c0) / 16;
-                    const float *d = dyrow + c0;
-                    int ci = 0;
-                    #define BLOCK(CI, CB)                                                                     \
-                        for (; ci + (CI) <= cin; ci += (CI))                                                  \
-                            kernel_gradient_block((CI), (CB), xbase + ci, cin, cols.stride, d, cout, grad_end, lo, hi, \
-                                                  dwtap + (size_t)ci * cout_padded + c0, cout_padded);
-                    switch (vectors) {
-                    case 1:
-                        // One block for all remaining channels (an 11-channel decoder
-                        // input then reads each dy vector once per tap, not three times).
-                        BLOCK(16, 1)
-                        switch (cin - ci) {
-                        case 15: BLOCK(15, 1) break; case 14: BLOCK(14, 1) break; case 13: BLOCK(13, 1) break;
-                        case 12: BLOCK(12, 1) break; case 11: BLOCK(11, 1) break; case 10: BLOCK(10, 1) break;
-                        case 9: BLOCK(9, 1) break; case 8: BLOCK(8, 1) break; case 7: BLOCK(7, 1) break;
-                        case 6: BLOCK(6, 1) break; case 5: BLOCK(5, 1) break; case 4: BLOCK(4, 1) break;
-                        case 3: BLOCK(3, 1) break; case 2: BLOCK(2, 1) break; case 1: BLOCK(1, 1) break;
+            for (int part = 0; part < parts; part++) {
+                // A concatenation's second part: its own rows, the weights of its channels.
+                const int c = part ? cin2 : cin;
+                const float *xrow = (part ? x2 : x) + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)c;
+                if (x_sums && first_read_of_row(iy, ky, rows)) sum_rows_of(xrow, 0, 0, (size_t)cols.input, c, x_sums + (part ? cin : 0));
+                for (int kx = 0; kx < cols.kernel; kx++) {
+                    // Output pixels whose input pixel ix = ox·stride − pad + kx·dilation is inside.
+                    int shift = kx * cols.dilation - cols.pad_before;
+                    int lo = shift >= 0 ? 0 : (-shift + cols.stride - 1) / cols.stride;
+                    int hi = cols.input - 1 - shift < 0 ? 0 : (cols.input - 1 - shift) / cols.stride + 1;
+                    if (hi > cols.output) hi = cols.output;
+                    if (lo >= hi) continue;
+                    // x pixel of output pixel p: xrow + (p·stride + shift)·c.
+                    const float *xbase = xrow + (ptrdiff_t)shift * c;
+                    float *dwtap = dw + (((size_t)ky * cols.kernel + kx) * (size_t)cin_total + (part ? cin : 0)) * (size_t)cout_padded;
+                    for (int c0 = 0; c0 < cout_padded; c0 += 64) {
+                        int vectors = (cout_padded - c0) / 16;
+                        const float *d = dyrow + c0;
+                        int ci = 0;
+                        #define BLOCK(CI, CB)                                                                     \
+                            for (; ci + (CI) <= c; ci += (CI))                                                    \
+                                kernel_gradient_block((CI), (CB), xbase + ci, c, cols.stride, d, cout, grad_end, lo, hi, \
+                                                      dwtap + (size_t)ci * cout_padded + c0, cout_padded);
+                        switch (vectors) {
+                        case 1:
+                            // One block for all remaining channels (an 11-channel decoder
+                            // input then reads each dy vector once per tap, not three times).
+                            BLOCK(16, 1)
+                            switch (c - ci) {
+                            case 15: BLOCK(15, 1) break; case 14: BLOCK(14, 1) break; case 13: BLOCK(13, 1) break;
+                            case 12: BLOCK(12, 1) break; case 11: BLOCK(11, 1) break; case 10: BLOCK(10, 1) break;
+                            case 9: BLOCK(9, 1) break; case 8: BLOCK(8, 1) break; case 7: BLOCK(7, 1) break;
+                            case 6: BLOCK(6, 1) break; case 5: BLOCK(5, 1) break; case 4: BLOCK(4, 1) break;
+                            case 3: BLOCK(3, 1) break; case 2: BLOCK(2, 1) break; case 1: BLOCK(1, 1) break;
+                            }
+                            break;
+                        case 2: BLOCK(8, 2) BLOCK(4, 2) BLOCK(2, 2) BLOCK(1, 2) break;
+                        case 3: BLOCK(6, 3) BLOCK(3, 3) BLOCK(1, 3) break;
+                        default: BLOCK(4, 4) BLOCK(2, 4) BLOCK(1, 4) break;
                         }
-                        break;
-                    case 2: BLOCK(8, 2) BLOCK(4, 2) BLOCK(2, 2) BLOCK(1, 2) break;
-                    case 3: BLOCK(6, 3) BLOCK(3, 3) BLOCK(1, 3) break;
-                    default: BLOCK(4, 4) BLOCK(2, 4) BLOCK(1, 4) break;
+                        #undef BLOCK
                     }
-                    #undef BLOCK
                 }
             }
         }

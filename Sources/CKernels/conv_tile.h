@@ -62,12 +62,17 @@ typedef struct {
 typedef struct {
     int out_channels, padded; // output channels, and their padded weight stride
     const float *bias, *zeros; // zeros: at least as many as any tap's channels
+    // Channels [0, split) go to the output, [split, out_channels) to a second
+    // one (a concatenation's parts, split at a multiple of 16); split =
+    // out_channels for one output.
+    int split;
 } tile_shape;
 
 /// acc[p][v] = bias + Σ_taps Σ_c in(p)[c] · w[c][16v ..< 16v+16], stored to
-/// out + p·out_step·out_channels (only the first out_channels − c0 channels).
+/// out + p·out_step·split (only the first out_channels − c0 channels; those
+/// from split on to out2 + p·out_step·(out_channels − split)).
 INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const tile_shape *s,
-                 int c0, float *out, int out_step) {
+                 int c0, float *out, float *out2, int out_step) {
     // Fixed-size arrays (P and CB are constants once inlined): variable-length
     // ones kept the accumulators on the stack instead of in registers.
     v16 acc[MAX_P][MAX_CB];
@@ -100,16 +105,30 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
         }
     }
     const int valid = s->out_channels - c0;
-    UNROLL for (int p = 0; p < P; p++) {
-        float *o = out + (size_t)p * out_step * s->out_channels + c0;
-        if (valid >= 16 * CB) {
-            UNROLL for (int v = 0; v < CB; v++) *(v16u *)(o + 16 * v) = acc[p][v];
-        } else {
-            UNROLL for (int v = 0; v < CB; v++) {
-                int n = valid - 16 * v;
-                if (n >= 16) *(v16u *)(o + 16 * v) = acc[p][v];
-                else if (n > 0) store_first(o + 16 * v, &acc[p][v], n);
+    if (s->split == s->out_channels || c0 + 16 * CB <= s->split) {
+        // All in the first output.
+        UNROLL for (int p = 0; p < P; p++) {
+            float *o = out + (size_t)p * out_step * s->split + c0;
+            if (valid >= 16 * CB) {
+                UNROLL for (int v = 0; v < CB; v++) *(v16u *)(o + 16 * v) = acc[p][v];
+            } else {
+                UNROLL for (int v = 0; v < CB; v++) {
+                    int n = valid - 16 * v;
+                    if (n >= 16) *(v16u *)(o + 16 * v) = acc[p][v];
+                    else if (n > 0) store_first(o + 16 * v, &acc[p][v], n);
+                }
             }
+        }
+        return;
+    }
+    UNROLL for (int p = 0; p < P; p++) {
+        UNROLL for (int v = 0; v < CB; v++) {
+            int c = c0 + 16 * v, n = s->out_channels - c;
+            if (n <= 0) continue;
+            float *o = c < s->split ? out + (size_t)p * out_step * s->split + c
+                                    : out2 + (size_t)p * out_step * (s->out_channels - s->split) + (c - s->split);
+            if (n >= 16) *(v16u *)o = acc[p][v];
+            else store_first(o, &acc[p][v], n);
         }
     }
 }
@@ -118,7 +137,7 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
 /// out_step pixels) for every block of output channels, taps fixed per pixel
 /// run. Wide channel blocks get fewer pixels so the accumulators fit the
 /// 32 vector registers of AVX-512.
-INLINE void pixel_run(tap *taps, int ntaps, const tile_shape *s, float *out, int out_step, int count) {
+INLINE void pixel_run(tap *taps, int ntaps, const tile_shape *s, float *out, float *out2, int out_step, int count) {
     for (int c0 = 0; c0 < s->out_channels; c0 += 64) {
         int vectors = (s->out_channels - c0 + 15) / 16;
         int done = 0;
@@ -126,7 +145,8 @@ INLINE void pixel_run(tap *taps, int ntaps, const tile_shape *s, float *out, int
         // restored afterwards for the next channel block.
         #define RUN(P, CB)                                                                       \
             while (count - done >= (P)) {                                                        \
-                tile((P), (CB), taps, ntaps, s, c0, out + (size_t)done * out_step * s->out_channels, out_step); \
+                tile((P), (CB), taps, ntaps, s, c0, out + (size_t)done * out_step * s->split,                \
+                     out2 ? out2 + (size_t)done * out_step * (s->out_channels - s->split) : 0, out_step);          \
                 for (int t = 0; t < ntaps; t++) taps[t].first += (P) * taps[t].step;             \
                 done += (P);                                                                     \
             }

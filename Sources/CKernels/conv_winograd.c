@@ -11,12 +11,12 @@
 #include <stdlib.h>
 
 CLONES
-void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u) {
+void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u, int ci_begin, int ci_end) {
     // U = G g Gᵀ per (input, output) channel pair, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
     // Output channels innermost, where w and u are both contiguous: the loop
     // vectorises (scalar, it cost 1.3% of a U-Net training step).
     const size_t plane = (size_t)cin * cout_padded;
-    for (int ci = 0; ci < cin; ci++) {
+    for (int ci = ci_begin; ci < ci_end; ci++) {
         const float *g = w + (size_t)ci * cout;
         const size_t tap = (size_t)cin * cout;
         float *o = u + (size_t)ci * cout_padded;
@@ -92,10 +92,10 @@ void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_ax
         }
         // The 16 products M[ξ] = V[ξ] · U[ξ] on the direct kernel's tile: one
         // "tap" whose pixels are this row's blocks.
-        const tile_shape s = {cout, cout_padded, 0, 0};
+        const tile_shape s = {cout, cout_padded, 0, 0, cout};
         for (int xi = 0; xi < 16; xi++) {
             tap one = {u + (size_t)xi * cin * cout_padded, v + (size_t)xi * tiles_w * cin, 0, 1, cin, tiles_w};
-            pixel_run(&one, 1, &s, m + (size_t)xi * tiles_w * cout, 1, tiles_w);
+            pixel_run(&one, 1, &s, m + (size_t)xi * tiles_w * cout, 0, 1, tiles_w);
         }
         // Output transform Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], plus bias,
         // vectorised over channels; the last row and column may be half tiles.

@@ -59,13 +59,13 @@ public final class Conv2D: Layer {
     /// 1x1, stride 1, no groups: the patch matrix is the input itself.
     var isPointwise: Bool { kernelSize == (1, 1) && strides == (1, 1) && groups == 1 }
 
-    func window(for x: Tensor) throws -> Window2D {
-        let c = x.nhwc.c
+    func window(for shape: [Int]) throws -> Window2D {
+        let c = shape[3]
         guard c == inputChannels else {
-            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c) (input \(x.shape))")
+            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c) (input \(shape))")
         }
-        guard let g = Window2D.forward(over: x.shape, kernel: kernelSize, strides: strides, dilation: dilation, padding: padding) else {
-            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "an input at least as large as the dilated kernel with valid padding", found: "\(x.shape)")
+        guard let g = Window2D.forward(over: shape, kernel: kernelSize, strides: strides, dilation: dilation, padding: padding) else {
+            throw EngineError.shapeMismatch(op: "Conv2D '\(name)'", expected: "an input at least as large as the dilated kernel with valid padding", found: "\(shape)")
         }
         return g
     }
@@ -81,14 +81,50 @@ public final class Conv2D: Layer {
 
     struct Cache {
         var input: Tensor
+        /// The second part of a concatenated input (`input` then the first), read where it is.
+        var concatenated: Tensor? = nil
         var window: Window2D
         var activation: ActivationRecord
+
+        var inputShape: [Int] {
+            guard let concatenated else { return input.shape }
+            return Array(input.shape.dropLast()) + [input.shape[3] + concatenated.shape[3]]
+        }
     }
 
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
-        let g = try window(for: x)
+        let g = try window(for: x.shape)
+        return output(of: x, window: g, mode: mode) { epilogue in
+            ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, bias: bias?.value.scalars, epilogue: epilogue)
+        }
+    }
+
+    public override var foldsConcatenatedInputs: Bool { groups == 1 }
+
+    /// Where the direct loops make this layer's output, which then read both
+    /// parts in place (the kernel gradient's loops, which the direct forward's
+    /// choice implies, do too): a U-Net decoder's first convolution without its
+    /// concatenation's copy of the two tensors.
+    public override func forward(concatenationOf parts: [Tensor], mode: ExecutionMode) throws -> LayerOutput? {
+        guard groups == 1, parts.count == 2, parts[0].rank == 4, parts[1].rank == 4,
+              parts[0].shape.dropLast() == parts[1].shape.dropLast() else { return nil }
+        let shape = Array(parts[0].shape.dropLast()) + [parts[0].shape[3] + parts[1].shape[3]]
+        let g = try window(for: shape)
+        guard !WinogradConvolution.applies(g, kernelShape: kernel.shape, inputChannels: shape[3], outputChannels: filters, groups: 1,
+                                           rowWidth: g.cols.output),
+              DirectConvolution.isPreferred(inputChannels: shape[3], outputChannels: filters, groups: 1, rowWidth: g.cols.output)
+        else { return nil }
+        return output(of: parts[0], concatenatedWith: parts[1], window: g, mode: mode) { epilogue in
+            DirectConvolution.forward(parts[0], concatenatedWith: parts[1], window: g, kernel: kernel.value, bias: bias?.value.scalars,
+                                      epilogue: epilogue)
+        }
+    }
+
+    /// The activation applied to what `convolve(epilogue)` makes, and the cache.
+    private func output(of x: Tensor, concatenatedWith x2: Tensor? = nil, window g: Window2D, mode: ExecutionMode,
+                        convolve: (OutputEpilogue?) -> Tensor) -> LayerOutput {
         // The activation is fused into the convolution's chunks in inference, and
         // in training too when its derivative needs only the output (ReLU,
         // sigmoid, tanh, softmax): one pass over the output fewer.
@@ -97,12 +133,12 @@ public final class Conv2D: Layer {
         let epilogue: OutputEpilogue? = !fuseActivation ? nil : { p, _, pixels in
             act.applySerially(UnsafeMutableBufferPointer(start: p, count: pixels * cout), lastAxis: cout)
         }
-        let z = ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, bias: bias?.value.scalars, epilogue: epilogue)
+        let z = convolve(epilogue)
         if fuseActivation {
-            return LayerOutput(z, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord(y: z)) : nil)
+            return LayerOutput(z, cache: mode == .training ? Cache(input: x, concatenated: x2, window: g, activation: ActivationRecord(y: z)) : nil)
         }
         let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
-        return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
+        return LayerOutput(y, cache: mode == .training ? Cache(input: x, concatenated: x2, window: g, activation: record) : nil)
     }
 
     /// conv(x) + bias + addend, the addend added to each chunk of the output as
@@ -112,7 +148,7 @@ public final class Conv2D: Layer {
         guard activation == .linear else { return nil }
         let x = inputs[0]
         try expectRank(4, x, layer: self)
-        let g = try window(for: x)
+        let g = try window(for: x.shape)
         let cout = filters
         guard addend.shape == [g.batch, g.rows.output, g.cols.output, cout] else { return nil }
         let y = addend.scalars.withUnsafeBufferPointer { a in
@@ -132,32 +168,51 @@ public final class Conv2D: Layer {
         guard isPointwiseProjection else { return nil }
         let x = inputs[0]
         try expectRank(4, x, layer: self)
-        let g = try window(for: x)
+        let g = try window(for: x.shape)
         return (PointwiseProjection(input: x, kernel: kernel.value, bias: bias?.value.scalars),
                 mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
     }
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
-        let dz: Tensor
+        let dz = accumulateParameterGradients(gradOutput, c)
+        guard needInputGradients[0] else { return [nil] }
+        return [ConvolutionKernels.inputGradient(dz, window: c.window, kernel: kernel.value, groups: groups, inputShape: c.inputShape)]
+    }
+
+    /// Where the forward pass read a concatenation's parts, the direct loops
+    /// make the input gradient and the first part ends at a whole vector: the
+    /// parts' gradients, each written where it is.
+    public override func backward(_ gradOutput: Tensor, cache: Any?, toConcatenatedParts needed: [Bool]) throws -> [Tensor?]? {
+        let c = try requireCache(cache, as: Cache.self)
+        guard let second = c.concatenated, c.input.shape[3] % 16 == 0,
+              ConvolutionKernels.inputGradientUsesDirectLoops(window: c.window, kernelShape: kernel.shape, inputChannels: inputChannels,
+                                                              groups: groups) else { return nil }
+        let dz = accumulateParameterGradients(gradOutput, c)
+        guard needed.contains(true) else { return [nil, nil] }
+        let (d1, d2) = DirectConvolution.transpose(dz, window: c.window, kernel: kernel.value, intoParts: (c.input.shape, second.shape))
+        return [needed[0] ? d1 : nil, needed[1] ? d2 : nil]
+    }
+
+    /// Adds dL/dW and dL/db into the parameters that train; returns dL/dz (dy through the activation).
+    private func accumulateParameterGradients(_ gradOutput: Tensor, _ c: Cache) -> Tensor {
         if kernel.isTrainable, activation == .relu(), let y = c.activation.y,
-           DirectConvolution.isPreferred(inputChannels: c.input.shape[3], outputChannels: filters, groups: groups,
+           DirectConvolution.isPreferred(inputChannels: inputChannels, outputChannels: filters, groups: groups,
                                          rowWidth: c.window.cols.output, forKernelGradient: true) {
             // ReLU's backward pass made by the kernel gradient as it reads dy.
             let summingBias = bias?.isTrainable == true
-            let fused = DirectConvolution.kernelGradientThroughReLU(c.input, window: c.window, dy: gradOutput, output: y,
-                                                                    kernelShape: kernel.shape, summingBias: summingBias)
+            let fused = DirectConvolution.kernelGradientThroughReLU(c.input, concatenatedWith: c.concatenated, window: c.window,
+                                                                    dy: gradOutput, output: y, kernelShape: kernel.shape,
+                                                                    summingBias: summingBias)
             kernel.accumulateGradient(fused.kernel)
             if summingBias { bias!.accumulateGradient(fused.sums!) }
-            dz = fused.dz
-        } else {
-            dz = accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,
-                                                biasSums: .outputGradient) { dz, summing in
-                ConvolutionKernels.kernelGradient(c.input, window: c.window, dz: dz, kernelShape: kernel.shape, groups: groups, summing: summing)
-            }
+            return fused.dz
         }
-        guard needInputGradients[0] else { return [nil] }
-        return [ConvolutionKernels.inputGradient(dz, window: c.window, kernel: kernel.value, groups: groups, inputShape: c.input.shape)]
+        return accumulateConvolutionGradients(gradOutput, activation: activation, record: c.activation, kernel: kernel, bias: bias,
+                                              biasSums: .outputGradient) { dz, summing in
+            ConvolutionKernels.kernelGradient(c.input, concatenatedWith: c.concatenated, window: c.window, dz: dz,
+                                              kernelShape: kernel.shape, groups: groups, summing: summing)
+        }
     }
 }
 
@@ -264,13 +319,16 @@ enum ConvolutionKernels {
     /// The kernel gradient and, where the direct loops can take them from the
     /// rows they read anyway, the per-channel sums of dz or x (a bias gradient,
     /// else nil: the caller sums).
-    static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int,
-                               summing: DirectConvolution.RowSums?) -> (kernel: Tensor, sums: Tensor?) {
-        let cin = x.shape[3], cout = kernelShape[3]
+    /// (`x2`: the second part of a concatenated input, which the direct loops
+    /// read in place; only given where they make the kernel gradient.)
+    static func kernelGradient(_ x: Tensor, concatenatedWith x2: Tensor? = nil, window g: Window2D, dz: Tensor, kernelShape: [Int],
+                               groups: Int, summing: DirectConvolution.RowSums?) -> (kernel: Tensor, sums: Tensor?) {
+        let cin = kernelShape[2] * groups, cout = kernelShape[3]
         if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups,
                                          rowWidth: g.cols.output, forKernelGradient: true) {
-            return DirectConvolution.kernelGradient(x, window: g, dy: dz, kernelShape: kernelShape, summing: summing)
+            return DirectConvolution.kernelGradient(x, concatenatedWith: x2, window: g, dy: dz, kernelShape: kernelShape, summing: summing)
         }
+        precondition(x2 == nil, "a concatenated input's kernel gradient is the direct loops'")
         return (kernelGradientByGemm(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups), nil)
     }
 

@@ -72,25 +72,30 @@ enum DirectConvolution {
     /// Output rows per call, so that `epilogue` finds the rows still in cache.
     static func rowsPerChunk(pixelsPerRow: Int, channels: Int) -> Int { max(1, (16 << 10) / max(1, pixelsPerRow * channels)) }
 
-    /// The convolution of `x` over window `g` (Conv2D's forward, Conv2DTranspose's input gradient).
-    static func forward(_ x: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?,
+    /// The convolution of `x` over window `g` (Conv2D's forward, Conv2DTranspose's
+    /// input gradient); of the concatenation of `x` and `x2` on the channel
+    /// axis when `x2` is given, each read where it is.
+    static func forward(_ x: Tensor, concatenatedWith x2: Tensor? = nil, window g: Window2D, kernel: Tensor, bias: [Float]?,
                         epilogue: OutputEpilogue?) -> Tensor {
-        let cin = x.shape[3], cout = kernel.shape[3]
+        let cin = x.shape[3], cin2 = x2?.shape[3] ?? 0, cout = kernel.shape[3]
         let (w, padded) = pack(kernel, swapChannels: false)
         let bias = paddedBias(bias, to: padded)
-        let zeros = [Float](repeating: 0, count: cin)
+        let zeros = [Float](repeating: 0, count: max(cin, cin2))
         let (rows, cols) = (axis(g.rows), axis(g.cols))
         let chunk = rowsPerChunk(pixelsPerRow: g.cols.output, channels: cout)
         return Tensor.uninitialized(shape: [g.batch, g.rows.output, g.cols.output, cout]) { out in
             let o = UncheckedSendable(out.baseAddress!)
             x.scalars.withUnsafeBufferPointer { xp in
-                bias.withBaseAddress { bp in
-                    Parallel.forEachRange(g.batch * g.rows.output) { range in
-                        for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
-                            let end = min(start + chunk, range.upperBound)
-                            segkit_conv2d_direct(xp.baseAddress!, Int32(cin), rows, cols, w, Int32(cout), Int32(padded), bp,
-                                                 zeros, o.value, Int32(start), Int32(end))
-                            epilogue?(o.value + start * g.cols.output * cout, start * g.cols.output, (end - start) * g.cols.output)
+                (x2?.scalars).withBaseAddress { x2p in
+                    bias.withBaseAddress { bp in
+                        let second = UncheckedSendable(x2p)
+                        Parallel.forEachRange(g.batch * g.rows.output) { range in
+                            for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
+                                let end = min(start + chunk, range.upperBound)
+                                segkit_conv2d_direct(xp.baseAddress!, Int32(cin), second.value, Int32(cin2), rows, cols, w, Int32(cout),
+                                                     Int32(padded), bp, zeros, o.value, Int32(start), Int32(end))
+                                epilogue?(o.value + start * g.cols.output * cout, start * g.cols.output, (end - start) * g.cols.output)
+                            }
                         }
                     }
                 }
@@ -104,6 +109,30 @@ enum DirectConvolution {
     /// already in `bias`).
     static func transpose(_ dy: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?, outputShape: [Int],
                           plus projection: PointwiseProjection? = nil) -> Tensor {
+        Tensor.uninitialized(shape: outputShape) { out in
+            transpose(dy, window: g, kernel: kernel, bias: bias, into: out.baseAddress!, nil, firstChannels: outputShape[3], plus: projection)
+        }
+    }
+
+    /// The transpose without bias, of an output that is the concatenation of
+    /// tensors of `shapes` on the channel axis (the first with a multiple of
+    /// 16 channels): each written where it is (the gradients of a
+    /// concatenation's parts, without its backward pass's copies).
+    static func transpose(_ dy: Tensor, window g: Window2D, kernel: Tensor, intoParts shapes: ([Int], [Int])) -> (Tensor, Tensor) {
+        precondition(shapes.0[3] % 16 == 0, "the first part's channels end at a whole vector")
+        var second: Tensor!
+        let first = Tensor.uninitialized(shape: shapes.0) { out in
+            second = Tensor.uninitialized(shape: shapes.1) { out2 in
+                transpose(dy, window: g, kernel: kernel, bias: nil, into: out.baseAddress!, out2.baseAddress!,
+                          firstChannels: shapes.0[3], plus: nil)
+            }
+        }
+        return (first, second)
+    }
+
+    private static func transpose(_ dy: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?,
+                                  into out: UnsafeMutablePointer<Float>, _ out2: UnsafeMutablePointer<Float>?, firstChannels: Int,
+                                  plus projection: PointwiseProjection?) {
         let cdy = kernel.shape[3], cx = kernel.shape[2]
         let (w, padded) = pack(kernel, swapChannels: true)
         let bias = paddedBias(bias, to: padded)
@@ -112,18 +141,16 @@ enum DirectConvolution {
         let zeros = [Float](repeating: 0, count: max(cdy, cskip))
         let (rows, cols) = (axis(g.rows), axis(g.cols))
         let skip = projection?.input.scalars
-        return Tensor.uninitialized(shape: outputShape) { out in
-            let o = UncheckedSendable(out.baseAddress!)
-            dy.scalars.withUnsafeBufferPointer { dp in
-                bias.withBaseAddress { bp in
-                    skip.withBaseAddress { sp in
-                        wskip.withBaseAddress { wp in
-                            let (s, ws) = (UncheckedSendable(sp), UncheckedSendable(wp))
-                            Parallel.forEachRange(g.batch * g.rows.input) { range in
-                                segkit_conv2d_transpose_direct(dp.baseAddress!, Int32(cdy), rows, cols, w, Int32(cx), Int32(padded), bp,
-                                                               zeros, o.value, Int32(range.lowerBound), Int32(range.upperBound),
-                                                               s.value, Int32(cskip), ws.value)
-                            }
+        let (o, o2) = (UncheckedSendable(out), UncheckedSendable(out2))
+        dy.scalars.withUnsafeBufferPointer { dp in
+            bias.withBaseAddress { bp in
+                skip.withBaseAddress { sp in
+                    wskip.withBaseAddress { wp in
+                        let (s, ws) = (UncheckedSendable(sp), UncheckedSendable(wp))
+                        Parallel.forEachRange(g.batch * g.rows.input) { range in
+                            segkit_conv2d_transpose_direct(dp.baseAddress!, Int32(cdy), rows, cols, w, Int32(cx), Int32(padded), bp,
+                                                           zeros, o.value, o2.value, Int32(firstChannels),
+                                                           Int32(range.lowerBound), Int32(range.upperBound), s.value, Int32(cskip), ws.value)
                         }
                     }
                 }
@@ -137,11 +164,11 @@ enum DirectConvolution {
     /// sums its output rows into its own packed buffer, and the buffers are
     /// added in worker order (the same result on every run). Sums of x are
     /// nil when some input row is read by no tap.
-    static func kernelGradient(_ x: Tensor, window g: Window2D, dy: Tensor, kernelShape: [Int],
+    static func kernelGradient(_ x: Tensor, concatenatedWith x2: Tensor? = nil, window g: Window2D, dy: Tensor, kernelShape: [Int],
                                summing: RowSums? = nil) -> (kernel: Tensor, sums: Tensor?) {
         let summing = summing == .input && !g.rows.readsEveryInput ? nil : summing
         return dy.scalars.withUnsafeBufferPointer { dp in
-            kernelGradient(x, window: g, dy: dp.baseAddress!, relu: nil, kernelShape: kernelShape, summing: summing)
+            kernelGradient(x, concatenatedWith: x2, window: g, dy: dp.baseAddress!, relu: nil, kernelShape: kernelShape, summing: summing)
         }
     }
 
@@ -150,13 +177,14 @@ enum DirectConvolution {
     /// made row by row as the kernel gradient reads it (ReLU's backward pass
     /// without a sweep of its own), dL/dW of dz, and Σ dz per channel (the
     /// bias gradient) when `summingBias`.
-    static func kernelGradientThroughReLU(_ x: Tensor, window g: Window2D, dy: Tensor, output y: Tensor, kernelShape: [Int],
+    static func kernelGradientThroughReLU(_ x: Tensor, concatenatedWith x2: Tensor? = nil, window g: Window2D, dy: Tensor,
+                                          output y: Tensor, kernelShape: [Int],
                                           summingBias: Bool) -> (kernel: Tensor, dz: Tensor, sums: Tensor?) {
         var result: (kernel: Tensor, sums: Tensor?)!
         let dz = Tensor.uninitialized(shape: dy.shape) { out in
             dy.scalars.withUnsafeBufferPointer { dp in
                 y.scalars.withUnsafeBufferPointer { yp in
-                    result = kernelGradient(x, window: g, dy: dp.baseAddress!, relu: (yp.baseAddress!, out.baseAddress!),
+                    result = kernelGradient(x, concatenatedWith: x2, window: g, dy: dp.baseAddress!, relu: (yp.baseAddress!, out.baseAddress!),
                                             kernelShape: kernelShape, summing: summingBias ? .outputGradient : nil)
                 }
             }
@@ -164,7 +192,7 @@ enum DirectConvolution {
         return (result.kernel, dz, result.sums)
     }
 
-    private static func kernelGradient(_ x: Tensor, window g: Window2D, dy: UnsafePointer<Float>,
+    private static func kernelGradient(_ x: Tensor, concatenatedWith x2: Tensor?, window g: Window2D, dy: UnsafePointer<Float>,
                                        relu: (y: UnsafePointer<Float>, dz: UnsafeMutablePointer<Float>)?,
                                        kernelShape: [Int], summing: RowSums?) -> (kernel: Tensor, sums: Tensor?) {
         let (kh, kw, cin, cout) = (kernelShape[0], kernelShape[1], kernelShape[2], kernelShape[3])
@@ -177,16 +205,19 @@ enum DirectConvolution {
         var partials = [Float](repeating: 0, count: parts * size)
         let (rows, cols) = (axis(g.rows), axis(g.cols))
         let (dd, yy, dz) = (UncheckedSendable(dy), UncheckedSendable(relu?.y), UncheckedSendable(relu?.dz))
+        let cin1 = x.shape[3], cin2 = x2?.shape[3] ?? 0
         x.scalars.withUnsafeBufferPointer { xp in
-            partials.withUnsafeMutableBufferPointer { pp in
-                let (xx, out) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(pp.baseAddress!))
-                Parallel.forEachRange(parts) { workers in
-                    for w in workers {
-                        let part = out.value + w * size, sums = part + kh * kw * cin * padded
-                        segkit_conv2d_kernel_gradient_direct(
-                            xx.value, Int32(cin), rows, cols, dd.value, yy.value, dz.value, Int32(cout), Int32(padded), part,
-                            Int32(rowCount * w / parts), Int32(rowCount * (w + 1) / parts),
-                            summing == .outputGradient ? sums : nil, summing == .input ? sums : nil)
+            (x2?.scalars).withBaseAddress { x2p in
+                partials.withUnsafeMutableBufferPointer { pp in
+                    let (xx, second, out) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(x2p), UncheckedSendable(pp.baseAddress!))
+                    Parallel.forEachRange(parts) { workers in
+                        for w in workers {
+                            let part = out.value + w * size, sums = part + kh * kw * cin * padded
+                            segkit_conv2d_kernel_gradient_direct(
+                                xx.value, Int32(cin1), second.value, Int32(cin2), rows, cols, dd.value, yy.value, dz.value,
+                                Int32(cout), Int32(padded), part, Int32(rowCount * w / parts), Int32(rowCount * (w + 1) / parts),
+                                summing == .outputGradient ? sums : nil, summing == .input ? sums : nil)
+                        }
                     }
                 }
             }

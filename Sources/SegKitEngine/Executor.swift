@@ -9,6 +9,8 @@ public struct ForwardPass {
     let keptInputGradients: Bool
     /// The Add nodes computed by the layer producing one of their operands.
     let fusedAdds: Set<Int>
+    /// Nodes that read a concatenation's parts in place → the concatenation.
+    let partsRead: [Int: Int]
 
     /// The graph's outputs, in `graph.outputIndices` order.
     public func outputs(of graph: Graph) -> [Tensor] { graph.outputIndices.map { values[$0]! } }
@@ -46,6 +48,9 @@ extension Graph {
     /// tensor to its output as it writes it (a linear convolution), and feeds
     /// nothing else, is computed by that layer: one pass over the output
     /// instead of two.
+    /// A channel concatenation of two tensors that feeds only a layer which
+    /// reads concatenated inputs in place (a U-Net decoder's first
+    /// convolution) is never written: that layer is given the two parts.
     public func forward(
         _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = [], given: [Int: Tensor] = [:],
         inputGradients: Bool = false
@@ -80,8 +85,18 @@ extension Graph {
             }
             addsInto[later] = (index, earlier)
         }
+        // The consumer that reads a concatenation's parts → the concatenation.
+        var readsParts: [Int: Int] = [:]
+        for (index, node) in nodes.enumerated() where needed.contains(index) && given[index] == nil {
+            guard node.layer.foldsConcatenatedInputs, node.inputs.count == 1, folds[index] == nil, addsInto[index] == nil,
+                  !waiting.contains(index), let c = node.inputs.first, nodes[c].layer is Concatenate, nodes[c].inputs.count == 2,
+                  given[c] == nil, remainingUses[c] == 1, !retained.contains(c) else { continue }
+            readsParts[index] = c
+        }
+        let unwritten = Set(readsParts.values)
         var fusedSums: [Int: Tensor] = [:]
         var fused = Set<Int>()
+        var partsRead: [Int: Int] = [:]
 
         var values = [Tensor?](repeating: nil, count: nodes.count)
         var caches = [Any?](repeating: nil, count: nodes.count)
@@ -105,7 +120,11 @@ extension Graph {
             }
         }
         for (index, node) in nodes.enumerated() where !(node.layer is InputLayer) && needed.contains(index) && given[index] == nil {
-            if waiting.contains(index) { continue }
+            if waiting.contains(index) || unwritten.contains(index) { continue }
+            if let concatenation = readsParts[index] {
+                try runReadingParts(index, of: concatenation)
+                continue
+            }
             if let fold = folds[index] {
                 let started = profiler.map { _ in LayerProfiler.now() }
                 let (producer, projection) = fold.roles
@@ -131,6 +150,28 @@ extension Graph {
             }
             try run(index)
         }
+        /// Runs `index` on the parts of the concatenation it reads, or, where
+        /// its layer declines these shapes, the concatenation and then `index`.
+        func runReadingParts(_ index: Int, of concatenation: Int) throws {
+            let parts = nodes[concatenation].inputs.map { values[$0]! }
+            let concatenate = nodes[concatenation].layer as! Concatenate
+            let started = profiler.map { _ in LayerProfiler.now() }
+            let result: LayerOutput?
+            do {
+                result = concatenate.joinsLastAxis(of: parts) ? try nodes[index].layer.forward(concatenationOf: parts, mode: modeOf(index)) : nil
+            } catch let error as EngineError {
+                throw EngineError.graph("at node '\(nodes[index].name)': \(error.localizedDescription)")
+            }
+            guard let result else {
+                try run(concatenation)
+                try run(index)
+                return
+            }
+            finish(concatenation, LayerOutput(Tensor(zeros: [0]), cache: concatenate.cache(forPartsOf: parts, mode: modeOf(concatenation))))
+            if let started { profiler?.record(node: index, backward: false, since: started) }
+            partsRead[index] = concatenation
+            finish(index, result)
+        }
         func run(_ index: Int) throws {
             let node = nodes[index]
             let args = node.inputs.map { values[$0]! }
@@ -154,7 +195,8 @@ extension Graph {
             if let started { profiler?.record(node: index, backward: false, since: started) }
             finish(index, result)
         }
-        return ForwardPass(mode: mode, values: values, caches: caches, keptInputGradients: inputGradients, fusedAdds: fused)
+        return ForwardPass(mode: mode, values: values, caches: caches, keptInputGradients: inputGradients, fusedAdds: fused,
+                           partsRead: partsRead)
     }
 
     /// Walks the graph in reverse from `outputGradients` (dL/d(output) for each
@@ -197,8 +239,16 @@ extension Graph {
             visited.append(node.name)
             let started = profiler.map { _ in LayerProfiler.now() }
             let inputGrads: [Tensor?]
-            // A fan-out's gradient so far takes this layer's share in place where the layer can add it.
-            if node.inputs.count == 1, let source = node.inputs.first, needsGradient[source], grads[source] != nil,
+            // A layer that read a concatenation's parts gives their gradients
+            // where it can: the concatenation's backward pass is then skipped.
+            if let concatenation = pass.partsRead[index], needsGradient[concatenation],
+               let parts = try node.layer.backward(grad, cache: pass.caches[index],
+                                                   toConcatenatedParts: nodes[concatenation].inputs.map { needsGradient[$0] }) {
+                for (k, source) in nodes[concatenation].inputs.enumerated() {
+                    if let g = parts[k] { accumulate(g, into: &grads[source]) }
+                }
+                inputGrads = [nil]
+            } else if node.inputs.count == 1, let source = node.inputs.first, needsGradient[source], grads[source] != nil,
                try node.layer.backward(grad, cache: pass.caches[index], addingInputGradientTo: &grads[source]!) {
                 addedInPlace.append(node.name)
                 inputGrads = [nil]

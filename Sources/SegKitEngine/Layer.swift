@@ -101,6 +101,23 @@ public class Layer {
     /// where the layer cannot for these shapes, and the graph runs all three.
     public func forward(_ inputs: [Tensor], mode: ExecutionMode, plus projection: PointwiseProjection) throws -> LayerOutput? { nil }
 
+    /// Whether `forward(concatenationOf:mode:)` may be offered the parts of a
+    /// channel concatenation that feeds only this layer.
+    public var foldsConcatenatedInputs: Bool { false }
+
+    /// The layer applied to the concatenation of `parts` on the channel axis,
+    /// each part read where it is (the concatenation is never written), with
+    /// a backward pass that returns the concatenation's gradient as usual.
+    /// Nil where the layer cannot for these shapes, and the graph concatenates.
+    public func forward(concatenationOf parts: [Tensor], mode: ExecutionMode) throws -> LayerOutput? { nil }
+
+    /// After `forward(concatenationOf:mode:)`: the backward pass, returning the
+    /// gradients of the parts (for those `needed`) instead of the
+    /// concatenation's, which then needs no backward pass of its own. Nil,
+    /// having done nothing, where the layer cannot: the graph then calls
+    /// `backward` and the concatenation's.
+    public func backward(_ gradOutput: Tensor, cache: Any?, toConcatenatedParts needed: [Bool]) throws -> [Tensor?]? { nil }
+
     /// Given dL/d(output), accumulates dL/d(parameter) into every trainable parameter
     /// and returns dL/d(input) for each input whose `needInputGradients` entry is true
     /// (nil for the others, so no work is spent on them).

@@ -144,6 +144,18 @@ public final class Concatenate: Layer {
         return LayerOutput(y, cache: mode == .training ? inputs.map(\.shape) : nil)
     }
 
+    /// Whether this concatenation of `parts` joins them on their last axis (channels).
+    func joinsLastAxis(of parts: [Tensor]) -> Bool {
+        guard let rank = parts.first?.rank else { return false }
+        return (try? resolvedAxis(rank: rank)) == rank - 1
+    }
+
+    /// The backward cache of a concatenation of `parts` that its consumer read
+    /// in place instead (the graph's fold): its backward pass is the same.
+    func cache(forPartsOf parts: [Tensor], mode: ExecutionMode) -> Any? {
+        mode == .training ? parts.map(\.shape) : nil
+    }
+
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let shapes = try requireCache(cache, as: [[Int]].self)
         let a = try resolvedAxis(rank: shapes[0].count)

@@ -28,9 +28,17 @@ enum WinogradConvolution {
                         epilogue: OutputEpilogue?) -> Tensor {
         let cin = kernel.shape[2], cout = kernel.shape[3]
         let padded = DirectConvolution.paddedWidth(cout)
-        var u = [Float](repeating: 0, count: 16 * cin * padded)
-        kernel.scalars.withUnsafeBufferPointer { w in
-            u.withUnsafeMutableBufferPointer { segkit_winograd_kernel(w.baseAddress!, Int32(cin), Int32(cout), Int32(padded), $0.baseAddress!) }
+        // Split across the workers by input channel: on one thread the
+        // transforms of a U-Net step cost ~3 ms while the other worker waited.
+        let u = [Float](unsafeUninitializedCapacity: 16 * cin * padded) { buffer, initialized in
+            let out = UncheckedSendable(buffer.baseAddress!)
+            kernel.scalars.withUnsafeBufferPointer { w in
+                let ww = UncheckedSendable(w.baseAddress!)
+                Parallel.forEachRange(cin, minimumPerWorker: 8) { r in
+                    segkit_winograd_kernel(ww.value, Int32(cin), Int32(cout), Int32(padded), out.value, Int32(r.lowerBound), Int32(r.upperBound))
+                }
+            }
+            initialized = buffer.count
         }
         let (ra, ca) = (DirectConvolution.axis(rows), DirectConvolution.axis(cols))
         let tileRows = batch * ((rows.output + 1) / 2)
@@ -67,15 +75,16 @@ enum WinogradConvolution {
     /// 180° with input and output channels swapped.
     static func inputGradient(_ dz: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?) -> Tensor {
         let (cin, cout) = (kernel.shape[2], kernel.shape[3])
-        var turned = [Float](repeating: 0, count: 9 * cin * cout)
-        for ky in 0..<3 {
-            for kx in 0..<3 {
-                for i in 0..<cin {
-                    for o in 0..<cout {
-                        turned[(((2 - ky) * 3 + (2 - kx)) * cout + o) * cin + i] = kernel.scalars[((ky * 3 + kx) * cin + i) * cout + o]
+        let turned = [Float](unsafeUninitializedCapacity: 9 * cin * cout) { t, initialized in
+            kernel.scalars.withUnsafeBufferPointer { k in
+                for tap in 0..<9 {
+                    let from = k.baseAddress! + tap * cin * cout, to = t.baseAddress! + (8 - tap) * cin * cout
+                    for i in 0..<cin {
+                        for o in 0..<cout { to[o * cin + i] = from[i * cout + o] }
                     }
                 }
             }
+            initialized = t.count
         }
         func reversed(_ a: WindowAxis) -> WindowAxis {
             WindowAxis(input: a.output, output: a.input, kernel: 3, stride: 1, dilation: 1, padBefore: 2 - a.padBefore)

@@ -202,6 +202,45 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
         try expectGradientsMatchFiniteDifferences([conv.kernel, conv.bias!], loss)
     }
 
+    @Test func aConvolutionReadsTheConcatenatedSkipInPlaceWithTheSameValuesAndGradients() throws {
+        // A U-Net decoder's first convolution over [upsampled, skip]: 16 + 5
+        // channels (the parts' gradients written in place), 5 + 16 (the
+        // concatenation's backward pass splits them), and a concatenation on
+        // another axis (never read in place).
+        for (wideFirst, axis) in [(true, -1), (false, -1), (true, 1)] {
+            var data = TestData(seed: 15)
+            let g = Graph()
+            let wide = try Conv2D(name: "wide", kernel: data.normal([3, 3, 3, 16], scale: 0.5), bias: data.normal([16]),
+                                  padding: .same, activation: .relu())
+            let narrow = try Conv2D(name: "narrow", kernel: data.normal([1, 1, 3, axis == -1 ? 5 : 16]), bias: nil, activation: .tanh)
+            let decoder = try Conv2D(name: "decoder", kernel: data.normal([3, 3, axis == -1 ? 21 : 16, 7], scale: 0.3),
+                                     bias: data.normal([7]), padding: .same, activation: .relu())
+            let x = try g.addInput(name: "input", shape: [nil, 6, 10, 3])
+            let (w, n) = (try g.add(wide, inputs: [x]), try g.add(narrow, inputs: [x]))
+            let joined = try g.add(Concatenate(name: "skip", axis: axis), inputs: wideFirst ? [w, n] : [n, w])
+            let out = try g.add(decoder, inputs: [joined])
+            g.outputIndices = [out]
+            let input = data.normal([2, 6, 10, 3])
+            let outputGradient = data.normal(try g.forward([input]).outputs(of: g)[0].shape)
+            func step(keep: Set<Int>) throws -> (pass: ForwardPass, visited: [String], output: [Float], gradients: [[Float]]) {
+                let pass = try g.forward([input], mode: .training, keep: keep)
+                g.zeroGradients()
+                let result = try g.backward(pass, outputGradients: [outputGradient])
+                return (pass, result.nodesVisited, pass.outputs(of: g)[0].scalars, g.trainableParameters.map { $0.gradient!.scalars })
+            }
+            let inPlace = try step(keep: [])
+            // Keeping the concatenation makes the graph write it.
+            let written = try step(keep: [joined])
+            #expect(inPlace.pass.partsRead == (axis == -1 ? [out: joined] : [:]) && written.pass.partsRead.isEmpty)
+            #expect(inPlace.visited.contains("skip") == !(wideFirst && axis == -1) && written.visited.contains("skip"))
+            // The same sums in another order: equal to float rounding.
+            for (a, b) in zip(inPlace.output, written.output) { #expect(abs(a - b) <= 1e-5 * max(1, abs(b))) }
+            for (p, q) in zip(inPlace.gradients, written.gradients) {
+                for (a, b) in zip(p, q) { #expect(abs(a - b) <= 1e-4 * max(1, abs(b)), "wide first \(wideFirst), axis \(axis)") }
+            }
+        }
+    }
+
     @Test func inferenceKeepsOnlyRequestedIntermediates() throws {
         let net = try SkipNet(seed: 8)
         var data = TestData(seed: 9)

@@ -15,8 +15,10 @@ typedef struct {
 /// [row_begin, row_end) of the n·output rows. `w` is packed as
 /// [kh][kw][cin][cout_padded] (cout_padded a multiple of 16, zeros past cout);
 /// `bias` (NULL for none) is padded with zeros to cout_padded like the weights;
-/// `zeros` holds at least cin zeros (read for padding).
-void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
+/// `zeros` holds at least cin (and cin2) zeros (read for padding). Unless x2 is
+/// NULL, the input is the concatenation of x and x2 (cin2 channels) on the
+/// channel axis, read where they are (w then has cin + cin2 input rows).
+void segkit_conv2d_direct(const float *x, int cin, const float *x2, int cin2, segkit_axis rows, segkit_axis cols,
                           const float *w, int cout, int cout_padded, const float *bias,
                           const float *zeros, float *y, int row_begin, int row_end);
 
@@ -29,10 +31,12 @@ void segkit_conv2d_direct(const float *x, int cin, segkit_axis rows, segkit_axis
 /// row_end) of the n·input rows. When `skip` is not NULL, x also gets
 /// Σ skip[n, iy, ix, :] · wskip, a 1x1 projection of a tensor of x's size with
 /// `cskip` channels (wskip packed [cskip][cx_padded]); `zeros` holds at least
-/// max(cdy, cskip) zeros.
+/// max(cdy, cskip) zeros. When `x2` is not NULL, x is the concatenation of
+/// two tensors on the channel axis, written where they are: channels
+/// [0, cx1) to x (cx1 a multiple of 16), the others to x2.
 void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, segkit_axis cols,
                                     const float *w, int cx, int cx_padded, const float *bias,
-                                    const float *zeros, float *x, int row_begin, int row_end,
+                                    const float *zeros, float *x, float *x2, int cx1, int row_begin, int row_end,
                                     const float *skip, int cskip, const float *wskip);
 
 /// Winograd F(2x2, 3x3) for a 3x3, stride-1, undilated convolution: `u` is
@@ -43,7 +47,9 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
 void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_axis cols, const float *u,
                             int cout, int cout_padded, const float *bias, float *y, float *scratch,
                             int tile_row_begin, int tile_row_end);
-void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u);
+/// The transform of the HWIO 3x3 kernel w's input channels [ci_begin, ci_end)
+/// into u ([16][cin][cout_padded], zeros in the padding).
+void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u, int ci_begin, int ci_end);
 size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout);
 
 /// The kernel gradient of the first convolution: dw[ky, kx, c, :] +=
@@ -54,10 +60,13 @@ size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout);
 /// is among them (a Conv2DTranspose's; complete when every input row is read).
 /// When relu_y is not NULL, dy is the gradient of a ReLU whose output is
 /// relu_y: the kernel gradient is taken of dz = dy where relu_y > 0, else 0,
-/// which is written to the same rows of dz (and summed into dy_sums).
-void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, segkit_axis rows, segkit_axis cols,
-                                          const float *dy, const float *relu_y, float *dz, int cout, int cout_padded,
-                                          float *dw, int row_begin, int row_end, float *dy_sums, float *x_sums);
+/// which is written to the same rows of dz (and summed into dy_sums). Unless
+/// x2 is NULL, the input is the concatenation of x and x2 (cin2 channels) on
+/// the channel axis, as for segkit_conv2d_direct.
+void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, const float *x2, int cin2, segkit_axis rows,
+                                          segkit_axis cols, const float *dy, const float *relu_y, float *dz, int cout,
+                                          int cout_padded, float *dw, int row_begin, int row_end, float *dy_sums,
+                                          float *x_sums);
 
 /// Both gradients of a transposed convolution whose input x has cx ≤ 16
 /// channels, in one pass over its output gradient g (cg channels): seen as
