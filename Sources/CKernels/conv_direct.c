@@ -135,6 +135,125 @@ INLINE void kernel_gradient_block(const int CI, const int CB, const float *xrow,
     }
 }
 
+/// One tap's kernel gradient over the output pixels [lo, hi) of one row:
+/// dwtap[c][:] += Σ_p x(p·xstep)[c] · dy(p) for the c input channels of the
+/// pixels at xbase, in the widest blocks the output channel vectors allow.
+INLINE void kernel_gradient_tap(const float *xbase, int c, int xstep, const float *dyrow, int cout, int cout_padded,
+                                const float *dy_end, int lo, int hi, float *dwtap) {
+    if (lo >= hi) return;
+    for (int c0 = 0; c0 < cout_padded; c0 += 64) {
+        int vectors = (cout_padded - c0) / 16;
+        const float *d = dyrow + c0;
+        int ci = 0;
+        #define BLOCK(CI, CB)                                                                                 \
+            for (; ci + (CI) <= c; ci += (CI))                                                                \
+                kernel_gradient_block((CI), (CB), xbase + ci, c, xstep, d, cout, dy_end, lo, hi,              \
+                                      dwtap + (size_t)ci * cout_padded + c0, cout_padded);
+        switch (vectors) {
+        case 1:
+            // One block for all remaining channels (an 11-channel decoder
+            // input then reads each dy vector once per tap, not three times).
+            BLOCK(16, 1)
+            switch (c - ci) {
+            case 15: BLOCK(15, 1) break; case 14: BLOCK(14, 1) break; case 13: BLOCK(13, 1) break;
+            case 12: BLOCK(12, 1) break; case 11: BLOCK(11, 1) break; case 10: BLOCK(10, 1) break;
+            case 9: BLOCK(9, 1) break; case 8: BLOCK(8, 1) break; case 7: BLOCK(7, 1) break;
+            case 6: BLOCK(6, 1) break; case 5: BLOCK(5, 1) break; case 4: BLOCK(4, 1) break;
+            case 3: BLOCK(3, 1) break; case 2: BLOCK(2, 1) break; case 1: BLOCK(1, 1) break;
+            }
+            break;
+        case 2: BLOCK(8, 2) BLOCK(4, 2) BLOCK(2, 2) BLOCK(1, 2) break;
+        case 3: BLOCK(6, 3) BLOCK(3, 3) BLOCK(1, 3) break;
+        default: BLOCK(4, 4) BLOCK(2, 4) BLOCK(1, 4) break;
+        }
+        #undef BLOCK
+    }
+}
+
+/// One dy vector (16 floats from d, none read at or past dy_end).
+INLINE v16 load_dy(const float *d, const float *dy_end) {
+    if (d + 16 <= dy_end) return *(const v16u *)d;
+    v16 t = {0};
+    for (int k = 0; k < 16 && d + k < dy_end; k++) t[k] = d[k];
+    return t;
+}
+
+/// The kernel gradients of three taps of one kernel row (a 3-wide, stride-1,
+/// undilated kernel) for 16 output channels: dw_k[c][:] += Σ_p x(p + shift
+/// + k)[c] · dy(p), taken over the input pixels q ∈ [q_lo, q_hi), each of
+/// which the three taps read (from output pixels q − shift − k). Each x value
+/// is broadcast once for its three products, where tap by tap it is
+/// broadcast three times: with one output vector the broadcasts set the pace.
+INLINE void kernel_gradient_three_taps(const int CI, const float *xrow, int cin, const float *dyrow, int dstride,
+                                       const float *dy_end, int shift, int q_lo, int q_hi, float *dw, size_t tap_size,
+                                       int padded) {
+    v16 acc[3][8];
+    UNROLL for (int k = 0; k < 3; k++) UNROLL for (int i = 0; i < CI; i++) acc[k][i] = (v16){0};
+    // dy of the output pixel q − shift − k, for tap k; the oldest moves down each step.
+    v16 d1 = load_dy(dyrow + (ptrdiff_t)(q_lo - shift - 1) * dstride, dy_end);
+    v16 d2 = load_dy(dyrow + (ptrdiff_t)(q_lo - shift - 2) * dstride, dy_end);
+    for (int q = q_lo; q < q_hi; q++) {
+        v16 d0 = load_dy(dyrow + (ptrdiff_t)(q - shift) * dstride, dy_end);
+        const float *xv = xrow + (size_t)q * cin;
+        UNROLL for (int i = 0; i < CI; i++) {
+            float s = xv[i];
+            acc[0][i] += s * d0;
+            acc[1][i] += s * d1;
+            acc[2][i] += s * d2;
+        }
+        d2 = d1;
+        d1 = d0;
+    }
+    UNROLL for (int k = 0; k < 3; k++) UNROLL for (int i = 0; i < CI; i++) {
+        v16u *o = (v16u *)(dw + k * tap_size + (size_t)i * padded);
+        *o = *o + acc[k][i];
+    }
+}
+
+/// Tap kx's output pixels [lo, hi) of a row, those whose input pixel
+/// p·stride + shift is inside the input row; returns the shift.
+INLINE int tap_pixels(segkit_axis cols, int kx, int *lo, int *hi) {
+    int shift = kx * cols.dilation - cols.pad_before;
+    *lo = shift >= 0 ? 0 : (-shift + cols.stride - 1) / cols.stride;
+    *hi = cols.input - 1 - shift < 0 ? 0 : (cols.input - 1 - shift) / cols.stride + 1;
+    if (*hi > cols.output) *hi = cols.output;
+    return shift;
+}
+
+/// A kernel row of three taps (3-wide, stride 1, undilated) for 16 output
+/// channels, over one output row: the input pixels all three taps read
+/// shared (kernel_gradient_three_taps), each tap's others on its own.
+INLINE void kernel_gradient_row_of_three(const float *xrow, int c, const float *dyrow, int cout, const float *dy_end,
+                                         segkit_axis cols, float *dw, size_t tap_size) {
+    int lo[3], hi[3], shift[3];
+    for (int kx = 0; kx < 3; kx++) shift[kx] = tap_pixels(cols, kx, &lo[kx], &hi[kx]);
+    int q_lo = lo[0] + shift[0], q_hi = hi[0] + shift[0];
+    for (int kx = 1; kx < 3; kx++) {
+        if (lo[kx] + shift[kx] > q_lo) q_lo = lo[kx] + shift[kx];
+        if (hi[kx] + shift[kx] < q_hi) q_hi = hi[kx] + shift[kx];
+    }
+    if (q_hi < q_lo) q_hi = q_lo;  // none shared (a row narrower than the kernel)
+    int ci = 0;
+    if (q_lo < q_hi) {
+        #define BLOCK(CI)                                                                                           \
+            for (; ci + (CI) <= c; ci += (CI))                                                                      \
+                kernel_gradient_three_taps((CI), xrow + ci, c, dyrow, cout, dy_end, shift[0], q_lo, q_hi,           \
+                                           dw + (size_t)ci * 16, tap_size, 16);
+        BLOCK(8) BLOCK(4) BLOCK(2) BLOCK(1)
+        #undef BLOCK
+    }
+    for (int kx = 0; kx < 3; kx++) {
+        const float *xbase = xrow + (ptrdiff_t)shift[kx] * c;
+        // Without shared pixels, q_lo − shift .. q_hi − shift is empty and the tap's own range covers [lo, hi).
+        int mid_lo = q_lo - shift[kx], mid_hi = q_hi - shift[kx];
+        if (mid_lo < lo[kx]) mid_lo = lo[kx];
+        if (mid_hi > hi[kx]) mid_hi = hi[kx];
+        if (mid_lo >= mid_hi) mid_lo = mid_hi = hi[kx];
+        kernel_gradient_tap(xbase, c, 1, dyrow, cout, 16, dy_end, lo[kx], mid_lo, dw + kx * tap_size);
+        kernel_gradient_tap(xbase, c, 1, dyrow, cout, 16, dy_end, mid_hi, hi[kx], dw + kx * tap_size);
+    }
+}
+
 /// Whether output row oy's tap ky is the first (in output-row order) to read
 /// its input row iy: no later tap reaches iy from an earlier output row.
 INLINE int first_read_of_row(int iy, int ky, segkit_axis rows) {
@@ -174,43 +293,17 @@ void segkit_conv2d_kernel_gradient_direct(const float *x, int cin, const float *
                 const int c = part ? cin2 : cin;
                 const float *xrow = (part ? x2 : x) + ((size_t)n * rows.input + (size_t)iy) * (size_t)cols.input * (size_t)c;
                 if (x_sums && first_read_of_row(iy, ky, rows)) sum_rows_of(xrow, 0, 0, (size_t)cols.input, c, x_sums + (part ? cin : 0));
+                float *dwrow = dw + ((size_t)ky * cols.kernel * (size_t)cin_total + (part ? cin : 0)) * (size_t)cout_padded;
+                const size_t tap_size = (size_t)cin_total * cout_padded;
+                if (cout_padded == 16 && cols.kernel == 3 && cols.stride == 1 && cols.dilation == 1) {
+                    kernel_gradient_row_of_three(xrow, c, dyrow, cout, grad_end, cols, dwrow, tap_size);
+                    continue;
+                }
                 for (int kx = 0; kx < cols.kernel; kx++) {
-                    // Output pixels whose input pixel ix = ox·stride − pad + kx·dilation is inside.
-                    int shift = kx * cols.dilation - cols.pad_before;
-                    int lo = shift >= 0 ? 0 : (-shift + cols.stride - 1) / cols.stride;
-                    int hi = cols.input - 1 - shift < 0 ? 0 : (cols.input - 1 - shift) / cols.stride + 1;
-                    if (hi > cols.output) hi = cols.output;
-                    if (lo >= hi) continue;
+                    int lo, hi, shift = tap_pixels(cols, kx, &lo, &hi);
                     // x pixel of output pixel p: xrow + (p·stride + shift)·c.
-                    const float *xbase = xrow + (ptrdiff_t)shift * c;
-                    float *dwtap = dw + (((size_t)ky * cols.kernel + kx) * (size_t)cin_total + (part ? cin : 0)) * (size_t)cout_padded;
-                    for (int c0 = 0; c0 < cout_padded; c0 += 64) {
-                        int vectors = (cout_padded - c0) / 16;
-                        const float *d = dyrow + c0;
-                        int ci = 0;
-                        #define BLOCK(CI, CB)                                                                     \
-                            for (; ci + (CI) <= c; ci += (CI))                                                    \
-                                kernel_gradient_block((CI), (CB), xbase + ci, c, cols.stride, d, cout, grad_end, lo, hi, \
-                                                      dwtap + (size_t)ci * cout_padded + c0, cout_padded);
-                        switch (vectors) {
-                        case 1:
-                            // One block for all remaining channels (an 11-channel decoder
-                            // input then reads each dy vector once per tap, not three times).
-                            BLOCK(16, 1)
-                            switch (c - ci) {
-                            case 15: BLOCK(15, 1) break; case 14: BLOCK(14, 1) break; case 13: BLOCK(13, 1) break;
-                            case 12: BLOCK(12, 1) break; case 11: BLOCK(11, 1) break; case 10: BLOCK(10, 1) break;
-                            case 9: BLOCK(9, 1) break; case 8: BLOCK(8, 1) break; case 7: BLOCK(7, 1) break;
-                            case 6: BLOCK(6, 1) break; case 5: BLOCK(5, 1) break; case 4: BLOCK(4, 1) break;
-                            case 3: BLOCK(3, 1) break; case 2: BLOCK(2, 1) break; case 1: BLOCK(1, 1) break;
-                            }
-                            break;
-                        case 2: BLOCK(8, 2) BLOCK(4, 2) BLOCK(2, 2) BLOCK(1, 2) break;
-                        case 3: BLOCK(6, 3) BLOCK(3, 3) BLOCK(1, 3) break;
-                        default: BLOCK(4, 4) BLOCK(2, 4) BLOCK(1, 4) break;
-                        }
-                        #undef BLOCK
-                    }
+                    kernel_gradient_tap(xrow + (ptrdiff_t)shift * c, c, cols.stride, dyrow, cout, cout_padded, grad_end,
+                                        lo, hi, dwrow + kx * tap_size);
                 }
             }
         }

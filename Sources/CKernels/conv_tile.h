@@ -68,6 +68,42 @@ typedef struct {
     int split;
 } tile_shape;
 
+/// acc[p] += Σ_c Σ_k base[(p + k)·C + c] · w_k[c] for k = 0, 1, 2: three taps
+/// of one kernel row over consecutive pixels of the same input row, each
+/// reading one pixel further (a 3-wide, stride-1 kernel). Each input value is
+/// broadcast once for the three products it takes part in, where tap by tap
+/// it is broadcast three times: with 16 output channels (one vector, no
+/// other reuse of a broadcast) the broadcasts, not the multiplications, set
+/// the pace (32 channels, two vectors, measured no faster this way). CC: C
+/// known at compile time (0: not), for constant offsets.
+INLINE void three_taps(const int P, const int CC, int C, const float *base, const float *w0, const float *w1,
+                       const float *w2, int padded, v16 acc[MAX_P][MAX_CB]) {
+    const int channels = CC ? CC : C;
+    for (int c = 0; c < channels; c++) {
+        const v16 a = *(const v16u *)(w0 + (size_t)c * padded), b = *(const v16u *)(w1 + (size_t)c * padded),
+                  d = *(const v16u *)(w2 + (size_t)c * padded);
+        UNROLL for (int q = 0; q < P + 2; q++) {
+            float xv = base[(size_t)q * channels + c];
+            if (q < P) acc[q][0] += xv * a;
+            if (q >= 1 && q <= P) acc[q - 1][0] += xv * b;
+            if (q >= 2) acc[q - 2][0] += xv * d;
+        }
+    }
+}
+
+/// Whether taps t, t + 1, t + 2 read one row at consecutive pixels (first
+/// pixels f, f ± 1, f ± 2, step 1), all P + 2 of them inside it.
+INLINE int reads_three_consecutive(const tap *taps, int t, int ntaps, int P) {
+    if (t + 2 >= ntaps) return 0;
+    const tap *a = taps + t, *b = taps + t + 1, *c = taps + t + 2;
+    int d = b->first - a->first;
+    if ((d != 1 && d != -1) || c->first - b->first != d) return 0;
+    if (a->step != 1 || b->step != 1 || c->step != 1 || a->row != b->row || a->row != c->row) return 0;
+    if (a->channels != b->channels || a->channels != c->channels || a->width != b->width || a->width != c->width) return 0;
+    int lowest = d == 1 ? a->first : c->first;
+    return lowest >= 0 && lowest + P + 1 < a->width;
+}
+
 /// acc[p][v] = bias + Σ_taps Σ_c in(p)[c] · w[c][16v ..< 16v+16], stored to
 /// out + p·out_step·split (only the first out_channels − c0 channels; those
 /// from split on to out2 + p·out_step·(out_channels − split)).
@@ -82,6 +118,18 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
         UNROLL for (int p = 0; p < P; p++) acc[p][v] = b;
     }
     for (int t = 0; t < ntaps; t++) {
+        if (CB == 1 && reads_three_consecutive(taps, t, ntaps, P)) {
+            // Ordered by first pixel read: the lowest first.
+            const int up = taps[t + 1].first > taps[t].first;
+            const tap *low = up ? taps + t : taps + t + 2, *high = up ? taps + t + 2 : taps + t;
+            const float *base = low->row + (size_t)low->first * low->channels;
+            if (low->channels == 16)
+                three_taps(P, 16, 16, base, low->w + c0, taps[t + 1].w + c0, high->w + c0, s->padded, acc);
+            else
+                three_taps(P, 0, low->channels, base, low->w + c0, taps[t + 1].w + c0, high->w + c0, s->padded, acc);
+            t += 2;
+            continue;
+        }
         const float *in[MAX_P];
         const int first = taps[t].first, step = taps[t].step, C = taps[t].channels, width = taps[t].width;
         if (first >= 0 && first + (P - 1) * step < width) {
