@@ -57,6 +57,9 @@ typedef struct {
     const float *row;
     int first, step;
     int channels, width;
+    // Set by pixel_run: ±1 where this tap and the next two read the row's
+    // pixels first, first ± 1, first ± 2 (a 3-wide stride-1 kernel row), else 0.
+    int triple;
 } tap;
 
 typedef struct {
@@ -91,17 +94,16 @@ INLINE void three_taps(const int P, const int CC, int C, const float *base, cons
     }
 }
 
-/// Whether taps t, t + 1, t + 2 read one row at consecutive pixels (first
-/// pixels f, f ± 1, f ± 2, step 1), all P + 2 of them inside it.
-INLINE int reads_three_consecutive(const tap *taps, int t, int ntaps, int P) {
+/// tap.triple for taps[t]: whether it and the next two read one row at
+/// consecutive pixels (first pixels f, f ± 1, f ± 2, step 1), and which way.
+INLINE int triple_of(const tap *taps, int t, int ntaps) {
     if (t + 2 >= ntaps) return 0;
     const tap *a = taps + t, *b = taps + t + 1, *c = taps + t + 2;
     int d = b->first - a->first;
     if ((d != 1 && d != -1) || c->first - b->first != d) return 0;
     if (a->step != 1 || b->step != 1 || c->step != 1 || a->row != b->row || a->row != c->row) return 0;
     if (a->channels != b->channels || a->channels != c->channels || a->width != b->width || a->width != c->width) return 0;
-    int lowest = d == 1 ? a->first : c->first;
-    return lowest >= 0 && lowest + P + 1 < a->width;
+    return d;
 }
 
 /// acc[p][v] = bias + Σ_taps Σ_c in(p)[c] · w[c][16v ..< 16v+16], stored to
@@ -118,17 +120,19 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
         UNROLL for (int p = 0; p < P; p++) acc[p][v] = b;
     }
     for (int t = 0; t < ntaps; t++) {
-        if (CB == 1 && reads_three_consecutive(taps, t, ntaps, P)) {
+        if (CB == 1 && taps[t].triple) {
             // Ordered by first pixel read: the lowest first.
-            const int up = taps[t + 1].first > taps[t].first;
-            const tap *low = up ? taps + t : taps + t + 2, *high = up ? taps + t + 2 : taps + t;
-            const float *base = low->row + (size_t)low->first * low->channels;
-            if (low->channels == 16)
-                three_taps(P, 16, 16, base, low->w + c0, taps[t + 1].w + c0, high->w + c0, s->padded, acc);
-            else
-                three_taps(P, 0, low->channels, base, low->w + c0, taps[t + 1].w + c0, high->w + c0, s->padded, acc);
-            t += 2;
-            continue;
+            const tap *low = taps[t].triple > 0 ? taps + t : taps + t + 2, *high = taps[t].triple > 0 ? taps + t + 2 : taps + t;
+            if (low->first >= 0 && low->first + P + 1 < low->width) {
+                // All P + 2 pixels inside the row.
+                const float *base = low->row + (size_t)low->first * low->channels;
+                if (low->channels == 16)
+                    three_taps(P, 16, 16, base, low->w + c0, taps[t + 1].w + c0, high->w + c0, s->padded, acc);
+                else
+                    three_taps(P, 0, low->channels, base, low->w + c0, taps[t + 1].w + c0, high->w + c0, s->padded, acc);
+                t += 2;
+                continue;
+            }
         }
         const float *in[MAX_P];
         const int first = taps[t].first, step = taps[t].step, C = taps[t].channels, width = taps[t].width;
@@ -186,6 +190,7 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
 /// run. Wide channel blocks get fewer pixels so the accumulators fit the
 /// 32 vector registers of AVX-512.
 INLINE void pixel_run(tap *taps, int ntaps, const tile_shape *s, float *out, float *out2, int out_step, int count) {
+    for (int t = 0; t < ntaps; t++) taps[t].triple = triple_of(taps, t, ntaps);
     for (int c0 = 0; c0 < s->out_channels; c0 += 64) {
         int vectors = (s->out_channels - c0 + 15) / 16;
         int done = 0;
