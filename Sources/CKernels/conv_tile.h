@@ -97,11 +97,12 @@ INLINE void three_taps(const int P, const int CC, int C, const float *base, cons
 /// tap.triple for taps[t]: whether it and the next two read one row at
 /// consecutive pixels (first pixels f, f ± 1, f ± 2, step 1), and which way.
 INLINE int triple_of(const tap *taps, int t, int ntaps) {
-    if (t + 2 >= ntaps) return 0;
+    // Cheapest tests first: a strided layer's taps (the classifier's) fail the first.
+    if (t + 2 >= ntaps || taps[t].step != 1) return 0;
     const tap *a = taps + t, *b = taps + t + 1, *c = taps + t + 2;
     int d = b->first - a->first;
     if ((d != 1 && d != -1) || c->first - b->first != d) return 0;
-    if (a->step != 1 || b->step != 1 || c->step != 1 || a->row != b->row || a->row != c->row) return 0;
+    if (b->step != 1 || c->step != 1 || a->row != b->row || a->row != c->row) return 0;
     if (a->channels != b->channels || a->channels != c->channels || a->width != b->width || a->width != c->width) return 0;
     return d;
 }
@@ -190,7 +191,10 @@ INLINE void tile(const int P, const int CB, const tap *taps, int ntaps, const ti
 /// run. Wide channel blocks get fewer pixels so the accumulators fit the
 /// 32 vector registers of AVX-512.
 INLINE void pixel_run(tap *taps, int ntaps, const tile_shape *s, float *out, float *out2, int out_step, int count) {
-    for (int t = 0; t < ntaps; t++) taps[t].triple = triple_of(taps, t, ntaps);
+    // Only one-vector outputs group their taps (tile's CB == 1); a short row's
+    // tiles are few, so this loop must stay cheap next to them.
+    const int one_vector = s->out_channels <= 16;
+    for (int t = 0; t < ntaps; t++) taps[t].triple = one_vector ? triple_of(taps, t, ntaps) : 0;
     for (int c0 = 0; c0 < s->out_channels; c0 += 64) {
         int vectors = (s->out_channels - c0 + 15) / 16;
         int done = 0;
