@@ -4,29 +4,40 @@ import Foundation
 /// graph has a profiler attached (`segkit bench` uses it; it costs two clock
 /// reads per node and nothing when absent).
 public final class LayerProfiler {
-    public private(set) var forwardSeconds: [Int: Double] = [:]
-    public private(set) var backwardSeconds: [Int: Double] = [:]
+    /// Each run's seconds, per node, in the order run.
+    public private(set) var forwardRuns: [Int: [Double]] = [:]
+    public private(set) var backwardRuns: [Int: [Double]] = [:]
     /// Time outside the graph's layers, by name (the bench's loss and optimizer step).
-    public private(set) var otherSeconds: [String: Double] = [:]
+    public private(set) var otherRuns: [String: [Double]] = [:]
 
     public init() {}
 
     public func reset() {
-        forwardSeconds = [:]
-        backwardSeconds = [:]
-        otherSeconds = [:]
+        forwardRuns = [:]
+        backwardRuns = [:]
+        otherRuns = [:]
     }
 
-    /// Runs `body`, adding its wall-clock time to `name`.
+    /// Runs `body`, recording its wall-clock time under `name`.
     public func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
         let start = LayerProfiler.now()
-        defer { otherSeconds[name, default: 0] += Double(LayerProfiler.now() - start) / 1e9 }
+        defer { otherRuns[name, default: []].append(Double(LayerProfiler.now() - start) / 1e9) }
         return try body()
     }
 
     func record(node: Int, backward: Bool, since start: UInt64) {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        if backward { backwardSeconds[node, default: 0] += seconds } else { forwardSeconds[node, default: 0] += seconds }
+        if backward { backwardRuns[node, default: []].append(seconds) } else { forwardRuns[node, default: []].append(seconds) }
+    }
+
+    /// The median of `runs`: a layer's typical time, which a step or two the
+    /// VM's other core was taken in (a millisecond layer then measured 2–3x)
+    /// does not move as it moves the mean.
+    public static func median(_ runs: [Double]) -> Double {
+        let sorted = runs.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }

@@ -51,23 +51,24 @@ public enum Benchmarks {
         ]
         // Share of the profiled time per layer type, forward and backward together.
         var byKind: [String: Double] = [:]
-        for (node, s) in profiler.forwardSeconds { byKind[graph.nodes[node].layer.kind, default: 0] += s }
-        for (node, s) in profiler.backwardSeconds { byKind[graph.nodes[node].layer.kind + " (backward)", default: 0] += s }
+        for (node, runs) in profiler.forwardRuns { byKind[graph.nodes[node].layer.kind, default: 0] += runs.reduce(0, +) }
+        for (node, runs) in profiler.backwardRuns { byKind[graph.nodes[node].layer.kind + " (backward)", default: 0] += runs.reduce(0, +) }
         let total = byKind.values.reduce(0, +)
         out["time_share"] = .object(byKind.mapValues { .number(total > 0 ? $0 / total : 0) })
-        // Milliseconds per step of every node, forward and backward apart: where the time goes.
-        let calls = Double(options.steps)
+        // Milliseconds per step of every node, forward and backward apart (the
+        // median over the timed steps, as the step time): where the time goes.
         var perNode: [String: JSONValue] = [:]
-        for (node, s) in profiler.forwardSeconds { perNode[graph.nodes[node].name] = .number(1000 * s / calls) }
-        for (node, s) in profiler.backwardSeconds { perNode[graph.nodes[node].name + " (backward)"] = .number(1000 * s / calls) }
-        for (name, s) in profiler.otherSeconds { perNode[name] = .number(1000 * s / calls) }
+        for (node, runs) in profiler.forwardRuns { perNode[graph.nodes[node].name] = .number(1000 * LayerProfiler.median(runs)) }
+        for (node, runs) in profiler.backwardRuns { perNode[graph.nodes[node].name + " (backward)"] = .number(1000 * LayerProfiler.median(runs)) }
+        for (name, runs) in profiler.otherRuns { perNode[name] = .number(1000 * LayerProfiler.median(runs)) }
         out["layer_ms_per_step"] = .object(perNode)
-        // Forward GFLOP/s of every convolution, from its FLOPs at this batch and its measured time.
+        // Forward GFLOP/s of every convolution, from its FLOPs at this batch and its median time.
         let shapes = try graph.staticShapesFor(batch: batch)
         var rates: [String: JSONValue] = [:]
         for (i, node) in graph.nodes.enumerated() {
-            guard let seconds = profiler.forwardSeconds[i], seconds > 0, let flops = convolutionFLOPs(node, shapes, i) else { continue }
-            rates[node.name] = ["gflops": .number(flops * calls / seconds / 1e9), "filters": .number(Double(shapes[i].last ?? 0))]
+            guard let runs = profiler.forwardRuns[i], case let seconds = LayerProfiler.median(runs), seconds > 0,
+                  let flops = convolutionFLOPs(node, shapes, i) else { continue }
+            rates[node.name] = ["gflops": .number(flops / seconds / 1e9), "filters": .number(Double(shapes[i].last ?? 0))]
         }
         out["conv_forward_gflops"] = .object(rates)
         for (k, v) in extra { out[k] = v }
