@@ -119,7 +119,9 @@ struct Train: ParsableCommand {
             if case .interrupted = e { print("\(e)\nresume with: segkit train \(segmenter) … --resume \(last) --out \(out)"); return }
             throw e
         }
-        print("Best val mIoU \(String(format: "%.4f", max(trainer.bestMeanIoU, 0))) → \(out); checkpoint \(last); history \(history)")
+        let best = val == nil ? String(format: "Lowest training loss %.4f", -trainer.bestScore)
+                              : String(format: "Best val mIoU %.4f", trainer.bestScore)
+        print("\(best) → \(out); checkpoint \(last); history \(history)")
     }
 
     /// NAME.keras → (NAME.last.keras, NAME.history.csv).

@@ -103,6 +103,18 @@ struct TinyProblem {
         #expect(history.count == 3 && improvements == 1)
     }
 
+    @Test func withoutValidationTheFirstEpochIsTheBestSoFarWhateverItsLoss() throws {
+        // 11 classes from scratch: a cross-entropy near ln 11 ≈ 2.4, a score of −2.4.
+        let p = try TinyProblem(count: 16)
+        let seg = try p.segmenter()
+        var c = p.config(epochs: 1)
+        c.learningRate = 0
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+        var improvements = 0
+        let history = try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in improvements += 1 })
+        #expect(history[0].loss > 1 && improvements == 1 && trainer.bestScore == -Double(history[0].loss))
+    }
+
     @Test func sameSeedGivesABitIdenticalHistory() throws {
         let p = try TinyProblem(count: 16)
         var histories: [[Float]] = []

@@ -63,7 +63,11 @@ public final class Trainer {
     public private(set) var epoch = 0
     public private(set) var step = 0
     private var runningLoss: Double = 0
-    public private(set) var bestMeanIoU: Double = -1
+    /// The best epoch's score: its validation mIoU, or without validation
+    /// minus its training loss. −∞ before the first epoch, so that the first
+    /// always improves on it (a loss above 1 scores below −1: starting at −1,
+    /// a run whose loss stayed above 1 never wrote its best model).
+    public private(set) var bestScore: Double = -.infinity
     private var epochsWithoutImprovement = 0
     public var shouldStop: () -> Bool = { false }
     public private(set) var usedCache = false
@@ -114,7 +118,7 @@ public final class Trainer {
 
     /// Trains for the configured epochs (continuing a restored run), calling
     /// `checkpoint` after every epoch (and on interruption) and `improved` when
-    /// the validation mIoU beats the best so far.
+    /// the epoch's score (`bestScore`) beats the best so far.
     public func fit(train: SegmentationDataset, val: SegmentationDataset?, observer: TrainingObserver?,
                     checkpoint: (Trainer) throws -> Void, improved: (Trainer) throws -> Void) throws -> [EpochRecord] {
         let steps = (train.count + config.batchSize - 1) / config.batchSize
@@ -187,8 +191,8 @@ public final class Trainer {
             step = 0
             runningLoss = 0
             let score = record.valMeanIoU ?? -Double(record.loss)
-            let better = score > bestMeanIoU
-            if better { bestMeanIoU = score; epochsWithoutImprovement = 0; try improved(self) } else { epochsWithoutImprovement += 1 }
+            let better = score > bestScore
+            if better { bestScore = score; epochsWithoutImprovement = 0; try improved(self) } else { epochsWithoutImprovement += 1 }
             try checkpoint(self)
             observer?.epochFinished(record, improved: better)
             if let patience = config.patience, epochsWithoutImprovement >= patience { break }
@@ -219,7 +223,7 @@ public final class Trainer {
         let names = parameters.map(\.name)
         try root.writeStringsAttribute("parameters", names)
         try root.writeDataset("progress", shape: [4], int64s: [Int64(epoch), Int64(step), Int64(optimizer.iterations), Int64(epochsWithoutImprovement)])
-        try root.writeDataset("scalars", shape: [2], floats: [Float(runningLoss), Float(bestMeanIoU)])
+        try root.writeDataset("scalars", shape: [2], floats: [Float(runningLoss), Float(bestScore)])
         // Exact values (Swift's round-trip formatting), so a resumed history equals an uninterrupted one.
         try root.writeStringAttribute("history", history.map(\.exactLine).joined(separator: "\n"))
         try root.writeStringAttribute("optimizer", config.optimizer)
@@ -246,7 +250,7 @@ public final class Trainer {
         }
         (epoch, step, optimizer.iterations, epochsWithoutImprovement) = (Int(progress[0]), Int(progress[1]), Int(progress[2]), Int(progress[3]))
         runningLoss = Double(scalars[0])
-        bestMeanIoU = Double(scalars[1])
+        bestScore = Double(scalars[1])
         var state: [String: [[Float]]] = [:]
         let g = try root.group("optimizer")
         for key in try g.childNames() {
