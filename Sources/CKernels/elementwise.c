@@ -14,9 +14,7 @@ void segkit_relu(float *x, size_t n) {
 }
 
 CLONES
-void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n) {
-    for (size_t i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : 0;
-}
+void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n) { relu_backward_of(dy, y, dz, n); }
 
 // Whole vectors written out: out is often a itself (a sum accumulated in
 // place), and the vectoriser's overlap check sent exactly that case to its

@@ -36,6 +36,12 @@ INLINE void exp16(float *p) {
     *(v16u *)p = y * (v16)bits;
 }
 
+/// dz = dy where y > 0, else 0: ReLU's derivative read from its output (as
+/// TensorFlow's ReluGrad does).
+INLINE void relu_backward_of(const float *dy, const float *y, float *dz, size_t n) {
+    for (size_t i = 0; i < n; i++) dz[i] = y[i] > 0 ? dy[i] : 0;
+}
+
 /// sums[c] += Σ over rows of dz[row, c] where dz = dy, or, given y, dz = dy
 /// where y > 0 else 0, also written to dz. Sixteen rows at a time as one flat
 /// run of 16·channels values, whose element j belongs to channel j mod

@@ -112,10 +112,7 @@ public final class Conv2D: Layer {
               parts[0].shape.dropLast() == parts[1].shape.dropLast() else { return nil }
         let shape = Array(parts[0].shape.dropLast()) + [parts[0].shape[3] + parts[1].shape[3]]
         let g = try window(for: shape)
-        guard !WinogradConvolution.applies(g, kernelShape: kernel.shape, inputChannels: shape[3], outputChannels: filters, groups: 1,
-                                           rowWidth: g.cols.output),
-              DirectConvolution.isPreferred(inputChannels: shape[3], outputChannels: filters, groups: 1, rowWidth: g.cols.output)
-        else { return nil }
+        guard ConvolutionKernels.forwardUsesDirectLoops(window: g, kernelShape: kernel.shape, inputChannels: shape[3], groups: 1) else { return nil }
         return output(of: parts[0], concatenatedWith: parts[1], window: g, mode: mode) { epilogue in
             DirectConvolution.forward(parts[0], concatenatedWith: parts[1], window: g, kernel: kernel.value, bias: bias?.value.scalars,
                                       epilogue: epilogue)
@@ -197,8 +194,7 @@ public final class Conv2D: Layer {
     /// Adds dL/dW and dL/db into the parameters that train; returns dL/dz (dy through the activation).
     private func accumulateParameterGradients(_ gradOutput: Tensor, _ c: Cache) -> Tensor {
         if kernel.isTrainable, activation == .relu(), let y = c.activation.y,
-           DirectConvolution.isPreferred(inputChannels: inputChannels, outputChannels: filters, groups: groups,
-                                         rowWidth: c.window.cols.output, forKernelGradient: true) {
+           ConvolutionKernels.kernelGradientUsesDirectLoops(window: c.window, kernelShape: kernel.shape, groups: groups) {
             // ReLU's backward pass made by the kernel gradient as it reads dy.
             let summingBias = bias?.isTrainable == true
             let fused = DirectConvolution.kernelGradientThroughReLU(c.input, concatenatedWith: c.concatenated, window: c.window,
@@ -261,10 +257,24 @@ enum ConvolutionKernels {
                                        rowWidth: g.cols.output) {
             return WinogradConvolution.forward(x, batch: g.batch, rows: g.rows, cols: g.cols, kernel: kernel, bias: bias, epilogue: epilogue)
         }
-        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups, rowWidth: g.cols.output) {
+        if forwardUsesDirectLoops(window: g, kernelShape: kernel.shape, inputChannels: cin, groups: groups) {
             return DirectConvolution.forward(x, window: g, kernel: kernel, bias: bias, epilogue: epilogue)
         }
         return forwardByGemm(x, window: g, kernel: kernel, groups: groups, bias: bias, epilogue: epilogue)
+    }
+
+    /// Whether `forward` runs on DirectConvolution's loops (not Winograd's nor sgemm's).
+    static func forwardUsesDirectLoops(window g: Window2D, kernelShape: [Int], inputChannels cin: Int, groups: Int) -> Bool {
+        let cout = kernelShape[3]
+        return !WinogradConvolution.applies(g, kernelShape: kernelShape, inputChannels: cin, outputChannels: cout, groups: groups,
+                                            rowWidth: g.cols.output)
+            && DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups, rowWidth: g.cols.output)
+    }
+
+    /// Whether `kernelGradient` runs on DirectConvolution's loops (not sgemm's).
+    static func kernelGradientUsesDirectLoops(window g: Window2D, kernelShape: [Int], groups: Int) -> Bool {
+        DirectConvolution.isPreferred(inputChannels: kernelShape[2], outputChannels: kernelShape[3], groups: groups,
+                                      rowWidth: g.cols.output, forKernelGradient: true)
     }
 
     static func forwardByGemm(_ x: Tensor, window g: Window2D, kernel: Tensor, groups: Int, bias: [Float]?,
@@ -323,9 +333,7 @@ enum ConvolutionKernels {
     /// read in place; only given where they make the kernel gradient.)
     static func kernelGradient(_ x: Tensor, concatenatedWith x2: Tensor? = nil, window g: Window2D, dz: Tensor, kernelShape: [Int],
                                groups: Int, summing: DirectConvolution.RowSums?) -> (kernel: Tensor, sums: Tensor?) {
-        let cin = kernelShape[2] * groups, cout = kernelShape[3]
-        if DirectConvolution.isPreferred(inputChannels: cin / groups, outputChannels: cout, groups: groups,
-                                         rowWidth: g.cols.output, forKernelGradient: true) {
+        if kernelGradientUsesDirectLoops(window: g, kernelShape: kernelShape, groups: groups) {
             return DirectConvolution.kernelGradient(x, concatenatedWith: x2, window: g, dy: dz, kernelShape: kernelShape, summing: summing)
         }
         precondition(x2 == nil, "a concatenated input's kernel gradient is the direct loops'")

@@ -31,17 +31,33 @@ struct SkipNet {
         graph.outputIndices = [sum]
     }
 
-    /// A training pass keeping `keep` and a backward pass from `outputGradient`:
-    /// the pass, the output and every trainable parameter's gradient.
-    func trainingStep(_ x: Tensor, keep: Set<Int>, outputGradient: Tensor) throws -> (pass: ForwardPass, output: [Float], gradients: [[Float]]) {
-        let pass = try graph.forward([x], mode: .training, keep: keep)
-        graph.zeroGradients()
-        _ = try graph.backward(pass, outputGradients: [outputGradient])
-        return (pass, pass.outputs(of: graph)[0].scalars, graph.trainableParameters.map { $0.gradient!.scalars })
+    func trainingStep(_ x: Tensor, keep: Set<Int>, outputGradient: Tensor) throws -> TrainingStep {
+        try graph.trainingStep(x, keep: keep, outputGradient: outputGradient)
     }
 
     func freezeEncoder() {
         for layer in [conv1, bn, conv2] as [Layer] { layer.isTrainable = false }
+    }
+}
+
+/// What one training step of a one-input, one-output graph did.
+struct TrainingStep {
+    let pass: ForwardPass
+    let visited: [String]
+    let output: [Float]
+    let gradients: [[Float]]
+}
+
+extension Graph {
+    /// A training pass keeping `keep` and a backward pass from `outputGradient`:
+    /// the pass, the nodes visited backward, the output and every trainable
+    /// parameter's gradient.
+    func trainingStep(_ x: Tensor, keep: Set<Int>, outputGradient: Tensor) throws -> TrainingStep {
+        let pass = try forward([x], mode: .training, keep: keep)
+        zeroGradients()
+        let result = try backward(pass, outputGradients: [outputGradient])
+        return TrainingStep(pass: pass, visited: result.nodesVisited, output: pass.outputs(of: self)[0].scalars,
+                            gradients: trainableParameters.map { $0.gradient!.scalars })
     }
 }
 
@@ -222,15 +238,9 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
             g.outputIndices = [out]
             let input = data.normal([2, 6, 10, 3])
             let outputGradient = data.normal(try g.forward([input]).outputs(of: g)[0].shape)
-            func step(keep: Set<Int>) throws -> (pass: ForwardPass, visited: [String], output: [Float], gradients: [[Float]]) {
-                let pass = try g.forward([input], mode: .training, keep: keep)
-                g.zeroGradients()
-                let result = try g.backward(pass, outputGradients: [outputGradient])
-                return (pass, result.nodesVisited, pass.outputs(of: g)[0].scalars, g.trainableParameters.map { $0.gradient!.scalars })
-            }
-            let inPlace = try step(keep: [])
+            let inPlace = try g.trainingStep(input, keep: [], outputGradient: outputGradient)
             // Keeping the concatenation makes the graph write it.
-            let written = try step(keep: [joined])
+            let written = try g.trainingStep(input, keep: [joined], outputGradient: outputGradient)
             #expect(inPlace.pass.partsRead == (axis == -1 ? [out: joined] : [:]) && written.pass.partsRead.isEmpty)
             #expect(inPlace.visited.contains("skip") == !(wideFirst && axis == -1) && written.visited.contains("skip"))
             // The same sums in another order: equal to float rounding.
