@@ -1,40 +1,37 @@
 import SegKitEngine
 
-/// Runs a segmenter on images of any size: inputs whose height or width is not
-/// a multiple of the encoder's total stride are mirror-padded (reflection, split
-/// between the two sides) up to the next multiple, and the output is cropped
-/// back, so an H x W image gives an H x W map. This lives outside the Keras
-/// graph: Keras runs the saved model at multiples of the stride only.
+/// Runs a segmenter on images of any size by `SizeRule`: an H x W image gives
+/// an H x W map of class scores whatever the encoder's stride and padding. This
+/// lives outside the Keras graph: Keras runs the saved model at the sizes the
+/// rule pads to.
 public struct Segmenter {
     public let graph: Graph
+    /// The encoder's total stride: the grid tiles of `tiledScores` keep.
     public let totalStride: Int
+    public let sizeRule: SizeRule
 
-    public init(graph: Graph, totalStride: Int) {
+    /// - Parameters:
+    ///   - totalStride: the period of the graph's alignment (`BuiltSegmenter.totalStride`).
+    ///   - referenceSize: a size the decoder aligns at (nil: multiples of `totalStride`).
+    public init(graph: Graph, totalStride: Int, referenceSize: (height: Int, width: Int)? = nil) {
         self.graph = graph
         self.totalStride = max(1, totalStride)
+        self.sizeRule = SizeRule(graph: graph, period: max(1, totalStride), reference: referenceSize ?? (0, 0))
     }
 
+    /// Class scores (N, H, W, K) for images `x` (N, H, W, C).
+    ///
+    /// - Throws: `EngineError` from the graph, or when no padded size suits it.
     public func scores(_ x: Tensor) throws -> Tensor {
         let (_, h, w, _) = x.nhwc
-        let s = totalStride
-        let (ph, pw) = ((s - h % s) % s, (s - w % s) % s)
-        let top = ph / 2, left = pw / 2
-        let padded = ph == 0 && pw == 0 ? x : reflectPad(x, top: top, bottom: ph - top, left: left, right: pw - left)
+        let p = try sizeRule.placement(height: h, width: w)
+        let padded = p.isIdentity ? x : reflectPad(x, top: p.padTop, bottom: p.padBottom, left: p.padLeft, right: p.padRight)
         let y = try graph.forward([padded]).outputs(of: graph)[0]
-        let (_, oh, ow, c) = y.nhwc
-        guard oh == h + ph, ow == w + pw else {
-            throw EngineError.shapeMismatch(op: "segmenter", expected: "an output the size of its \(h + ph)x\(w + pw) input",
-                                            found: "\(oh)x\(ow) (a valid-padding U-Net: use tiled prediction)")
+        guard y.rank == 4, y.shape[1] >= p.outputTop + h, y.shape[2] >= p.outputLeft + w else {
+            throw EngineError.shapeMismatch(op: "segmenter", expected: "an output covering the \(h)x\(w) image", found: "\(y.shape)")
         }
-        if ph == 0 && pw == 0 { return y }
-        var out = Tensor(zeros: [y.shape[0], h, w, c])
-        for n in 0..<y.shape[0] {
-            for r in 0..<h {
-                let src = ((n * oh + r + top) * ow + left) * c, dst = (n * h + r) * w * c
-                out.scalars.replaceSubrange(dst..<(dst + w * c), with: y.scalars[src..<(src + w * c)])
-            }
-        }
-        return out
+        if y.shape[1] == h && y.shape[2] == w { return y }
+        return crop(y, y: p.outputTop, x: p.outputLeft, height: h, width: w)
     }
 }
 
@@ -70,11 +67,11 @@ func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) -> Te
 extension Segmenter {
     /// U-Net's overlap-tile strategy for images larger than `tile`: the image is
     /// mirror-padded by `margin` on every side, cut into `tile`-sized windows that
-    /// overlap by 2·`margin`, and only each window's centre (away from its own
-    /// borders) is kept. Tiles and margins are rounded up to multiples of the
-    /// total stride, so every tile sits on the same grid as the whole image:
-    /// with a margin of at least the receptive-field radius the result equals
-    /// running the whole mirror-padded image at once.
+    /// overlap by 2·`margin`, each window is segmented by `scores` and only its
+    /// centre (away from its own borders) is kept. Tiles and margins are rounded
+    /// up to multiples of the total stride, so every tile sits on the same grid as
+    /// the whole image: with a margin of at least the receptive-field radius the
+    /// result equals segmenting the whole image at once.
     public func tiledScores(_ x: Tensor, tile: Int, margin: Int) throws -> Tensor {
         let (n, h, w, _) = x.nhwc
         let s = totalStride
@@ -83,18 +80,16 @@ extension Segmenter {
         let core = t - 2 * m
         let rows = (h + core - 1) / core, cols = (w + core - 1) / core
         let padded = reflectPad(x, top: m, bottom: rows * core - h + m, left: m, right: cols * core - w + m)
-        let (ph, pw) = (padded.shape[1], padded.shape[2])
         var out: Tensor?
         for r in 0..<rows {
             for c in 0..<cols {
                 let (y0, x0) = (r * core, c * core)
-                let window = crop(padded, y: y0, x: x0, height: min(t, ph - y0), width: min(t, pw - x0))
-                let y = try graph.forward([window]).outputs(of: graph)[0]
+                let y = try scores(crop(padded, y: y0, x: x0, height: t, width: t))
                 let k = y.shape[3]
                 if out == nil { out = Tensor(zeros: [n, h, w, k]) }
                 for b in 0..<n {
                     for yy in 0..<min(core, h - y0) {
-                        let src = ((b * y.shape[1] + m + yy) * y.shape[2] + m) * k
+                        let src = ((b * t + m + yy) * t + m) * k
                         let dst = ((b * h + y0 + yy) * w + x0) * k
                         let len = min(core, w - x0) * k
                         out!.scalars.replaceSubrange(dst..<(dst + len), with: y.scalars[src..<(src + len)])

@@ -18,6 +18,9 @@ struct Build: ParsableCommand {
     @Option(help: "Architecture for a weights-only classifier file.")
     var config: String?
 
+    @Option(help: "The classifier's output to convert, for a model with several (a main and an auxiliary head).")
+    var output: String?
+
     @Option(help: "Segmentation classes (a count other than the classifier's implies --head new).")
     var classes: Int?
 
@@ -41,9 +44,10 @@ struct Build: ParsableCommand {
         if let classes { sets.append("classes=\(classes)") }
         if let inputChannels { sets.append("input_channels=\(inputChannels)") }
         if let head { sets.append("head=\(head)") }
+        if let output { sets.append("output=\(output)") }
         let r = try Recipe.load(recipe, overrides: sets, recipeFolder: try recipeFolder())
         let source = try classifier.map { try loadModel($0, config: config) }
-        var built = try SegmenterBuilder(recipe: r).build(classifier: source?.graph)
+        var built = try naming(classifier) { try SegmenterBuilder(recipe: r).build(classifier: source?.graph) }
         if let classNames {
             let names = classNames.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
             guard names.count == built.classes else {
@@ -55,7 +59,8 @@ struct Build: ParsableCommand {
         let total = built.graph.parameters.reduce(0) { $0 + $1.value.count }
         let trainable = built.graph.trainableParameters.reduce(0) { $0 + $1.value.count }
         print("Built \(r.name) → \(out)")
-        print("  classes: \(built.classes), output: \(built.output), inputs padded to multiples of \(built.totalStride)")
+        print("  classes: \(built.classes), output: \(built.output), total stride \(built.totalStride)"
+              + (built.referenceSize.map { ", laid out at \($0.height)x\($0.width) (any size runs: SegKit mirror-pads and crops)" } ?? ""))
         if !built.stages.isEmpty {
             print("  encoder stages: " + built.stages.map { "1/\($0.stride) \($0.name)" }.joined(separator: ", "))
         }
@@ -77,4 +82,15 @@ func recipeFolder() throws -> String {
         throw ValidationError("cannot find the Recipes folder (looked in \(candidates.joined(separator: ", "))); set SEGKIT_RECIPES")
     }
     return found
+}
+
+/// Runs `body`, prefixing a surgery or recipe error with the model file it is about.
+func naming<T>(_ file: String?, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let e as SurgeryError {
+        throw ModelFileError(description: file.map { "\($0): \(e)" } ?? "\(e)")
+    } catch let e as RecipeError {
+        throw ModelFileError(description: file.map { "\($0): \(e)" } ?? "\(e)")
+    }
 }

@@ -11,6 +11,7 @@ struct Compare: ParsableCommand {
 
     @Option(help: "The Keras classifier.") var classifier: String
     @Option(help: "Architecture for a weights-only classifier file.") var config: String?
+    @Option(help: "The classifier's output to use, for a model with several.") var output: String?
     @Option(help: "Comma-separated recipes to build on the classifier.") var recipes: String = "transposed-skips,fcn-8s,heatmap-bilinear"
     @Option(help: "The from-scratch baseline recipe ('none' for no baseline).") var baseline: String = "unet-scratch"
     @OptionGroup var data: DataOptions
@@ -35,7 +36,9 @@ struct Compare: ParsableCommand {
         guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--labels takes positive sizes, e.g. 50,100,200") }
         let folder = try recipeFolder()
         let probe = try loadModel(classifier, config: config)
-        guard let classes = try probe.graph.staticShapes().last?.last ?? nil else { throw ValidationError("\(classifier): no class count") }
+        let classes = try naming(classifier) {
+            try segmentationClasses(of: try output.map { try selectingOutput(probe.graph, named: $0) } ?? probe.graph)
+        }
         let classNames = classes == FashionCanvas.classes ? FashionCanvas.classNames : (0..<classes).map { "class_\($0)" }
         let all = try data.load()
         let test = try DataSource.parse(testData, fashionFolder: data.fashionDir).load()
@@ -56,7 +59,7 @@ struct Compare: ParsableCommand {
             // A fresh copy per contender; the file already passed the child-process check when `probe` was loaded.
             try KerasModel.load(classifier, configPath: config)
         }
-        comparison.overrides = overrides
+        comparison.overrides = overrides + (output.map { ["output=\($0)"] } ?? [])
         print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "
               + "\(val.count) validation and \(test.count) test image(s); \(epochs) epoch(s) each")
         var kept: [String: BuiltSegmenter] = [:]
@@ -81,7 +84,7 @@ struct Compare: ParsableCommand {
             try save("ground truth", "test\(i)_truth.png", one.masks.map(Int.init))
             for c in comparison.contenders {
                 guard let seg = kept[c] else { continue }
-                let scores = try Segmenter(graph: seg.graph, totalStride: seg.totalStride).scores(x)
+                let scores = try seg.runner.scores(x)
                 try save(c, "test\(i)_\(c).png", argmax(scores))
             }
             rows.append(("test image \(i)", files))

@@ -13,10 +13,15 @@ struct Convolutionalize: ParsableCommand {
     @Option(help: "Output Keras file: .keras (Keras 3 archive) or .h5 (legacy HDF5).")
     var out: String
 
+    @Option(help: "The classifier's output to convert, for a model with several.")
+    var output: String?
+
     func run() throws {
         let m = try model.load()
-        let fcn = try convolutionalize(m.graph)
-        let stages = try encoderStages(m.graph)
+        let (fcn, stages) = try naming(model.model) {
+            let classifier = try output.map { try selectingOutput(m.graph, named: $0) } ?? m.graph
+            return (try convolutionalize(classifier), try encoderStages(classifier))
+        }
         let metadata: JSONValue = [
             "segkit": "convolutionalize", "source": .string(model.model),
             "stages": .array(stages.map { ["stride": .number(Double($0.stride)), "layer": .string($0.name)] }),

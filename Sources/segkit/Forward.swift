@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
 import HDF5
+import SegKit
 import SegKitEngine
 import SegKitKeras
 
 /// `segkit forward`: the model's output (and named layers' outputs) for an HDF5
 /// input, in inference mode: the contract tests and other tools compare with Keras.
+/// For a segmenter SegKit built, `output` is the segmentation at the input's own
+/// height and width (`SizeRule`, as in predict and eval).
 struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a model on dataset 'input' (N,H,W,C float32) of an HDF5 file; write 'output' and chosen layers' outputs.")
@@ -35,8 +38,13 @@ struct Forward: ParsableCommand {
         let dataset = try file.root.dataset("input")
         let shape = try dataset.shape()
         let x = try Tensor(shape: shape, scalars: try dataset.readFloats(limit: 1 << 30))
-        let pass = try m.graph.forward([x], mode: .inference, keep: Set(keep.values))
+        // A segmenter runs by the size rule of predict and eval: its output has the
+        // input's height and width; named layers are those of the padded input.
+        let runner = x.rank == 4 ? storedRunner(m) : nil
+        let placement = try runner.map { try $0.sizeRule.placement(height: x.shape[1], width: x.shape[2]) }
+        let pass = try m.graph.forward([placement?.padded(x) ?? x], mode: .inference, keep: Set(keep.values))
         var results: [(String, Tensor)] = pass.outputs(of: m.graph).enumerated().map { i, t in (i == 0 ? "output" : "output_\(i)", t) }
+        if let runner { results[0].1 = try runner.scores(x) }
         results += names.map { ($0, pass.values[keep[$0]!]!) }
         try writeAtomically(output) { path in
             let out = try HDF5File(creating: path).root

@@ -31,10 +31,15 @@ func printSummary(_ m: KerasModel) throws {
         print("Trainable params: \(trainable)")
         print("Non-trainable params: \(total - trainable)")
         if let stages = try? encoderStages(m.graph), !stages.isEmpty {
-            print("Encoder stages (skip sources by resolution):")
-            for s in stages {
-                print("  1/\(s.stride)  \(s.name)  \(s.height)x\(s.width)x\(s.channels)")
+            let size = try referenceInputSize(m.graph)
+            print("Encoder stages (skip sources by output stride; sizes at a \(size.height)x\(size.width) input, offsets and receptive fields in input pixels):")
+            let rows = stages.map { s -> [String] in
+                func offset(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(format: "%.1f", v) }
+                return ["1/\(s.stride)", s.name, "\(s.height)x\(s.width)x\(s.channels)",
+                        s.offsetRows == s.offsetCols ? offset(s.offsetRows) : "\(offset(s.offsetRows)),\(offset(s.offsetCols))",
+                        s.receptiveRows == s.receptiveCols ? "\(s.receptiveRows)" : "\(s.receptiveRows)x\(s.receptiveCols)"]
             }
+            printTable(header: ["stride", "layer", "map", "offset", "receptive field"], rows: rows, rightAligned: [3, 4])
         }
     }
 }

@@ -22,8 +22,9 @@ struct SegmenterFile {
 
     var metadata: JSONValue { model.segkitMetadata ?? [:] }
 
-    /// Pad-and-crop runner at the stored total stride.
-    var runner: Segmenter { Segmenter(graph: model.graph, totalStride: metadata["total_stride"]?.int ?? 1) }
+    /// The segmenter at any input size, by the stored alignment (`SizeRule`):
+    /// sizes are the stored reference size plus multiples of the total stride.
+    var runner: Segmenter { storedRunner(model) ?? Segmenter(inferringFrom: model.graph) }
 
     /// The scaling given on the command line, else the stored one, else unit (raw
     /// when the model rescales its own input).
@@ -32,4 +33,12 @@ struct SegmenterFile {
         if let stored = metadata["input_scale"]?.string { return try InputScaling(parsing: stored) }
         return .defaultScaling(for: model.graph)
     }
+}
+
+/// The runner of a model SegKit built (one with `segkit.json`), by its stored
+/// alignment; nil for other models.
+func storedRunner(_ model: KerasModel) -> Segmenter? {
+    guard let meta = model.segkitMetadata, let stride = meta["total_stride"]?.int else { return nil }
+    let reference = meta["reference_size"]?.array?.compactMap(\.int)
+    return Segmenter(graph: model.graph, totalStride: stride, referenceSize: reference?.count == 2 ? (reference![0], reference![1]) : nil)
 }

@@ -88,7 +88,7 @@ struct Train: ParsableCommand {
             train = train.prefix(train.count - held)
         }
         print("Training \(model.name) on \(train.count) sample(s) of \(data.data), validating on \(val?.count ?? 0); input scale \(config.inputScale)")
-        let trainer = try Trainer(graph: model.graph, classes: classes, config: config)
+        let trainer = try Trainer(graph: model.graph, classes: classes, config: config, runner: file.runner)
         if resume != nil {
             guard let state = model.trainingState else { throw ValidationError("\(start) holds no training state (use NAME.last.keras)") }
             try trainer.restore(from: state)

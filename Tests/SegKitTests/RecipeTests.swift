@@ -112,7 +112,7 @@ func randomImages(_ shape: [Int], seed: UInt64 = 1) -> Tensor {
         #expect(conv.first { $0.name == "enc0_a" }?.filters == 16)
         #expect(try seg.graph.forward([randomImages([1, 32, 48, 1])]).outputs(of: seg.graph)[0].shape == [1, 32, 48, 11])
         // Valid padding: the paper's crop and copy, 572 → 388.
-        #expect(try UNetScratch.validCrops(depth: 4) == [88, 40, 16, 4])
+        #expect(try UNetScratch.validCrops(depth: 4).0 == [88, 40, 16, 4])
         let (valid, _) = try build("unet-scratch", nil, ["classes=2", "input_channels=1", "padding=valid"])
         #expect(try valid.graph.forward([randomImages([1, 188, 188, 1])]).outputs(of: valid.graph)[0].shape == [1, 4, 4, 2])
     }

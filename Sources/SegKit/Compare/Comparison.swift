@@ -69,7 +69,7 @@ public struct Comparison {
                 var config = training
                 config.inputScale = training.inputScale
                 if trainable > 0 {
-                    let trainer = try Trainer(graph: seg.graph, classes: classes, config: config)
+                    let trainer = try Trainer(graph: seg.graph, classes: classes, config: config, runner: seg.runner)
                     let started = Date()
                     history = try trainer.fit(train: subset, val: validation, observer: observer, checkpoint: { _ in }, improved: { _ in })
                     seconds = Date().timeIntervalSince(started)
@@ -88,7 +88,7 @@ public struct Comparison {
 
     /// Test-set confusion matrix through the pad-and-crop runner.
     public static func evaluate(_ seg: BuiltSegmenter, _ data: SegmentationDataset, classes: Int, scale: InputScaling, batch: Int) throws -> ConfusionMatrix {
-        let runner = Segmenter(graph: seg.graph, totalStride: seg.totalStride)
+        let runner = seg.runner
         var m = ConfusionMatrix(classes: classes)
         for start in stride(from: 0, to: data.count, by: max(batch, 1)) {
             let part = data.subset(Array(start..<min(start + batch, data.count)))

@@ -48,11 +48,13 @@ public struct Recipe: Decodable, Equatable, Sendable {
     public var baseFilters: Int = 16
     public var padding: String = "same"
     public var inputChannels: Int?
+    /// The classifier's output to convert, for a model with several (a main and an auxiliary classifier).
+    public var output: String?
 
     enum CodingKeys: String, CodingKey {
         case name, decoder, upsampling, skips, fcn, head, classes, decoderFilters = "decoder_filters",
              kernelSize = "kernel_size", batchNorm = "batch_norm", dropout, unfreeze, stages, seed, depth,
-             baseFilters = "base_filters", padding, inputChannels = "input_channels"
+             baseFilters = "base_filters", padding, inputChannels = "input_channels", output
     }
 
     public init(from decoder: Swift.Decoder) throws {
@@ -81,6 +83,7 @@ public struct Recipe: Decodable, Equatable, Sendable {
         baseFilters = try c.decodeIfPresent(Int.self, forKey: .baseFilters) ?? baseFilters
         padding = try c.decodeIfPresent(String.self, forKey: .padding) ?? padding
         inputChannels = try c.decodeIfPresent(Int.self, forKey: .inputChannels)
+        output = try c.decodeIfPresent(String.self, forKey: .output)
         try validate()
     }
 

@@ -7,23 +7,32 @@ public struct SegmenterBuilder {
 
     public init(recipe: Recipe) { self.recipe = recipe }
 
+    /// The segmenter for `classifier` (nil only for unet-scratch). Every imported
+    /// layer is kept and frozen (but those the recipe unfreezes).
+    ///
+    /// - Throws: `RecipeError.incompatible` with the reason when the recipe does
+    ///   not apply (a head SegKit cannot convert names its layer), `SurgeryError`
+    ///   for a model with several outputs and no `output` chosen.
     public func build(classifier: Graph?) throws -> BuiltSegmenter {
         if recipe.decoder == .unetScratch { return try UNetScratch(recipe: recipe).build() }
-        guard let classifier else {
+        guard var source = classifier else {
             throw RecipeError.incompatible(recipe: recipe.name, message: "it needs a classifier (--classifier MODEL)")
         }
-        var source = classifier
+        if let output = recipe.output { source = try selectingOutput(source, named: output) }
+        if source.outputIndices.count > 1 {
+            throw SurgeryError.severalOutputs(source.outputIndices.map { source.nodes[$0].name })
+        }
         if let channels = recipe.inputChannels { source = try adaptInputChannels(source, to: channels) }
         freezeImported(source)
         let stages = try chosenStages(source)
-        guard let deepest = stages.last else {
+        guard !stages.isEmpty else {
             throw RecipeError.incompatible(recipe: recipe.name, message: "the classifier has no encoder stages")
         }
         switch recipe.decoder {
         case .unet:
             return try PretrainedUNet(recipe: recipe, encoder: source, stages: stages).build()
         default:
-            return try buildOnClassMap(source, stages: stages, stride: deepest.stride)
+            return try buildOnClassMap(source, stages: stages)
         }
     }
 
@@ -38,118 +47,96 @@ public struct SegmenterBuilder {
         for (i, node) in graph.nodes.enumerated() where i > boundary { node.layer.isTrainable = true }
     }
 
+    /// The detected stages, or those the recipe names (finest first).
     func chosenStages(_ graph: Graph) throws -> [EncoderStage] {
         let detected = try encoderStages(graph)
         guard let names = recipe.stages else { return detected }
+        let size = try referenceInputSize(graph)
+        let geometry = try graph.geometry(height: size.height, width: size.width)
         let shapes = try graph.staticShapes()
-        let input = shapes[graph.inputIndices[0]]
         return try names.map { name in
-            guard let node = graph.index(of: name), let h = shapes[node][1], let w = shapes[node][2], let c = shapes[node][3],
-                  let ih = input[1], ih % h == 0 else {
+            guard let node = graph.index(of: name), let g = geometry[node], let stride = g.integerStride, let c = shapes[node].last ?? nil else {
                 throw RecipeError.incompatible(recipe: recipe.name, message: "stage layer '\(name)' is not a 4-D layer of the encoder at an integer stride")
             }
-            return EncoderStage(stride: ih / h, node: node, name: name, height: h, width: w, channels: c)
+            return EncoderStage(stride: stride, node: node, name: name, height: g.rows.size, width: g.cols.size, channels: c,
+                                offsetRows: g.rows.offset, offsetCols: g.cols.offset,
+                                receptiveRows: g.rows.receptiveField, receptiveCols: g.cols.receptiveField)
         }
     }
 
     /// heatmap, transposed and fcn: the convolutionalized classifier's class map, then a decoder.
-    func buildOnClassMap(_ classifier: Graph, stages: [EncoderStage], stride: Int) throws -> BuiltSegmenter {
-        var fcn = try convolutionalize(classifier)
-        // A Flatten head became a k×k `valid` convolution, whose map is k − 1 cells
-        // smaller than 1/stride of the input; a decoder needs it aligned with the
-        // encoder stages, so it gets `same` padding (each cell sees the window
-        // around it; interior cells equal the classifier's windows, shifted).
-        let deepestTap = fcn.index(of: stages.last!.name) ?? 0
-        fcn = try replay(fcn, substitute: { i, node in
-            guard i > deepestTap, let c = node.layer as? Conv2D, c.kernelSize != (1, 1), c.padding == .valid else { return nil }
-            let same = try Conv2D(name: c.name, kernel: c.kernel.value, bias: c.bias?.value, strides: c.strides, padding: .same,
-                                  dilation: c.dilation, groups: c.groups, activation: c.activation)
-            same.isTrainable = c.isTrainable
-            return same
-        }).0
-        let headOut = fcn.outputIndices[0]
-        guard let headConv = fcn.nodes[headOut].layer as? Conv2D else {
-            throw RecipeError.incompatible(recipe: recipe.name, message: "the classifier's head does not end in a Dense layer")
-        }
-        let ownClasses = headConv.filters
-        let classes = recipe.classes ?? ownClasses
-        let newHead = recipe.head == .new || classes != ownClasses
-        let trainable = recipe.decoder != .heatmap
-        if newHead && !trainable {
-            throw RecipeError.incompatible(recipe: recipe.name,
-                                          message: "a heatmap needs no training, so it keeps the classifier's \(ownClasses) classes (drop --classes/--head new)")
-        }
-        if newHead || trainable {
-            // A new zero-initialised score layer replaces the last Dense, or the kept
-            // one loses its softmax so the decoder works on class scores (logits).
-            let replacement: Conv2D
-            if newHead {
-                let inChannels = headConv.kernel.value.shape[2]
-                replacement = try Conv2D(name: headConv.name, kernel: Tensor(zeros: [1, 1, inChannels, classes]), bias: Tensor(zeros: [classes]))
-            } else {
-                replacement = try Conv2D(name: headConv.name, kernel: headConv.kernel.value, bias: headConv.bias?.value,
-                                         activation: headConv.activation == .softmax ? .linear : headConv.activation)
-                replacement.isTrainable = headConv.isTrainable
-            }
-            fcn = try replay(fcn, substitute: { i, _ in i == headOut ? replacement : nil }).0
+    func buildOnClassMap(_ classifier: Graph, stages: [EncoderStage]) throws -> BuiltSegmenter {
+        let scores = try ClassScores(classifier, recipe: recipe)
+        let classes = scores.classes
+        let g = scores.graph
+        let canvas = DecoderCanvas(graph: g, reference: try referenceInputSize(classifier))
+        var x = scores.output
+        guard let stride = try canvas.geometry(x).integerStride else {
+            throw RecipeError.incompatible(recipe: recipe.name, message: "the class map's stride is not one integer on both axes")
         }
         var rng = SeededGenerator(seed: recipe.seed)
-        let g = fcn
-        var x = g.outputIndices[0]
         let stageNode = Dictionary(stages.map { ($0.stride, g.index(of: $0.name)!) }, uniquingKeysWith: { a, _ in a })
+        /// A Conv2DTranspose by `factor`, bilinear-initialised (kernel 2f − f mod 2, FCN's `upsample_filt`), `same` padding.
+        func upsample(_ x: Int, factor: Int, kernel k: Int? = nil, name: String, bias: Bool) throws -> Int {
+            let size = k ?? (2 * factor - factor % 2)
+            let up = try Conv2DTranspose(name: canvas.uniqueName(name), kernel: Initializer.bilinear(size: size, channels: classes),
+                                         bias: bias ? Tensor(zeros: [classes]) : nil, strides: (factor, factor), padding: .same)
+            return try g.add(up, inputs: [x])
+        }
+        /// `x` plus a zero-initialised 1x1 projection of the stage tap at `s`, aligned.
+        func fuse(_ x: Int, tap: Int, projection: String, sum: String) throws -> Int {
+            let project = try Conv2D(name: canvas.uniqueName(projection), kernel: Tensor(zeros: [1, 1, try canvas.channels(tap), classes]),
+                                     bias: Tensor(zeros: [classes]))
+            let p = try g.add(project, inputs: [tap])
+            let (a, b) = try canvas.aligned(x, p, name: sum)
+            return try g.add(ElementwiseMerge(name: canvas.uniqueName(sum), .add), inputs: [a, b])
+        }
         switch recipe.decoder {
         case .heatmap:
-            x = try g.add(UpSampling2D(name: "upsample_x\(stride)", size: (stride, stride),
-                                       interpolation: recipe.upsampling == "nearest" ? .nearest : .bilinear), inputs: [x])
-        case .transposed:
-            guard stride & (stride - 1) == 0 else {
-                throw RecipeError.incompatible(recipe: recipe.name, message: "the encoder's total stride \(stride) is not a power of two")
+            if stride > 1 {
+                x = try g.add(UpSampling2D(name: canvas.uniqueName("upsample_x\(stride)"), size: (stride, stride),
+                                           interpolation: recipe.upsampling == "nearest" ? .nearest : .bilinear), inputs: [x])
             }
-            var s = stride
-            var step = 1
-            while s > 1 {
-                s /= 2
-                // Bilinear initialisation (for k = 3 the kernel [½, 1, ½]² per class is exact
-                // linear interpolation): before training the decoder upsamples the class
-                // scores, so it starts from the heatmap rather than from noise.
-                let k = recipe.kernelSize
-                let kernel = k >= 2 ? Initializer.bilinear(size: k, channels: classes)
-                    : Initializer.glorot([k, k, classes, classes], fanIn: k * k * classes, fanOut: k * k * classes, &rng)
-                let up = try Conv2DTranspose(name: "up\(step)", kernel: kernel, bias: Tensor(zeros: [classes]), strides: (2, 2), padding: .same)
-                x = try g.add(up, inputs: [x])
-                if recipe.skips, let tap = stageNode[s] {
-                    let channels = try g.staticShapes()[tap][3]!
-                    let project = try Conv2D(name: "proj\(s == 1 ? "_input" : "_s\(s)")", kernel: Tensor(zeros: [1, 1, channels, classes]), bias: Tensor(zeros: [classes]))
-                    let p = try g.add(project, inputs: [tap])
-                    x = try g.add(ElementwiseMerge(name: "skip\(step)", .add), inputs: [x, p])
+        case .transposed:
+            var current = stride
+            for (step, next) in DecoderCanvas.ladder(from: stride, stages: stages).enumerated() {
+                let factor = current / next
+                // For k = 3 and factor 2 the bilinear kernel [½, 1, ½]² per class is exact linear
+                // interpolation: before training the decoder upsamples the class scores, so it
+                // starts from the heatmap rather than from noise.
+                let k = factor == 2 ? recipe.kernelSize : 2 * factor - factor % 2
+                if k >= 2 {
+                    x = try upsample(x, factor: factor, kernel: k, name: "up\(step + 1)", bias: true)
+                } else {
+                    let kernel = Initializer.glorot([k, k, classes, classes], fanIn: k * k * classes, fanOut: k * k * classes, &rng)
+                    x = try g.add(Conv2DTranspose(name: canvas.uniqueName("up\(step + 1)"), kernel: kernel, bias: Tensor(zeros: [classes]),
+                                                  strides: (factor, factor), padding: .same), inputs: [x])
                 }
-                step += 1
+                if recipe.skips, let tap = stageNode[next] {
+                    x = try fuse(x, tap: tap, projection: "proj\(next == 1 ? "_input" : "_s\(next)")", sum: "skip\(step + 1)")
+                }
+                current = next
             }
         case .fcn:
             let fusions = ["32s": 0, "16s": 1, "8s": 2][recipe.fcn]!
-            var s = stride
-            for i in 0..<fusions {
-                guard s % 2 == 0, let tap = stageNode[s / 2] else {
-                    throw RecipeError.incompatible(recipe: recipe.name, message: "fcn-\(recipe.fcn) needs an encoder stage at 1/\(s / 2)")
-                }
-                x = try g.add(Conv2DTranspose(name: "upscore\(i + 1)", kernel: Initializer.bilinear(size: 4, channels: classes), bias: nil,
-                                              strides: (2, 2), padding: .same), inputs: [x])
-                let channels = try g.staticShapes()[tap][3]!
-                let score = try g.add(Conv2D(name: "score_s\(s / 2)", kernel: Tensor(zeros: [1, 1, channels, classes]), bias: Tensor(zeros: [classes])),
-                                      inputs: [tap])
-                x = try g.add(ElementwiseMerge(name: "fuse_s\(s / 2)", .add), inputs: [x, score])
-                s /= 2
+            let ladder = DecoderCanvas.ladder(from: stride, stages: stages).filter { stageNode[$0] != nil }
+            guard ladder.count >= fusions else {
+                throw RecipeError.incompatible(recipe: recipe.name,
+                    message: "fcn-\(recipe.fcn) fuses \(fusions) finer stage(s), and the encoder has \(ladder.count) below its 1/\(stride) class map")
             }
-            if s > 1 {
-                x = try g.add(Conv2DTranspose(name: "upscore_final", kernel: Initializer.bilinear(size: 2 * s, channels: classes), bias: nil,
-                                              strides: (s, s), padding: .same), inputs: [x])
+            var current = stride
+            for (i, next) in ladder.prefix(fusions).enumerated() {
+                x = try upsample(x, factor: current / next, name: "upscore\(i + 1)", bias: false)
+                x = try fuse(x, tap: stageNode[next]!, projection: "score_s\(next)", sum: "fuse_s\(next)")
+                current = next
             }
+            if current > 1 { x = try upsample(x, factor: current, name: "upscore_final", bias: false) }
         case .unet, .unetScratch:
             break
         }
         g.outputIndices = [x]
-        return BuiltSegmenter(graph: g, recipe: recipe, classes: classes, totalStride: stride, stages: stages,
-                              output: recipe.decoder == .heatmap ? "probabilities" : "logits")
+        return BuiltSegmenter(graph: g, recipe: recipe, classes: classes, totalStride: leastCommonStride(try g.geometry(height: canvas.reference.height, width: canvas.reference.width)),
+                              referenceSize: canvas.reference, stages: stages, output: scores.isProbability ? "probabilities" : "logits")
     }
 
     /// Adapts the first convolution to data with another channel count: grey data

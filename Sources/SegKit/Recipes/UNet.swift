@@ -5,6 +5,8 @@ import SegKitEngine
 /// stride-2 transposed convolution up.
 struct UNetBlocks {
     let graph: Graph
+    /// Names new layers so that they never clash with imported ones.
+    let canvas: DecoderCanvas
     let padding: Padding
     let batchNorm: Bool
     var rng: SeededGenerator
@@ -13,71 +15,89 @@ struct UNetBlocks {
         var x = x
         for part in ["a", "b"] {
             let cin = try graph.staticShapes()[x][3]!
-            let conv = try Conv2D(name: "\(name)_\(part)", kernel: Initializer.he([3, 3, cin, filters], fanIn: 9 * cin, &rng),
+            let conv = try Conv2D(name: canvas.uniqueName("\(name)_\(part)"), kernel: Initializer.he([3, 3, cin, filters], fanIn: 9 * cin, &rng),
                                   bias: Tensor(zeros: [filters]), padding: padding, activation: batchNorm ? .linear : .relu())
             x = try graph.add(conv, inputs: [x])
             if batchNorm {
-                x = try graph.add(BatchNormalization(name: "\(name)_\(part)_bn", channels: filters,
+                x = try graph.add(BatchNormalization(name: canvas.uniqueName("\(name)_\(part)_bn"), channels: filters,
                                                      gamma: Tensor(repeating: 1, shape: [filters]), beta: Tensor(zeros: [filters])), inputs: [x])
-                x = try graph.add(ActivationLayer(name: "\(name)_\(part)_relu", .relu(), kerasKind: "ReLU"), inputs: [x])
+                x = try graph.add(ActivationLayer(name: canvas.uniqueName("\(name)_\(part)_relu"), .relu(), kerasKind: "ReLU"), inputs: [x])
             }
         }
         return x
     }
 
-    mutating func up(_ x: Int, filters: Int, name: String) throws -> Int {
+    /// Up by `factor`: a factor x factor, stride-`factor` transposed convolution (2x2/2 in the paper).
+    mutating func up(_ x: Int, filters: Int, factor: Int = 2, name: String) throws -> Int {
         let cin = try graph.staticShapes()[x][3]!
-        let kernel = Initializer.he([2, 2, filters, cin], fanIn: 4 * cin, &rng)
-        return try graph.add(Conv2DTranspose(name: name, kernel: kernel, bias: Tensor(zeros: [filters]), strides: (2, 2), padding: .valid), inputs: [x])
+        let kernel = Initializer.he([factor, factor, filters, cin], fanIn: factor * factor * cin, &rng)
+        return try graph.add(Conv2DTranspose(name: canvas.uniqueName(name), kernel: kernel, bias: Tensor(zeros: [filters]),
+                                             strides: (factor, factor), padding: .valid), inputs: [x])
     }
 
     mutating func classifier(_ x: Int, classes: Int) throws -> Int {
         let cin = try graph.staticShapes()[x][3]!
-        return try graph.add(Conv2D(name: "logits", kernel: Initializer.glorot([1, 1, cin, classes], fanIn: cin, fanOut: classes, &rng),
+        return try graph.add(Conv2D(name: canvas.uniqueName("logits"), kernel: Initializer.glorot([1, 1, cin, classes], fanIn: cin, fanOut: classes, &rng),
                                     bias: Tensor(zeros: [classes])), inputs: [x])
     }
 }
 
-/// The classifier's convolutional part (head removed) as a U-Net encoder: per
-/// stage, up by a 2x2 transposed convolution, concatenate the stage's features,
-/// two 3x3 conv + ReLU; a final 1x1 conv to the classes.
+/// The classifier's convolutional part (head removed) as a U-Net encoder, every
+/// imported layer up to the encoder's end kept: per stage (finest last), up by a
+/// transposed convolution whose kernel and stride are the stages' stride ratio
+/// (2x2/2 between stride-2 stages, 3x3/3 after a 3x3/3 pooling), the map and the
+/// stage's features cropped to the pixels both cover, concatenated, two 3x3
+/// conv + ReLU; a final 1x1 conv to the classes. The finest stage is the input's
+/// resolution (the input image itself when no layer runs at stride 1).
 struct PretrainedUNet {
     let recipe: Recipe
     let encoder: Graph
     let stages: [EncoderStage]
 
     func build() throws -> BuiltSegmenter {
-        let deepest = stages.last!
         let shapes = try encoder.staticShapes()
+        let head = try? ClassifierHead.find(in: encoder, shapes: shapes)
         // With `head: keep` the segmentation classes are the classifier's outputs.
-        let hasHead = (try? ClassifierHead.find(in: encoder, shapes: shapes)) != nil
-        let ownClasses = hasHead ? (shapes[encoder.outputIndices[0]].last ?? nil) ?? 0 : 0
-        guard let classes = recipe.classes ?? (ownClasses > 1 ? ownClasses : nil) else {
+        let ownClasses = head != nil ? (shapes[encoder.outputIndices[0]].last ?? nil) ?? 0 : 0
+        guard let classes = recipe.classes ?? (ownClasses > 1 ? ownClasses : ownClasses == 1 ? 2 : nil) else {
             throw RecipeError.incompatible(recipe: recipe.name, message: "give --classes K (the classifier's class count is unknown)")
         }
-        // The encoder: everything the deepest tap depends on; any input size.
-        var needed = Set([deepest.node])
-        for i in encoder.nodes.indices.reversed() where needed.contains(i) { needed.formUnion(encoder.nodes[i].inputs) }
+        let end = head?.encoderEnd ?? encoder.outputIndices[0]
+        // The encoder: everything its end depends on; any input size.
+        let needed = ancestors(of: [end], in: encoder)
         let (g, map) = try replay(encoder, include: { needed.contains($0) },
                                   inputShape: { s in [s[0]] + Array(repeating: nil, count: s.count - 2) + [s.last!] })
-        var blocks = UNetBlocks(graph: g, padding: .same, batchNorm: recipe.batchNorm, rng: SeededGenerator(seed: recipe.seed))
-        var x = map[deepest.node]!
-        for stage in stages.dropLast().reversed() {
-            let previous = stages.first { $0.stride > stage.stride && $0.stride <= stage.stride * 2 }!
-            guard previous.stride == stage.stride * 2 else {
-                throw RecipeError.incompatible(recipe: recipe.name, message: "stages 1/\(stage.stride) and 1/\(previous.stride) are not a factor 2 apart")
-            }
-            let filters = recipe.decoderFilters << max(0, stage.stride.trailingZeroBitCount)
-            x = try blocks.up(x, filters: filters, name: "up_s\(stage.stride)")
-            x = try g.add(Concatenate(name: "concat_s\(stage.stride)"), inputs: [x, map[stage.node]!])
-            x = try blocks.convPair(x, filters: filters, name: "dec_s\(stage.stride)")
+        let canvas = DecoderCanvas(graph: g, reference: try referenceInputSize(encoder))
+        var taps = stages.filter { needed.contains($0.node) }
+        if taps.first?.stride != 1 {
+            let input = encoder.inputIndices[0]
+            taps.insert(EncoderStage(stride: 1, node: input, name: encoder.nodes[input].name, height: canvas.reference.height,
+                                     width: canvas.reference.width, channels: (shapes[input].last ?? nil) ?? 0, offsetRows: 0, offsetCols: 0,
+                                     receptiveRows: 1, receptiveCols: 1), at: 0)
         }
-        guard stages.first?.stride == 1 else {
-            throw RecipeError.incompatible(recipe: recipe.name, message: "the finest encoder stage is at 1/\(stages.first!.stride), not the input size")
+        var x = map[end]!
+        guard let deepest = try canvas.geometry(x).integerStride else {
+            throw RecipeError.incompatible(recipe: recipe.name, message: "the encoder's last map has no integer stride")
+        }
+        var blocks = UNetBlocks(graph: g, canvas: canvas, padding: .same, batchNorm: recipe.batchNorm, rng: SeededGenerator(seed: recipe.seed))
+        var current = deepest
+        for next in DecoderCanvas.ladder(from: deepest, stages: taps) {
+            guard let stage = taps.first(where: { $0.stride == next }) else { continue }
+            let filters = recipe.decoderFilters << log2(next)
+            x = try blocks.up(x, filters: filters, factor: current / next, name: "up_s\(next)")
+            let (up, skip) = try canvas.aligned(x, map[stage.node]!, name: "s\(next)")
+            x = try g.add(Concatenate(name: canvas.uniqueName("concat_s\(next)")), inputs: [up, skip])
+            x = try blocks.convPair(x, filters: filters, name: "dec_s\(next)")
+            current = next
         }
         g.outputIndices = [try blocks.classifier(x, classes: classes)]
-        return BuiltSegmenter(graph: g, recipe: recipe, classes: classes, totalStride: deepest.stride, stages: stages, output: "logits")
+        return BuiltSegmenter(graph: g, recipe: recipe, classes: classes,
+                              totalStride: leastCommonStride(try g.geometry(height: canvas.reference.height, width: canvas.reference.width)),
+                              referenceSize: canvas.reference, stages: taps, output: "logits")
     }
+
+    /// ⌊log₂ n⌋ for n ≥ 1.
+    func log2(_ n: Int) -> Int { Int.bitWidth - 1 - n.leadingZeroBitCount }
 }
 
 /// The from-scratch U-Net (Ronneberger et al.): `depth` levels of two 3x3
@@ -93,8 +113,8 @@ struct UNetScratch {
         }
         let padding: Padding = recipe.padding == "valid" ? .valid : .same
         let g = Graph()
-        var blocks = UNetBlocks(graph: g, padding: padding, batchNorm: recipe.batchNorm, rng: SeededGenerator(seed: recipe.seed))
-        let crops = padding == .valid ? try Self.validCrops(depth: recipe.depth) : [Int](repeating: 0, count: recipe.depth)
+        var blocks = UNetBlocks(graph: g, canvas: DecoderCanvas(graph: g, reference: (1, 1)), padding: padding, batchNorm: recipe.batchNorm, rng: SeededGenerator(seed: recipe.seed))
+        let (crops, validSize) = padding == .valid ? try Self.validCrops(depth: recipe.depth) : ([Int](repeating: 0, count: recipe.depth), 0)
         var x = try g.addInput(name: "image", shape: [nil, nil, nil, channels])
         var skips: [Int] = []
         for level in 0..<recipe.depth {
@@ -118,13 +138,17 @@ struct UNetScratch {
             x = try blocks.convPair(x, filters: filters, name: "dec\(level)")
         }
         g.outputIndices = [try blocks.classifier(x, classes: classes)]
-        return BuiltSegmenter(graph: g, recipe: recipe, classes: classes, totalStride: 1 << recipe.depth, stages: [], output: "logits")
+        // A valid-padding U-Net runs at sizes where every pooling sees an even map:
+        // the size found below plus multiples of 2^depth.
+        return BuiltSegmenter(graph: g, recipe: recipe, classes: classes, totalStride: 1 << recipe.depth,
+                              referenceSize: padding == .valid ? (validSize, validSize) : nil, stages: [], output: "logits")
     }
 
     /// With unpadded convolutions each skip is larger than the upsampled map by a
     /// margin that does not depend on the input size (for sizes where every
     /// pooling sees an even size): found once by following a valid size through.
-    static func validCrops(depth: Int) throws -> [Int] {
+    /// Returns the crops per level and the smallest such size.
+    static func validCrops(depth: Int) throws -> ([Int], Int) {
         for n in 16...4096 {
             var size = n
             var skipSizes: [Int] = []
@@ -144,7 +168,7 @@ struct UNetScratch {
                 crops[level] = (skipSizes[level] - size) / 2
                 size -= 4
             }
-            return crops
+            return (crops, n)
         }
         throw RecipeError.invalid(recipe: "unet-scratch", message: "no input size suits a valid-padding U-Net of depth \(depth)")
     }

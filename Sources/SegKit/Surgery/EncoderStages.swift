@@ -1,38 +1,78 @@
 import SegKitEngine
 
-/// One resolution level of an encoder: the last node at 1/stride of the input
-/// size before the resolution shrinks, the tap a decoder's skip connection reads.
+/// One resolution level of an encoder: the last node at an output stride that
+/// every path from the input to the encoder's end passes through (a block's
+/// output, never a layer inside a residual or Inception branch), the tap a
+/// decoder's skip connection reads.
 public struct EncoderStage: Equatable, Sendable {
+    /// Output stride: input pixels per pixel of the stage's map (any integer ≥ 1).
     public let stride: Int
     public let node: Int
     public let name: String
-    /// Shape at the classifier's own input size (batch omitted).
+    /// Shape at the reference input size (batch omitted).
     public let height: Int, width: Int, channels: Int
+    /// Input coordinate (pixels) of the centre of the map's pixel (0, 0): FCN's offset.
+    public let offsetRows: Double, offsetCols: Double
+    /// Input pixels one of the map's pixels sees (rows x columns).
+    public let receptiveRows: Int, receptiveCols: Int
 }
 
-/// Finds the stages of the encoder part of `graph` (every node the classifier
-/// head's input depends on, or the whole graph if it has no head), measured at
-/// the declared input size. Nodes whose size is not the input size divided by
-/// an integer stride (a ZeroPadding2D before a strided convolution) are not taps.
+/// The input size at which SegKit lays a decoder onto an encoder: the smallest
+/// size ≥ the declared one (≥ 32 for a fully convolutional classifier) at which
+/// every strided layer of the graph divides its input exactly, so that every
+/// stage's map covers the whole input. Sizes this many total strides apart
+/// give the same alignment, so decoders built here run at any of them.
+///
+/// - Throws: `EngineError` when the graph has no input SegKit can size.
+public func referenceInputSize(_ graph: Graph) throws -> (height: Int, width: Int) {
+    guard graph.inputIndices.count == 1, let input = graph.nodes[graph.inputIndices[0]].layer as? InputLayer, input.shape.count == 4 else {
+        throw SurgeryError.unsupported(layer: "input", reason: "a segmenter needs a model with one NHWC image input")
+    }
+    let declared = (input.shape[1] ?? 32, input.shape[2] ?? 32)
+    func search(axis: Int) -> Int {
+        let start = axis == 0 ? declared.0 : declared.1
+        for n in start..<(start + 512) {
+            let g = try? graph.geometry(height: axis == 0 ? n : declared.0, width: axis == 0 ? declared.1 : n)
+            if let g, g.allSatisfy({ $0.map { $0[axis].exact } ?? true }) { return n }
+        }
+        return start
+    }
+    return (search(axis: 0), search(axis: 1))
+}
+
+/// Finds the stages of the encoder part of `graph` — every node the classifier
+/// head's feature map depends on (or the whole graph's first output if it has
+/// no head) — from the geometry of its layers (strides multiply along the path;
+/// sizes do not matter), taken at `referenceInputSize`.
+///
+/// - Throws: `SurgeryError` for a graph without one image input.
 public func encoderStages(_ graph: Graph) throws -> [EncoderStage] {
-    guard graph.inputIndices.count == 1 else {
-        throw SurgeryError.unsupported(layer: "input", reason: "stage detection needs a model with one image input")
-    }
     let shapes = try graph.staticShapes()
-    let input = shapes[graph.inputIndices[0]]
-    guard input.count == 4, let ih = input[1], let iw = input[2] else {
-        throw SurgeryError.unsupported(layer: graph.nodes[graph.inputIndices[0]].name,
-                                       reason: "stage detection needs a fixed input size, found \(describe(input))")
+    let end = (try? ClassifierHead.find(in: graph, shapes: shapes))?.encoderEnd ?? graph.outputIndices[0]
+    return try encoderStages(graph, upTo: end)
+}
+
+/// The stages of the encoder that ends at node `end`.
+func encoderStages(_ graph: Graph, upTo end: Int) throws -> [EncoderStage] {
+    let size = try referenceInputSize(graph)
+    let geometry = try graph.geometry(height: size.height, width: size.width)
+    let shapes = try graph.staticShapes()
+    let encoder = ancestors(of: [end], in: graph)
+    // A node is a cut point when no edge of the encoder jumps over it: nodes are
+    // in topological order, so an edge a → b with a < v < b is a path around v.
+    var lastConsumer = Array(graph.nodes.indices)
+    for b in graph.nodes.indices where encoder.contains(b) {
+        for a in graph.nodes[b].inputs { lastConsumer[a] = max(lastConsumer[a], b) }
     }
-    let last = (try? ClassifierHead.find(in: graph, shapes: shapes))?.featureNode ?? graph.outputIndices[0]
-    var encoder = Set([last])
-    for i in graph.nodes.indices.reversed() where encoder.contains(i) { encoder.formUnion(graph.nodes[i].inputs) }
+    var reach = -1
     var byStride: [Int: EncoderStage] = [:]
-    for i in graph.nodes.indices where encoder.contains(i) {
-        let s = shapes[i]
-        guard s.count == 4, let h = s[1], let w = s[2], let c = s[3], h > 0, w > 0,
-              ih % h == 0, iw % w == 0, ih / h == iw / w else { continue }
-        byStride[ih / h] = EncoderStage(stride: ih / h, node: i, name: graph.nodes[i].name, height: h, width: w, channels: c)
+    for v in graph.nodes.indices where encoder.contains(v) {
+        defer { reach = max(reach, lastConsumer[v]) }
+        guard reach <= v, let g = geometry[v], let stride = g.integerStride, !(graph.nodes[v].layer is ZeroPadding2D),
+              let channels = shapes[v].last ?? nil, shapes[v].count == 4 else { continue }
+        byStride[stride] = EncoderStage(stride: stride, node: v, name: graph.nodes[v].name, height: g.rows.size, width: g.cols.size,
+                                        channels: channels, offsetRows: g.rows.offset, offsetCols: g.cols.offset,
+                                        receptiveRows: g.rows.receptiveField, receptiveCols: g.cols.receptiveField)
     }
     return byStride.values.sorted { $0.stride < $1.stride }
 }

@@ -72,8 +72,15 @@ public final class Trainer {
     public var shouldStop: () -> Bool = { false }
     public private(set) var usedCache = false
 
-    public init(graph: Graph, classes: Int, config: TrainingConfig) throws {
+    /// Runs the graph at any image size (`SizeRule`): batches are padded to the
+    /// size it runs at, masks laid out on its output grid.
+    public let runner: Segmenter
+
+    /// - Parameter runner: the segmenter's size rule (default: inferred from the graph's strides).
+    /// - Throws: `TrainingError.nothingToTrain` when no parameter is trainable.
+    public init(graph: Graph, classes: Int, config: TrainingConfig, runner: Segmenter? = nil) throws {
         self.graph = graph
+        self.runner = runner ?? Segmenter(inferringFrom: graph)
         self.classes = classes
         self.config = config
         guard !graph.trainableParameters.isEmpty else { throw TrainingError.nothingToTrain }
@@ -113,7 +120,19 @@ public final class Trainer {
             pixels += data.isByteValued ? p.map(config.inputScale.apply) : p
             masks += m
         }
-        return (try Tensor(shape: [indices.count, data.height, data.width, data.channels], scalars: pixels), masks)
+        let placement = try runner.sizeRule.placement(height: data.height, width: data.width)
+        let x = try Tensor(shape: [indices.count, data.height, data.width, data.channels], scalars: pixels)
+        return (placement.padded(x), placement.outputAligned(masks, count: indices.count, height: data.height, width: data.width, fill: ignoreLabel))
+    }
+
+    /// The label of pixels the loss and the metrics skip: `--ignore-label`, or −1
+    /// (never a class id) for the padding `SizeRule` adds.
+    var ignoreLabel: Int32 { config.ignoreLabel ?? -1 }
+
+    /// Masks of `indices`, on the output grid.
+    func alignedMasks(_ data: SegmentationDataset, _ indices: [Int]) throws -> [Int32] {
+        let placement = try runner.sizeRule.placement(height: data.height, width: data.width)
+        return placement.outputAligned(data.masks(of: indices), count: indices.count, height: data.height, width: data.width, fill: ignoreLabel)
     }
 
     /// Trains for the configured epochs (continuing a restored run), calling
@@ -158,7 +177,7 @@ public final class Trainer {
                 let labels: [Int32]
                 let pass: ForwardPass
                 if let cache {
-                    labels = train.masks(of: indices)
+                    labels = try alignedMasks(train, indices)
                     pass = try graph.forward([], mode: .training, given: try cache.values(for: indices))
                 } else {
                     let (x, m) = try batch(train, indices, epoch: epoch, step: step, augment: true)
@@ -166,9 +185,12 @@ public final class Trainer {
                     pass = try graph.forward([x], mode: .training)
                 }
                 let logits = pass.outputs(of: graph)[0]
-                let weights = borderMaps.map { maps in indices.flatMap { maps[$0] } }
+                let weights = try borderMaps.map { maps in
+                    try runner.sizeRule.placement(height: train.height, width: train.width)
+                        .outputAligned(indices.flatMap { maps[$0] }, count: indices.count, height: train.height, width: train.width, fill: 0)
+                }
                 let (loss, grad) = try config.loss.evaluate(logits: logits, labels: labels, classWeights: classWeights,
-                                                            pixelWeights: weights, ignoreLabel: config.ignoreLabel)
+                                                            pixelWeights: weights, ignoreLabel: ignoreLabel)
                 guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, step: step + 1, loss: loss) }
                 graph.zeroGradients()
                 _ = try graph.backward(pass, outputGradients: [grad])
@@ -202,14 +224,14 @@ public final class Trainer {
 
     /// Confusion matrix and mean cross-entropy on `data` (inference mode, any size).
     public func evaluate(_ data: SegmentationDataset) throws -> (ConfusionMatrix, Float) {
-        var matrix = ConfusionMatrix(classes: classes, ignoreLabel: config.ignoreLabel)
+        var matrix = ConfusionMatrix(classes: classes, ignoreLabel: ignoreLabel)
         var loss: Double = 0, batches = 0
         for start in stride(from: 0, to: data.count, by: config.batchSize) {
             let indices = Array(start..<min(start + config.batchSize, data.count))
             let (x, m) = try batch(data, indices, epoch: 0, step: 0, augment: false)
             let y = try graph.forward([x]).outputs(of: graph)[0]
             matrix.add(scores: y.scalars, labels: m)
-            loss += Double(try SoftmaxCrossEntropy(ignoreLabel: config.ignoreLabel)(logits: y, labels: m).loss)
+            loss += Double(try SoftmaxCrossEntropy(ignoreLabel: ignoreLabel)(logits: y, labels: m).loss)
             batches += 1
         }
         return (matrix, Float(loss / Double(max(batches, 1))))

@@ -1,0 +1,136 @@
+import SegKitEngine
+
+/// What went wrong rewriting a graph, naming the layer.
+public enum SurgeryError: Error, Equatable, CustomStringConvertible {
+    case noClassifierHead(String)
+    case unsupported(layer: String, reason: String)
+    /// A model with several outputs: which one is the classifier's must be chosen (`--output NAME`).
+    case severalOutputs([String])
+    case noSuchOutput(String, outputs: [String])
+
+    public var description: String {
+        switch self {
+        case let .noClassifierHead(m): return "cannot convolutionalize: \(m)"
+        case let .unsupported(layer, reason): return "cannot convolutionalize layer '\(layer)': \(reason)"
+        case let .severalOutputs(names):
+            return "the model has \(names.count) outputs (\(names.joined(separator: ", "))); choose the classifier's with --output NAME"
+        case let .noSuchOutput(name, outputs):
+            return "the model has no output '\(name)'; its outputs are \(outputs.joined(separator: ", "))"
+        }
+    }
+}
+
+/// The graph restricted to the output named `name` (a node name): a
+/// multi-output model (main and auxiliary classifiers) becomes the classifier
+/// one of them is. Layers are shared with `graph`.
+///
+/// - Throws: `SurgeryError.noSuchOutput` listing the outputs.
+public func selectingOutput(_ graph: Graph, named name: String) throws -> Graph {
+    let names = graph.outputIndices.map { graph.nodes[$0].name }
+    guard let chosen = graph.outputIndices.first(where: { graph.nodes[$0].name == name }) else {
+        throw SurgeryError.noSuchOutput(name, outputs: names)
+    }
+    let needed = ancestors(of: [chosen], in: graph)
+    let (g, map) = try replay(graph, include: { needed.contains($0) })
+    g.outputIndices = [map[chosen]!]
+    return g
+}
+
+/// Every node `nodes` depend on, themselves included.
+func ancestors(of nodes: [Int], in graph: Graph) -> Set<Int> {
+    var needed = Set(nodes)
+    for i in graph.nodes.indices.reversed() where needed.contains(i) { needed.formUnion(graph.nodes[i].inputs) }
+    return needed
+}
+
+/// A classifier's head: the layers between its last spatial feature map and its
+/// output, as Keras classifiers write them —
+/// - global pooling (kept as a 1x1 map or not) or a Flatten, then any mix of Dense,
+///   BatchNormalization, Dropout, activations, Reshapes of a 1x1 map and 1x1
+///   convolutions on the pooled 1x1 map (Keras's MobileNet and MobileNetV3 tops);
+/// - all-convolutional heads (a Conv2D with one filter per class, global pooling,
+///   softmax): the map before the pooling is already the class map;
+/// - Dense applied to a 4-D map.
+struct ClassifierHead {
+    enum Entry { case globalPooling(Int), flatten(Int), featureMap }
+    /// The node whose output is the last 4-D feature map (the class map for
+    /// all-convolutional heads).
+    var featureNode: Int
+    var entry: Entry
+    /// Head nodes after the entry, up to the output, in order.
+    var chain: [Int]
+    /// Where the encoder ends: `featureNode`, or the input of an all-convolutional
+    /// head's score convolution (decoders tap the features, not the class scores).
+    var encoderEnd: Int
+    /// An all-convolutional head's score convolution, whose node is `featureNode` or precedes it.
+    var scoreConvolution: Int?
+
+    /// Walks back from the graph's only output.
+    ///
+    /// - Throws: `SurgeryError.severalOutputs` for a multi-output model,
+    ///   `SurgeryError.noClassifierHead` naming the layer where the walk stopped.
+    static func find(in graph: Graph, shapes: [StaticShape]) throws -> ClassifierHead {
+        guard graph.outputIndices.count == 1 else {
+            throw SurgeryError.severalOutputs(graph.outputIndices.map { graph.nodes[$0].name })
+        }
+        func isOneByOne(_ node: Int) -> Bool {
+            let s = shapes[node]
+            return s.count == 2 || (s.count == 4 && s[1] == 1 && s[2] == 1)
+        }
+        var chain: [Int] = []
+        var node = graph.outputIndices[0]
+        while true {
+            let n = graph.nodes[node]
+            let layer = n.layer
+            let isHeadLayer: Bool
+            switch layer {
+            case is Dense, is Dropout, is ActivationLayer, is BatchNormalization:
+                isHeadLayer = isOneByOne(n.inputs[0]) || layer is Dense
+            case let r as Reshape:
+                // Reshapes between (C) and (1, 1, C), and Flatten of a 1x1 map.
+                isHeadLayer = isOneByOne(n.inputs[0]) && (r.target != nil || shapes[n.inputs[0]].count == 4)
+            case let c as Conv2D:
+                isHeadLayer = c.kernelSize == (1, 1) && c.strides == (1, 1) && c.groups == 1 && isOneByOne(n.inputs[0])
+                    && shapes[n.inputs[0]].count == 4
+            default:
+                isHeadLayer = false
+            }
+            guard isHeadLayer, n.inputs.count == 1 else { break }
+            chain.insert(node, at: 0)
+            node = n.inputs[0]
+        }
+        let n = graph.nodes[node]
+        if n.layer is GlobalPooling2D {
+            var head = ClassifierHead(featureNode: n.inputs[0], entry: .globalPooling(node), chain: chain,
+                                      encoderEnd: n.inputs[0], scoreConvolution: nil)
+            if !chain.contains(where: { graph.nodes[$0].layer is Dense || graph.nodes[$0].layer is Conv2D }) {
+                // No trainable layer after the pooling: the pooled map holds the class scores.
+                head.scoreConvolution = scoreConvolution(before: n.inputs[0], in: graph)
+                if let score = head.scoreConvolution { head.encoderEnd = graph.nodes[score].inputs[0] }
+            }
+            return head
+        }
+        if let reshape = n.layer as? Reshape, reshape.target == nil, shapes[n.inputs[0]].count == 4 {
+            return ClassifierHead(featureNode: n.inputs[0], entry: .flatten(node), chain: chain, encoderEnd: n.inputs[0], scoreConvolution: nil)
+        }
+        if shapes[node].count == 4, chain.contains(where: { graph.nodes[$0].layer is Dense }) {
+            return ClassifierHead(featureNode: node, entry: .featureMap, chain: chain, encoderEnd: node, scoreConvolution: nil)
+        }
+        throw SurgeryError.noClassifierHead(
+            "the head leads back to '\(n.name)' (\(n.layer.kind), output \(describe(shapes[node]))), not to a global pooling or a Flatten of a 4-D feature map")
+    }
+
+    /// The convolution that makes an all-convolutional head's class map: reached
+    /// from the pooled node back over BatchNormalization, activations and Dropout.
+    static func scoreConvolution(before node: Int, in graph: Graph) -> Int? {
+        var i = node
+        while true {
+            let n = graph.nodes[i]
+            switch n.layer {
+            case is Conv2D: return i
+            case is BatchNormalization, is ActivationLayer, is Dropout: i = n.inputs[0]
+            default: return nil
+            }
+        }
+    }
+}
