@@ -16,6 +16,34 @@ Run once by a developer (outputs are committed under Tests/Fixtures/keras/):
        one dataset per probed layer name (that layer's output), and attributes
        total_params / trainable_params / non_trainable_params from Keras.
 The MobileNetV2 net is written only as .k3.keras and .k2.h5 to keep the repository small.
+
+The nets, all with every format above unless said otherwise:
+  plain_cnn, vgg, residual, zoo, nested    hand-made, one per importer feature
+  mobilenet_v2                             keras.applications, alpha 0.35, 32x32
+  with_lambda                              a Lambda layer (no expected.h5: SegKit refuses it)
+  mnist_convnet                            keras-io "Simple MNIST convnet", valid padding
+  vgg_valid                                cats-vs-dogs-style valid-padding CNN at 150x150
+                                           (odd sizes floored by the pools), Activation('softmax') head
+  pool3                                    3x3 max pools with stride 3
+  mini_xception                            oarriaga's FER mini_XCEPTION (2 of its 4 modules),
+                                           SeparableConv2D + strided residual adds, L2 regularizers
+  bn_head                                  Dense -> BatchNormalization -> Dropout -> Dense head
+  binary_sigmoid                           one sigmoid output unit
+  two_outputs                              outputs [main, aux]; expected.h5's `output` is main,
+                                           the aux head's output the `aux` probe dataset
+  resnet50v2, inception_v3, mobilenet_v1   keras.applications (64x64, 75x75, 64x64 alpha 0.25;
+                                           5 classes, weights=None): .k3.keras and .k2.h5 only
+
+The three applications have 0.2-24 M parameters, ~90 MB of float32 for ResNet50V2 and
+InceptionV3. To keep the repository small (every file here stays under 2 MB) they get
+low-entropy weights instead of random ones (low_entropy_weights: a short repeating
+sequence per kernel, BN statistics from one calibration pass), their .keras archive is
+rewritten with its entries deflated (Keras 3 stores them uncompressed), and a .k2.h5
+over 2 MB is rewritten with its large datasets gzip-filtered in the HDF5 1.10 format
+(gzip_h5); Keras loads both rewrites unchanged. mobilenet_v1.k2.h5 is as tf.keras writes it.
+
+`--only NET1,NET2` writes just those nets and leaves the other files alone: Keras's
+initialisers are not seeded, so a full run rewrites every committed file with new values.
 """
 import argparse
 import json
@@ -25,6 +53,8 @@ import sys
 ap = argparse.ArgumentParser()
 ap.add_argument("--keras", choices=["2", "3"], required=True)
 ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "keras"))
+ap.add_argument("--only", type=lambda v: v.split(","), default=None,
+                help="comma-separated nets to write (default: all); the others' files are left as they are")
 args = ap.parse_args()
 
 if args.keras == "3":
@@ -183,12 +213,228 @@ def mobilenet():
     return m, ["Conv1", "block_1_expand_relu", "block_2_add", "out_relu"]
 
 
+def mnist_convnet():
+    """keras-io's "Simple MNIST convnet", valid padding throughout."""
+    m = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(32, 3, activation="relu", name="conv2d"),
+        L.MaxPooling2D(2, name="max_pooling2d"),
+        L.Conv2D(64, 3, activation="relu", name="conv2d_1"),
+        L.MaxPooling2D(2, name="max_pooling2d_1"),
+        L.Flatten(name="flatten"),
+        L.Dropout(0.5, name="dropout"),
+        L.Dense(10, activation="softmax", name="dense"),
+    ], name="mnist_convnet")
+    return m, ["conv2d", "max_pooling2d", "max_pooling2d_1", "flatten"]
+
+
+def vgg_valid():
+    """A cats-vs-dogs-tutorial CNN at 150x150: valid convs, odd sizes floored by
+    the pools (148 74 72 36 34 17), the softmax a separate Activation layer."""
+    m = keras.Sequential([
+        keras.Input((150, 150, 3)),
+        L.Conv2D(8, 3, activation="relu", name="conv1"),
+        L.MaxPooling2D(2, name="pool1"),
+        L.Conv2D(16, 3, activation="relu", name="conv2"),
+        L.MaxPooling2D(2, name="pool2"),
+        L.Conv2D(16, 3, activation="relu", name="conv3"),
+        L.MaxPooling2D(2, name="pool3"),
+        L.Flatten(name="flatten"),
+        L.Dense(16, activation="relu", name="fc1"),
+        L.Dense(3, name="logits"),
+        L.Activation("softmax", name="softmax"),
+    ], name="vgg_valid")
+    return m, ["pool2", "pool3", "flatten", "fc1", "logits"]
+
+
+def pool3():
+    """3x3 pools with stride 3 (54 -> 18, 16 -> 5)."""
+    inp = keras.Input((54, 54, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = L.MaxPooling2D(3, name="pool1")(x)
+    x = L.Conv2D(16, 3, activation="relu", name="conv2")(x)
+    x = L.MaxPooling2D(3, name="pool2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(4, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="pool3"), ["pool1", "conv2", "pool2", "gap"]
+
+
+def mini_xception():
+    """oarriaga/face_classification's mini_XCEPTION (FER, 48x48 grey, 7 classes),
+    with two residual modules instead of four."""
+    reg = keras.regularizers.l2(0.01)
+    inp = keras.Input((48, 48, 1), name="input")
+    x = L.Conv2D(8, 3, strides=1, kernel_regularizer=reg, use_bias=False, name="base_conv1")(inp)
+    x = L.BatchNormalization(name="base_bn1")(x)
+    x = L.Activation("relu", name="base_relu1")(x)
+    x = L.Conv2D(8, 3, strides=1, kernel_regularizer=reg, use_bias=False, name="base_conv2")(x)
+    x = L.BatchNormalization(name="base_bn2")(x)
+    x = L.Activation("relu", name="base_relu2")(x)
+    for i, f in enumerate([16, 32], 1):
+        residual = L.Conv2D(f, 1, strides=2, padding="same", use_bias=False, name=f"m{i}_res_conv")(x)
+        residual = L.BatchNormalization(name=f"m{i}_res_bn")(residual)
+        x = L.SeparableConv2D(f, 3, padding="same", use_bias=False, name=f"m{i}_sep1")(x)
+        x = L.BatchNormalization(name=f"m{i}_bn1")(x)
+        x = L.Activation("relu", name=f"m{i}_relu1")(x)
+        x = L.SeparableConv2D(f, 3, padding="same", use_bias=False, name=f"m{i}_sep2")(x)
+        x = L.BatchNormalization(name=f"m{i}_bn2")(x)
+        x = L.MaxPooling2D(3, strides=2, padding="same", name=f"m{i}_pool")(x)
+        x = L.add([x, residual], name=f"m{i}_add")
+    x = L.Conv2D(7, 3, padding="same", name="class_conv")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Activation("softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="mini_xception"), ["base_relu2", "m1_add", "m2_add", "class_conv", "gap"]
+
+
+def bn_head():
+    """BatchNormalization and Dropout between the Dense layers of the head."""
+    m = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        L.Conv2D(8, 3, padding="same", activation="relu", name="conv1"),
+        L.MaxPooling2D(2, name="pool1"),
+        L.Conv2D(16, 3, padding="same", activation="relu", name="conv2"),
+        L.MaxPooling2D(2, name="pool2"),
+        L.Flatten(name="flatten"),
+        L.Dense(16, name="fc1"),
+        L.BatchNormalization(name="fc1_bn"),
+        L.Dropout(0.3, name="drop"),
+        L.Dense(5, activation="softmax", name="predictions"),
+    ], name="bn_head")
+    return m, ["pool2", "fc1", "fc1_bn"]
+
+
+def binary_sigmoid():
+    """One sigmoid unit: a binary classifier."""
+    inp = keras.Input((32, 32, 3), name="image")
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv1")(inp)
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(1, activation="sigmoid", name="predictions")(x)
+    return keras.Model(inp, x, name="binary_sigmoid"), ["conv2", "gap"]
+
+
+def two_outputs():
+    """A main head and an auxiliary head off an earlier feature map; outputs
+    [main, aux]. expected.h5's `output` is main, its `aux` dataset the other."""
+    inp = keras.Input((32, 32, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = L.MaxPooling2D(2, name="pool1")(x)
+    f = L.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
+    x = L.MaxPooling2D(2, name="pool2")(f)
+    x = L.Conv2D(32, 3, padding="same", activation="relu", name="conv3")(x)
+    main = L.GlobalAveragePooling2D(name="main_gap")(x)
+    main = L.Dense(4, activation="softmax", name="main")(main)
+    aux = L.GlobalAveragePooling2D(name="aux_gap")(f)
+    aux = L.Dense(2, activation="softmax", name="aux")(aux)
+    return keras.Model(inp, [main, aux], name="two_outputs"), ["aux", "conv2", "main_gap"]
+
+
+def resnet50v2():
+    m = keras.applications.ResNet50V2(input_shape=(64, 64, 3), weights=None, classes=5)
+    return m, ["pool1_pool", "conv2_block3_out", "conv4_block6_out", "post_relu", "avg_pool"]
+
+
+def inception_v3():
+    m = keras.applications.InceptionV3(input_shape=(75, 75, 3), weights=None, classes=5)
+    return m, ["mixed0", "mixed5", "mixed10", "avg_pool"]
+
+
+def mobilenet_v1():
+    m = keras.applications.MobileNet(input_shape=(64, 64, 3), alpha=0.25, weights=None, classes=5)
+    return m, ["conv1_relu", "conv_pw_5_relu", "conv_pw_13_relu", "conv_preds"]
+
+
 def with_lambda():
     inp = keras.Input((8, 8, 1), name="image")
     x = L.Conv2D(4, 3, padding="same", name="conv")(inp)
     x = L.Lambda(lambda t: t * 2.0, name="double_it")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inp, x, name="with_lambda"), []
+
+
+def low_entropy_weights(model):
+    """Deterministic weights that deflate to almost nothing, for the big
+    applications. Every kernel repeats one fixed sequence of 4093 values from
+    -1, 0, 1 (a prime period: no two output channels get the same weights, and
+    no layer lines up with the previous one's pattern), scaled like He
+    initialisation; biases and BN betas are 0.01 * (1 + i % 5), BN gammas 1.
+    BN moving_mean / moving_variance are the batch statistics of one
+    training-mode pass over a fixed random batch, so inference normalises as
+    a trained net would and 50-100 layers stay finite (the only per-channel
+    values in the file: a few hundred KB)."""
+    levels = np.random.default_rng(4093).integers(-1, 2, 4093).astype("float64")
+    bns, i = [], 0
+    for layer in iter_layers(model):
+        ws = layer.get_weights()
+        if not ws:
+            continue
+        if isinstance(layer, L.BatchNormalization):
+            bns.append(layer)
+            roles = (["gamma"] if layer.scale else []) + (["beta"] if layer.center else []) + ["mean", "var"]
+            layer.set_weights([np.full(w.shape, {"gamma": 1.0, "beta": 0.01 * (1 + i % 5), "mean": 0.0, "var": 1.0}[r],
+                                       w.dtype) for w, r in zip(ws, roles)])
+            i += 1
+            continue
+        new = []
+        for j, w in enumerate(ws):
+            if w.ndim == 1:
+                new.append(np.full(w.shape, 0.01 * (1 + i % 5), w.dtype))
+            else:
+                fan_in = int(np.prod(w.shape[:-1]))
+                if j == 0 and isinstance(layer, (L.DepthwiseConv2D, L.SeparableConv2D)):  # (kh, kw, c, mult)
+                    fan_in = w.shape[0] * w.shape[1]
+                pattern = np.resize(levels, w.size).reshape(w.shape)
+                new.append((pattern * np.sqrt(2.0 / fan_in) / levels.std()).astype(w.dtype))
+            i += 1
+        layer.set_weights(new)
+    if bns:
+        calib = np.random.default_rng(5).uniform(0, 1, (32,) + tuple(model.input_shape[1:])).astype("float32")
+        xs = keras.Model(model.input, [bn.input for bn in bns])(calib, training=True)
+        for bn, x in zip(bns, xs):
+            x = np.asarray(x, dtype="float64")
+            ws = bn.get_weights()
+            ws[-2] = x.mean(axis=(0, 1, 2)).astype("float32")
+            ws[-1] = x.var(axis=(0, 1, 2)).astype("float32")
+            bn.set_weights(ws)
+
+
+def deflate_keras_archive(path):
+    """Keras 3 stores a .keras zip's entries uncompressed; rewrite the same
+    entries deflated (Keras and any zip reader load it unchanged)."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        entries = [(info, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(path + ".tmp", "w") as z:
+        for info, data in entries:
+            info.compress_type = zipfile.ZIP_DEFLATED
+            z.writestr(info, data, compresslevel=9)
+    os.replace(path + ".tmp", path)
+
+
+def gzip_h5(path):
+    """Rewrites an HDF5 file with every dataset over 16 KiB stored as one
+    gzip-filtered chunk (one chunk keeps a kernel's repeats in one deflate
+    stream; libhdf5 and h5py decompress it transparently), in the HDF5 1.10
+    file format (compact groups, no chunk B-trees: Keras's 1.0-format
+    structure alone is ~1 MB for InceptionV3). Groups, attributes and their
+    types are copied as they are."""
+    def copy_attrs(src, dst):
+        for k in src.attrs:
+            dst.attrs.create(k, src.attrs[k], dtype=src.attrs.get_id(k).dtype)
+
+    def copy_group(src, dst):
+        copy_attrs(src, dst)
+        for k, obj in src.items():
+            if isinstance(obj, h5py.Group):
+                copy_group(obj, dst.create_group(k))
+            elif obj.nbytes > 16384:  # small ones stay contiguous: a chunk index costs more than they do
+                copy_attrs(obj, dst.create_dataset(k, data=obj[()], chunks=obj.shape, compression="gzip", compression_opts=9))
+            else:
+                copy_attrs(obj, dst.create_dataset(k, data=obj[()]))
+
+    with h5py.File(path) as src, h5py.File(path + ".tmp", "w", libver=("v110", "v110")) as dst:
+        copy_group(src, dst)
+    os.replace(path + ".tmp", path)
 
 
 def count(weights):
@@ -200,7 +446,7 @@ def write_expected(model, probes, path):
     x = rng.uniform(0, 1, shape).astype("float32")
     if model.name == "zoo":
         x *= 255.0  # the zoo rescales 0..255 itself
-    outs = [model.outputs[0]] + [model.get_layer(p).output for p in probes]
+    outs = [model.outputs[0]] + [model.get_layer(p).output for p in probes]  # a second output is probed by name
     probe_model = keras.Model(model.inputs, outs)
     ys = probe_model.predict(x, verbose=0)
     with h5py.File(path, "w") as f:
@@ -214,18 +460,32 @@ def write_expected(model, probes, path):
         f.attrs["keras_version"] = keras.__version__
 
 
-def save_all(name, build, formats):
+SIZE_LIMIT = 2 << 20  # bytes; a low-entropy net's file over this is compressed (see the docstring)
+nets_named = set()
+
+
+def save_all(name, build, formats, low_entropy=False):
+    nets_named.add(name)
+    if args.only is not None and name not in args.only:
+        return
     model, probes = build()
-    randomize_batchnorm(model)
-    for layer in iter_layers(model):  # move every other weight off its initial value too
-        ws = layer.get_weights()
-        if ws and not isinstance(layer, (L.BatchNormalization, L.Normalization)):
-            layer.set_weights([(w + rng.normal(0, 0.05, w.shape)).astype(w.dtype) for w in ws])
+    if low_entropy:
+        low_entropy_weights(model)
+    else:
+        randomize_batchnorm(model)
+        for layer in iter_layers(model):  # move every other weight off its initial value too
+            ws = layer.get_weights()
+            if ws and not isinstance(layer, (L.BatchNormalization, L.Normalization)):
+                layer.set_weights([(w + rng.normal(0, 0.05, w.shape)).astype(w.dtype) for w in ws])
     base = os.path.join(args.out, f"{name}.k{K}")
     if "keras" in formats:
         model.save(base + ".keras")
+        if low_entropy:
+            deflate_keras_archive(base + ".keras")
     if "h5" in formats:
         model.save(base + ".h5")
+        if low_entropy and os.path.getsize(base + ".h5") > SIZE_LIMIT:
+            gzip_h5(base + ".h5")
     if "weights" in formats:
         model.save_weights(base + ".weights.h5")
         with open(base + ".json", "w") as f:
@@ -244,6 +504,14 @@ for net, build in [("plain_cnn", plain_cnn), ("vgg", vgg), ("residual", residual
     save_all(net, build, every)
 save_all("mobilenet_v2", mobilenet, ["keras"] if K == "3" else ["h5"])
 save_all("with_lambda", with_lambda, ["keras"] if K == "3" else ["h5"])
+for net, build in [("mnist_convnet", mnist_convnet), ("vgg_valid", vgg_valid), ("pool3", pool3),
+                   ("mini_xception", mini_xception), ("bn_head", bn_head), ("binary_sigmoid", binary_sigmoid),
+                   ("two_outputs", two_outputs)]:
+    save_all(net, build, every)
+for net, build in [("resnet50v2", resnet50v2), ("inception_v3", inception_v3), ("mobilenet_v1", mobilenet_v1)]:
+    save_all(net, build, ["keras"] if K == "3" else ["h5"], low_entropy=True)
+if args.only is not None and set(args.only) - nets_named:
+    sys.exit("make_fixtures.py: no net named " + ", ".join(sorted(set(args.only) - nets_named)))
 
 
 def chunked_attributes_copy():
@@ -262,5 +530,5 @@ def chunked_attributes_copy():
     print("wrote", dst, flush=True)
 
 
-if K == "2":
+if K == "2" and (args.only is None or "plain_cnn" in args.only):
     chunked_attributes_copy()
