@@ -14,13 +14,16 @@ public struct AxisGeometry: Equatable, Sendable {
     public var offset: Double
     /// Input pixels one of the node's pixels depends on.
     public var receptiveField: Int
-    /// Whether every strided layer on the way divided its input exactly (no row or
-    /// column dropped by a `valid` window's floor or added by `same` padding's ceil).
+    /// Whether no window on the way dropped trailing input pixels: a `valid`
+    /// window's floor may drop only explicit zero padding (ZeroPadding2D) or the
+    /// pixels a window narrower than its stride skips anyway (`same` drops nothing).
     public var exact: Bool
+    /// Trailing pixels of the map that are explicit zero padding.
+    public var trailingPadding: Int = 0
 
     /// The input's own geometry.
     public static func input(_ size: Int) -> AxisGeometry {
-        AxisGeometry(size: size, stride: 1, offset: 0, receptiveField: 1, exact: true)
+        AxisGeometry(size: size, stride: 1, offset: 0, receptiveField: 1, exact: true, trailingPadding: 0)
     }
 
     /// A sliding window of `kernel` taps `dilation` apart, moved `step` at a time,
@@ -37,7 +40,8 @@ public struct AxisGeometry: Equatable, Sendable {
         guard let w = WindowAxis.forward(input: size, kernel: kernel, stride: step, dilation: dilation, padding: padding) else {
             throw GeometryError.tooSmall(size: size, needed: (kernel - 1) * dilation + 1)
         }
-        let divides = padding == .same ? size % step == 0 : (size - w.effectiveKernel) % step == 0
+        let dropped = padding == .same ? 0 : (size - w.effectiveKernel) % step
+        let divides = dropped <= max(trailingPadding, step - w.effectiveKernel)
         return window(kernel: kernel, step: step, dilation: dilation, padBefore: w.padBefore, output: w.output, exact: divides)
     }
 }
@@ -145,6 +149,7 @@ extension Graph {
                 var out = a
                 out.size += before + after
                 out.offset -= Double(before) * a.stride
+                out.trailingPadding += after
                 return out
             }
         case let c as Cropping2D:
@@ -153,6 +158,7 @@ extension Graph {
                 var out = a
                 out.size -= before + after
                 out.offset += Double(before) * a.stride
+                out.trailingPadding = max(0, out.trailingPadding - after)
                 return out
             }
         case let p as GlobalPooling2D:
