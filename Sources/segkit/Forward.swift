@@ -24,6 +24,9 @@ struct Forward: ParsableCommand {
     @Option(help: "Comma-separated layer names whose outputs to write too.")
     var layers: String?
 
+    @Flag(help: "Run a segmenter's graph as Keras does, at the input's size (no mirror padding and cropping).")
+    var raw = false
+
     func run() throws {
         let m = try model.load()
         let names = layers.map { $0.split(separator: ",").map(String.init) } ?? []
@@ -40,7 +43,7 @@ struct Forward: ParsableCommand {
         let x = try Tensor(shape: shape, scalars: try dataset.readFloats(limit: 1 << 30))
         // A segmenter runs by the size rule of predict and eval: its output has the
         // input's height and width; named layers are those of the padded input.
-        let runner = x.rank == 4 ? storedRunner(m) : nil
+        let runner = x.rank == 4 && !raw ? storedRunner(m) : nil
         let placement = try runner.map { try $0.sizeRule.placement(height: x.shape[1], width: x.shape[2]) }
         let pass = try m.graph.forward([placement?.padded(x) ?? x], mode: .inference, keep: Set(keep.values))
         var results: [(String, Tensor)] = pass.outputs(of: m.graph).enumerated().map { i, t in (i == 0 ? "output" : "output_\(i)", t) }
