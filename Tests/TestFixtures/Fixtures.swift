@@ -18,14 +18,22 @@ public enum Fixtures {
         public let config: String?
         public var description: String { model + (config.map { " + \($0)" } ?? "") }
         public var expected: String { "\(net).k\(keras).expected.h5" }
-        /// Keras 2 and 3 themselves differ by ~1.3e-5 on MobileNetV2 (the issue's figure).
-        public var tolerance: Float { net == "mobilenet_v2" ? 1e-4 : 1e-5 }
+        /// Keras 2 and 3 themselves differ by ~1.3e-5 on MobileNetV2 (the issue's figure);
+        /// the 50-layer and Inception nets sum float32 rounding over more layers.
+        /// For them the bound is relative to the largest value compared (probed layers reach ~40).
+        /// InceptionV3 (94 convolutions, softmax output) measured 1.09e-4 against tf_keras: 2e-4.
+        public var tolerance: Float { net == "inception_v3" ? 2e-4 : Fixtures.applications.contains(net) ? 1e-4 : 1e-5 }
+        public var isRelative: Bool { Fixtures.applications.contains(net) && net != "mobilenet_v2" }
     }
 
     public static let smallNets = ["plain_cnn", "vgg", "residual", "zoo", "nested"]
+    /// Real users' classifier shapes (recipes issue): valid padding, odd strides, heads of every kind.
+    public static let userNets = ["mnist_convnet", "vgg_valid", "pool3", "mini_xception", "bn_head", "binary_sigmoid", "two_outputs"]
+    /// Keras Applications with `weights=None`, written as .k3.keras and .k2.h5 only.
+    public static let applications = ["mobilenet_v2", "mobilenet_v1", "resnet50v2", "inception_v3"]
 
     /// Every net in every format its Keras version writes.
-    public static let cases: [Case] = smallNets.flatMap { net in [
+    public static let cases: [Case] = (smallNets + userNets).flatMap { net in [
         Case(net: net, keras: 3, model: "\(net).k3.keras", config: nil),
         Case(net: net, keras: 3, model: "\(net).k3.h5", config: nil),
         Case(net: net, keras: 3, model: "\(net).k3.weights.h5", config: "\(net).k3.json"),
@@ -33,9 +41,10 @@ public enum Fixtures {
         Case(net: net, keras: 2, model: "\(net).k2.h5", config: nil),
         Case(net: net, keras: 2, model: "\(net).k2.w.h5", config: "\(net).k2.json"),
         Case(net: net, keras: 2, model: "\(net).k2.weights.h5", config: "\(net).k2.json"),
+    ] } + applications.flatMap { net in [
+        Case(net: net, keras: 3, model: "\(net).k3.keras", config: nil),
+        Case(net: net, keras: 2, model: "\(net).k2.h5", config: nil),
     ] } + [
-        Case(net: "mobilenet_v2", keras: 3, model: "mobilenet_v2.k3.keras", config: nil),
-        Case(net: "mobilenet_v2", keras: 2, model: "mobilenet_v2.k2.h5", config: nil),
         // layer_names split into layer_names0, 1, 2 as Keras 2 does past 64 KiB.
         Case(net: "plain_cnn", keras: 2, model: "plain_cnn.k2.chunked.w.h5", config: "plain_cnn.k2.json"),
     ]
