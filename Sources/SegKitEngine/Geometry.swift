@@ -175,7 +175,15 @@ extension Graph {
                 throw EngineError.shapeMismatch(op: "\(layer.kind) '\(layer.name)'", expected: "inputs of one height and width",
                                                 found: "\(g.rows.size)x\(g.cols.size) and \(other.rows.size)x\(other.cols.size)")
             }
-            return g
+            // A merge sees what every input sees.
+            var merged = g
+            for other in inputs {
+                merged.rows.receptiveField = max(merged.rows.receptiveField, other.rows.receptiveField)
+                merged.cols.receptiveField = max(merged.cols.receptiveField, other.cols.receptiveField)
+                merged.rows.exact = merged.rows.exact && other.rows.exact
+                merged.cols.exact = merged.cols.exact && other.cols.exact
+            }
+            return merged
         }
     }
 }

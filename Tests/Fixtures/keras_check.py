@@ -1,13 +1,29 @@
 #!/usr/bin/env python3
 """Loads Keras files written by SegKit in real Keras and compares predictions
-with `segkit forward` on the same input. Run by `make keras-check` (not in CI:
-it needs the Keras 3 venv that make_fixtures.py describes).
+with `segkit forward --raw` on the same input. Run by `make keras-check` (not
+in CI: it needs the Keras 3 venv that make_fixtures.py describes).
 
-  KERAS_BACKEND=jax ../venvs/k3/bin/python Tests/Fixtures/keras_check.py SEGKIT FILE[:H,W] ...
+  KERAS_BACKEND=jax ../venvs/k3/bin/python Tests/Fixtures/keras_check.py SEGKIT FILE[:H,W[:TOL]] ...
 
 For each FILE (a .keras or .h5 that SegKit wrote) it feeds a random batch of
-size H x W (default 32 x 32) to both and prints the largest difference; exits
-non-zero if any model fails to load or differs by more than 1e-5.
+two H x W images (default 32 x 32) to both and prints the largest difference;
+exits non-zero if any model fails to load or run in Keras, if the output
+shapes differ, or if the outputs differ by more than the tolerance.
+
+`segkit forward` on a segmenter applies SegKit's size rule (mirror-pads the
+input, crops the output back to the input's size); `--raw` runs the graph
+exactly as Keras's `model.predict` does, so it is always passed (for a plain
+convolutionalized classifier it changes nothing). The raw graph runs only at
+certain sizes: a segmenter's reference size plus multiples of its total
+stride (`segkit build` prints both; segkit.json stores them as
+`reference_size` and `total_stride`), so H,W must be one of those.
+
+TOL is the bound on max |segkit - keras|:
+  1e-5      absolute (the default when TOL is omitted);
+  rel=1e-4  relative: 1e-4 * max(1, max |keras output|), for the deep
+            applications (ResNet50V2, InceptionV3), whose float32 rounding
+            summed over ~50-100 layers exceeds 1e-5 on logits of size ~10
+            (the same bound the importer tests use for them).
 """
 import os
 import subprocess
@@ -19,16 +35,26 @@ import h5py
 import keras
 import numpy as np
 
+DEFAULT_TOL = 1e-5
+
+
+def parse(spec):
+    path, size, tol = (spec.split(":") + ["", ""])[:3]
+    h, w = (int(v) for v in size.split(",")) if size else (32, 32)
+    relative = tol.startswith("rel=")
+    bound = float(tol[4:] if relative else tol) if tol else DEFAULT_TOL
+    return path, h, w, bound, relative
+
+
 segkit, specs = sys.argv[1], sys.argv[2:]
 rng = np.random.default_rng(0)
 worst, failed = 0.0, []
 for spec in specs:
-    path, _, size = spec.partition(":")
-    h, w = (int(v) for v in size.split(",")) if size else (32, 32)
+    path, h, w, bound, relative = parse(spec)
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # report every file, then fail
-        print(f"FAIL {path}: Keras cannot load it: {e}")
+        print(f"FAIL {path}: Keras cannot load it: {type(e).__name__}: {e}")
         failed.append(path)
         continue
     channels = model.inputs[0].shape[-1]
@@ -37,23 +63,34 @@ for spec in specs:
         inp, out = os.path.join(tmp, "in.h5"), os.path.join(tmp, "out.h5")
         with h5py.File(inp, "w") as f:
             f["input"] = x
-        run = subprocess.run([segkit, "forward", path, "--input", inp, "--output", out], capture_output=True, text=True)
+        run = subprocess.run([segkit, "forward", path, "--raw", "--input", inp, "--output", out],
+                             capture_output=True, text=True)
         if run.returncode != 0:
-            print(f"FAIL {path}: segkit forward failed: {run.stderr.strip()}")
+            print(f"FAIL {path} at {h}x{w}: segkit forward --raw failed: {run.stderr.strip()}")
             failed.append(path)
             continue
         with h5py.File(out) as f:
             ours = f["output"][()]
-    theirs = np.asarray(model.predict(x, verbose=0))
+    try:
+        theirs = np.asarray(model.predict(x, verbose=0))
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        print(f"FAIL {path} at {h}x{w}: Keras cannot run it: {type(e).__name__}: {msg[0] if msg else ''}"
+              f" (segkit's output {ours.shape})")
+        failed.append(path)
+        continue
     if ours.shape != theirs.shape:
-        print(f"FAIL {path}: shapes differ, segkit {ours.shape} vs keras {theirs.shape}")
+        print(f"FAIL {path} at {h}x{w}: shapes differ, segkit {ours.shape} vs keras {theirs.shape}")
         failed.append(path)
         continue
     diff = float(np.abs(ours - theirs).max())
+    limit = bound * max(1.0, float(np.abs(theirs).max())) if relative else bound
     worst = max(worst, diff)
-    status = "ok  " if diff <= 1e-5 else "FAIL"
-    if diff > 1e-5:
+    ok = diff <= limit
+    if not ok:
         failed.append(path)
-    print(f"{status} {path} at {h}x{w}: output {theirs.shape}, max |segkit - keras| = {diff:.3g}")
+    kind = f"relative {bound:g}" if relative else f"{bound:g}"
+    print(f"{'ok  ' if ok else 'FAIL'} {path} at {h}x{w}: output {theirs.shape}, "
+          f"max |segkit - keras| = {diff:.3g} (bound {limit:.3g}, {kind})")
 print(f"{len(specs) - len(failed)} passed, {len(failed)} failed (largest difference {worst:.3g})")
 sys.exit(1 if failed else 0)

@@ -17,6 +17,13 @@ public enum Fixtures {
         public let model: String
         public let config: String?
         public var description: String { model + (config.map { " + \($0)" } ?? "") }
+
+        public init(net: String, keras: Int, model: String, config: String?) {
+            self.net = net
+            self.keras = keras
+            self.model = model
+            self.config = config
+        }
         public var expected: String { "\(net).k\(keras).expected.h5" }
         /// Keras 2 and 3 themselves differ by ~1.3e-5 on MobileNetV2 (the figure);
         /// the 50-layer and Inception nets sum float32 rounding over more layers.
