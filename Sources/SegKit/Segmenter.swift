@@ -66,32 +66,52 @@ func reflectPad(_ x: Tensor, top: Int, bottom: Int, left: Int, right: Int) -> Te
 
 extension Segmenter {
     /// U-Net's overlap-tile strategy for images larger than `tile`: the image is
-    /// mirror-padded by `margin` on every side, cut into `tile`-sized windows that
-    /// overlap by 2·`margin`, each window is segmented by `scores` and only its
-    /// centre (away from its own borders) is kept. Tiles and margins are rounded
-    /// up to multiples of the total stride, so every tile sits on the same grid as
-    /// the whole image: with a margin of at least the receptive-field radius the
-    /// result equals segmenting the whole image at once.
+    /// mirror-padded by `margin` (rounded up to the total stride) on every side,
+    /// placed by the size rule as a whole, and the graph is run on windows of that
+    /// input which start on the stride grid, keeping of each window's output only
+    /// the part at least `margin` away from its borders. With a margin of at
+    /// least the receptive-field radius the result equals `scores` of the
+    /// margin-padded image, cropped back: no window border and no grid phase shows.
+    ///
+    /// - Throws: `EngineError` from the graph or the size rule.
     public func tiledScores(_ x: Tensor, tile: Int, margin: Int) throws -> Tensor {
         let (n, h, w, _) = x.nhwc
-        let s = totalStride
-        let m = (margin + s - 1) / s * s
-        let t = max((tile + s - 1) / s * s, 2 * m + s)
-        let core = t - 2 * m
-        let rows = (h + core - 1) / core, cols = (w + core - 1) / core
-        let padded = reflectPad(x, top: m, bottom: rows * core - h + m, left: m, right: cols * core - w + m)
+        let period = sizeRule.period
+        let m = (max(margin, 0) + period - 1) / period * period
+        let framed = reflectPad(x, top: m, bottom: m, left: m, right: m)
+        let p = try sizeRule.placement(height: h + 2 * m, width: w + 2 * m)
+        let whole = p.padded(framed)
+        /// Per axis: window length, kept length per window, window starts, and where the image's first pixel is in the output.
+        func plan(_ size: Int, _ image: Int, _ outputLength: Int, _ outputStart: Int) -> (length: Int, core: Int, starts: [Int], first: Int) {
+            let lost = size - outputLength      // input pixels a run loses (valid margins), the same for every admissible size
+            var length = size % period
+            while length < max(tile, 2 * m + lost + period) { length += period }
+            let core = (length - lost - 2 * m) / period * period
+            let first = outputStart + m
+            var starts = [(first - m) / period * period]
+            while starts.last! + m + core < first + image { starts.append(starts.last! + core) }
+            return (length, core, starts, first)
+        }
+        let rows = plan(whole.shape[1], h, p.outputHeight, p.outputTop)
+        let cols = plan(whole.shape[2], w, p.outputWidth, p.outputLeft)
+        // Room for the last windows (their extra pixels only reach outputs that are not kept).
+        let input = reflectPad(whole, top: 0, bottom: max(0, rows.starts.last! + rows.length - whole.shape[1]),
+                               left: 0, right: max(0, cols.starts.last! + cols.length - whole.shape[2]))
         var out: Tensor?
-        for r in 0..<rows {
-            for c in 0..<cols {
-                let (y0, x0) = (r * core, c * core)
-                let y = try scores(crop(padded, y: y0, x: x0, height: t, width: t))
+        for r0 in rows.starts {
+            for c0 in cols.starts {
+                let y = try graph.forward([crop(input, y: r0, x: c0, height: rows.length, width: cols.length)]).outputs(of: graph)[0]
                 let k = y.shape[3]
                 if out == nil { out = Tensor(zeros: [n, h, w, k]) }
+                // Output pixel j of a window is pixel r0 + j of the whole input's output.
+                let rowRange = max(rows.first, r0 + m)..<min(rows.first + h, r0 + m + rows.core)
+                let colRange = max(cols.first, c0 + m)..<min(cols.first + w, c0 + m + cols.core)
+                guard !rowRange.isEmpty, !colRange.isEmpty else { continue }
                 for b in 0..<n {
-                    for yy in 0..<min(core, h - y0) {
-                        let src = ((b * t + m + yy) * t + m) * k
-                        let dst = ((b * h + y0 + yy) * w + x0) * k
-                        let len = min(core, w - x0) * k
+                    for r in rowRange {
+                        let src = ((b * y.shape[1] + r - r0) * y.shape[2] + colRange.lowerBound - c0) * k
+                        let dst = ((b * h + r - rows.first) * w + colRange.lowerBound - cols.first) * k
+                        let len = colRange.count * k
                         out!.scalars.replaceSubrange(dst..<(dst + len), with: y.scalars[src..<(src + len)])
                     }
                 }

@@ -64,10 +64,23 @@ func scratchFolder() throws -> String {
         let margin = 32
         let tiled = try runner.tiledScores(x, tile: 96, margin: margin)   // 32x32 kept per tile
         // The whole image, mirror-padded the same way, run at once, cropped.
-        let padded = reflectPad(x, top: margin, bottom: margin + 28, left: margin, right: margin + 30)
-        let whole = try seg.graph.forward([padded]).outputs(of: seg.graph)[0]
-        let reference = crop(whole, y: margin, x: margin, height: 100, width: 130)
+        let padded = reflectPad(x, top: margin, bottom: margin, left: margin, right: margin)
+        let reference = crop(try runner.scores(padded), y: margin, x: margin, height: 100, width: 130)
         #expect(tiled.shape == [1, 100, 130, 11])
+        #expect(maxAbsDifference(tiled, reference) <= 1e-5)
+    }
+
+    /// A valid-padding encoder's windows lose their margins and sit on its own grid.
+    @Test(arguments: ["transposed-skips", "unet-pretrained", "heatmap-bilinear"])
+    func overlapTilePredictionEqualsTheWholeImageOnAValidPaddingEncoder(_ recipe: String) throws {
+        let (seg, _) = try RealClassifierRecipeTests.build(recipe, on: RecipeFailureTests.mnist)
+        let runner = seg.runner
+        let x = randomImages([1, 70, 53, 1], seed: 3)
+        let margin = 40
+        let tiled = try runner.tiledScores(x, tile: 48, margin: margin)
+        let padded = reflectPad(x, top: margin, bottom: margin, left: margin, right: margin)
+        let reference = crop(try runner.scores(padded), y: margin, x: margin, height: 70, width: 53)
+        #expect(tiled.shape == [1, 70, 53, 10])
         #expect(maxAbsDifference(tiled, reference) <= 1e-5)
     }
 }
