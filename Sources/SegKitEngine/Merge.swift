@@ -1,7 +1,17 @@
 import CKernels
-/// Keras's Add and Multiply: element-wise over two or more inputs of one shape.
+/// Keras's Add, Subtract, Multiply, Average, Maximum and Minimum: element-wise
+/// over two or more inputs (Subtract: exactly two) with NumPy broadcasting, as
+/// Keras 3's merge layers (`_compute_elemwise_op_output_shape`): trailing axes
+/// aligned, each axis equal or 1 (a squeeze-and-excitation block multiplies an
+/// (N, H, W, C) map by an (N, 1, 1, C) gate). Inputs of one shape take
+/// vectorised C loops; broadcasting ones a strided loop (`Broadcast`).
+/// Backward: each input's gradient is reduced (summed) over the axes it was
+/// broadcast along; Maximum / Minimum send the gradient to the first input
+/// holding the extreme (TensorFlow's tie rule, x ≥ y → x).
 public final class ElementwiseMerge: Layer {
-    public enum Operation: Sendable { case add, multiply }
+    public enum Operation: String, Sendable, CaseIterable {
+        case add = "Add", subtract = "Subtract", multiply = "Multiply", average = "Average", maximum = "Maximum", minimum = "Minimum"
+    }
     public let operation: Operation
 
     public init(name: String, _ operation: Operation) {
@@ -9,30 +19,55 @@ public final class ElementwiseMerge: Layer {
         super.init(name: name)
     }
 
-    public override var kind: String { operation == .add ? "Add" : "Multiply" }
-    public override var inputArity: Int? { nil }
+    public override var kind: String { operation.rawValue }
+    public override var inputArity: Int? { operation == .subtract ? 2 : nil }
+    public override var isMerge: Bool { true }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         var merged = inputShapes[0]
         for s in inputShapes.dropFirst() {
-            guard s.count == merged.count else { throw mismatch(inputShapes.map(describe)) }
-            for (i, d) in s.enumerated() {
-                switch (merged[i], d) {
-                case let (a?, b?) where a != b: throw mismatch(inputShapes.map(describe))
-                case (nil, let b): merged[i] = b
-                default: break
-                }
-            }
+            guard let b = Broadcast.staticShape(merged, s) else { throw mismatch(inputShapes.map(describe)) }
+            merged = b
         }
         return merged
     }
 
     private func mismatch(_ found: Any) -> EngineError {
-        .shapeMismatch(op: "\(kind) '\(name)'", expected: "inputs of one shape", found: "\(found)")
+        .shapeMismatch(op: "\(kind) '\(name)'", expected: "inputs of one shape, or shapes that broadcast (each axis equal or 1)", found: "\(found)")
+    }
+
+    /// The pairwise operation, applied left to right over the inputs.
+    @inline(__always) static func apply(_ op: Operation, _ a: Float, _ b: Float) -> Float {
+        switch op {
+        case .add, .average: return a + b
+        case .subtract: return a - b
+        case .multiply: return a * b
+        case .maximum: return max(a, b)
+        case .minimum: return min(a, b)
+        }
     }
 
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
-        guard inputs.allSatisfy({ $0.shape == inputs[0].shape }) else { throw mismatch(inputs.map(\.shape)) }
+        // Sums need only the shapes for their backward pass; products and extremes the inputs.
+        let linear = operation == .add || operation == .subtract || operation == .average
+        let cache: Any? = mode == .training ? (linear ? inputs.map { $0.shape } as Any : inputs as Any) : nil
+        guard inputs.allSatisfy({ $0.shape == inputs[0].shape }) else {
+            var shape = inputs[0].shape
+            for x in inputs.dropFirst() {
+                guard let b = Broadcast.shape(shape, x.shape) else { throw mismatch(inputs.map(\.shape)) }
+                shape = b
+            }
+            var y = Broadcast.expand(inputs[0], to: shape)
+            for x in inputs.dropFirst() { Broadcast.combine(&y, x, operation) }
+            if operation == .average { y.scale(1 / Float(inputs.count)) }
+            return LayerOutput(y, cache: cache)
+        }
+        guard operation == .add || operation == .multiply else {
+            var y = inputs[0]
+            for x in inputs.dropFirst() { Broadcast.combine(&y, x, operation) }
+            if operation == .average { y.scale(1 / Float(inputs.count)) }
+            return LayerOutput(y, cache: cache)
+        }
         // One pass writing a new output for two inputs (not a copy of the first, then an add).
         let op = operation
         let y = Tensor.uninitialized(shape: inputs[0].shape) { out in
@@ -46,32 +81,158 @@ public final class ElementwiseMerge: Layer {
                     for (k, other) in sources.value.dropFirst().enumerated() {
                         let left = k == 0 ? first.baseAddress! + r.lowerBound : UnsafePointer(target)
                         other.scalars.withUnsafeBufferPointer { b in
-                            switch op {
-                            case .add: segkit_add(left, b.baseAddress! + r.lowerBound, target, r.count)
-                            case .multiply: segkit_multiply(left, b.baseAddress! + r.lowerBound, target, r.count)
-                            }
+                            if op == .add { segkit_add(left, b.baseAddress! + r.lowerBound, target, r.count) }
+                            else { segkit_multiply(left, b.baseAddress! + r.lowerBound, target, r.count) }
                         }
                     }
                 }
             }
         }
-        // Multiply's backward needs every input; Add's needs nothing.
-        return LayerOutput(y, cache: mode == .training ? (operation == .multiply ? inputs : []) : nil)
+        return LayerOutput(y, cache: cache)
     }
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         switch operation {
-        case .add:
-            return needInputGradients.map { $0 ? gradOutput : nil }
+        case .add, .subtract, .average:
+            let shapes = try requireCache(cache, as: [[Int]].self)
+            return needInputGradients.indices.map { i in
+                guard needInputGradients[i] else { return nil }
+                var g = Broadcast.reduce(gradOutput, to: shapes[i])
+                if operation == .subtract && i == 1 { g.scale(-1) }
+                if operation == .average { g.scale(1 / Float(shapes.count)) }
+                return g
+            }
         case .multiply:
             let inputs = try requireCache(cache, as: [Tensor].self)
             return needInputGradients.indices.map { i in
                 guard needInputGradients[i] else { return nil }
                 var g = gradOutput
-                for (j, x) in inputs.enumerated() where j != i { g.multiply(x) }
-                return g
+                for (j, x) in inputs.enumerated() where j != i { Broadcast.combine(&g, x, .multiply) }
+                return Broadcast.reduce(g, to: inputs[i].shape)
+            }
+        case .maximum, .minimum:
+            // The gradient goes to the first input holding the extreme at each position.
+            let inputs = try requireCache(cache, as: [Tensor].self)
+            let full = inputs.map { Broadcast.expand($0, to: gradOutput.shape) }
+            var winner = [Int](repeating: 0, count: gradOutput.count)
+            for p in 0..<gradOutput.count {
+                var best = full[0].scalars[p]
+                for k in 1..<full.count {
+                    let v = full[k].scalars[p]
+                    if operation == .maximum ? v > best : v < best { best = v; winner[p] = k }
+                }
+            }
+            return needInputGradients.indices.map { i in
+                guard needInputGradients[i] else { return nil }
+                var g = gradOutput
+                for p in 0..<g.count where winner[p] != i { g.scalars[p] = 0 }
+                return Broadcast.reduce(g, to: inputs[i].shape)
             }
         }
+    }
+}
+
+/// NumPy broadcasting over row-major tensors: shapes aligned at their last axis,
+/// each axis equal or 1.
+enum Broadcast {
+    /// The broadcast of two shapes, nil when some axis differs and neither is 1.
+    static func shape(_ a: [Int], _ b: [Int]) -> [Int]? {
+        let n = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: n - a.count) + a, pb = [Int](repeating: 1, count: n - b.count) + b
+        var out: [Int] = []
+        for (x, y) in zip(pa, pb) {
+            guard x == y || x == 1 || y == 1 else { return nil }
+            out.append(max(x, y))
+        }
+        return out
+    }
+
+    /// The same for static shapes (nil dimensions: unknown, assumed to match).
+    static func staticShape(_ a: StaticShape, _ b: StaticShape) -> StaticShape? {
+        let n = max(a.count, b.count)
+        let pa = [Int?](repeating: 1, count: n - a.count) + a, pb = [Int?](repeating: 1, count: n - b.count) + b
+        var out: StaticShape = []
+        for (x, y) in zip(pa, pb) {
+            switch (x, y) {
+            case let (p?, q?):
+                guard p == q || p == 1 || q == 1 else { return nil }
+                out.append(max(p, q))
+            case (1?, nil), (nil, 1?), (nil, nil): out.append(nil)
+            case let (p?, nil): out.append(p)
+            case let (nil, q?): out.append(q)
+            }
+        }
+        return out
+    }
+
+    /// For each axis of `shape` (padded in front to `rank`), the element stride in
+    /// a tensor of `shape`, 0 along axes of length 1 (the broadcast ones).
+    static func strides(_ shape: [Int], rank: Int) -> [Int] {
+        let padded = [Int](repeating: 1, count: rank - shape.count) + shape
+        var strides = [Int](repeating: 0, count: rank)
+        var step = 1
+        for axis in (0..<rank).reversed() {
+            strides[axis] = padded[axis] == 1 ? 0 : step
+            step *= padded[axis]
+        }
+        return strides
+    }
+
+    /// Calls `body(outputIndex, sourceIndex)` for every element of `shape`, with
+    /// the index of the element of a `source`-shaped tensor broadcast onto it.
+    static func forEach(_ shape: [Int], source: [Int], _ body: (Int, Int) -> Void) {
+        let rank = shape.count
+        guard rank > 0 else { body(0, 0); return }
+        let s = strides(source, rank: rank)
+        var index = [Int](repeating: 0, count: rank)
+        var src = 0
+        let total = shape.reduce(1, *)
+        let inner = shape[rank - 1], innerStride = s[rank - 1]
+        var o = 0
+        while o < total {
+            for j in 0..<inner { body(o + j, src + j * innerStride) }
+            o += inner
+            // Advance the outer axes (an odometer).
+            var axis = rank - 2
+            while axis >= 0 {
+                index[axis] += 1
+                src += s[axis]
+                if index[axis] < shape[axis] { break }
+                src -= s[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+
+    /// `x` broadcast to `shape`.
+    static func expand(_ x: Tensor, to shape: [Int]) -> Tensor {
+        if x.shape == shape { return x }
+        var out = [Float](repeating: 0, count: shape.reduce(1, *))
+        x.scalars.withUnsafeBufferPointer { src in
+            forEach(shape, source: x.shape) { o, i in out[o] = src[i] }
+        }
+        return Tensor.assembled(shape: shape, scalars: out)
+    }
+
+    /// `y = y ∘ x`, `x` broadcast onto `y`'s shape (which must be the broadcast shape).
+    static func combine(_ y: inout Tensor, _ x: Tensor, _ op: ElementwiseMerge.Operation) {
+        let shape = y.shape
+        y.scalars.withUnsafeMutableBufferPointer { out in
+            x.scalars.withUnsafeBufferPointer { src in
+                forEach(shape, source: x.shape) { o, i in out[o] = ElementwiseMerge.apply(op, out[o], src[i]) }
+            }
+        }
+    }
+
+    /// `g` summed over the axes along which a `shape`-shaped input was broadcast.
+    static func reduce(_ g: Tensor, to shape: [Int]) -> Tensor {
+        if g.shape == shape { return g }
+        var out = [Float](repeating: 0, count: shape.reduce(1, *))
+        g.scalars.withUnsafeBufferPointer { src in
+            forEach(g.shape, source: shape) { o, i in out[i] += src[o] }
+        }
+        return Tensor.assembled(shape: shape, scalars: out)
     }
 }
 
@@ -211,6 +372,11 @@ private func uninitializedTensors(_ shapes: [[Int]?], _ fill: ([UnsafeMutablePoi
 }
 
 extension Tensor {
+    /// Multiplies every element by `factor`.
+    mutating func scale(_ factor: Float) {
+        scalars.withUnsafeMutableBufferPointer { a in for i in 0..<a.count { a[i] *= factor } }
+    }
+
     /// Multiplies element by element (shapes must match).
     mutating func multiply(_ other: Tensor) {
         precondition(shape == other.shape, "multiplying \(shape) by \(other.shape)")

@@ -87,7 +87,7 @@ struct KerasLayerConfig {
                 c["activation"] = try activationName(l.activation, layer: name)
             }
         case let l as ElementwiseMerge:
-            className = l.operation == .add ? "Add" : "Multiply"
+            className = l.operation.rawValue
         case let l as Concatenate:
             className = "Concatenate"
             c["axis"] = .int(l.axis)

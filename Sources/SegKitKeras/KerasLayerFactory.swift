@@ -23,7 +23,7 @@ struct KerasLayerFactory {
         "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
         "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
-        "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Multiply", "Concatenate",
+        "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
         "Rescaling", "Normalization",
     ]
 
@@ -153,8 +153,8 @@ struct KerasLayerFactory {
             let axes = c.value("axis")?.array?.compactMap(\.int) ?? [c.value("axis")?.int ?? -1]
             guard axes == [-1] || axes == [rank - 1] else { throw c.unsupported("axis", "\(axes) (only the last axis)") }
             layer = ActivationLayer(name: name, .softmax, kerasKind: "Softmax")
-        case "Add", "Multiply":
-            layer = ElementwiseMerge(name: name, spec.className == "Add" ? .add : .multiply)
+        case "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum":
+            layer = ElementwiseMerge(name: name, ElementwiseMerge.Operation(rawValue: spec.className)!)
         case "Concatenate":
             layer = Concatenate(name: name, axis: try c.int("axis", default: -1))
         case "Rescaling":

@@ -183,6 +183,42 @@ import Testing
         try GradientCheck().check(Concatenate(name: "c", axis: 1), [data.normal([2, 1, 3, 2]), data.normal([2, 4, 3, 2])])
     }
 
+    @Test func everyOperationBroadcastsAsNumPyDoes() throws {
+        // (2, 1, 2) with (1, 3, 1) → (2, 3, 2); (1, 2) with (2,) pads the shorter shape in front.
+        let a = tensor([2, 1, 2], [1, 2, 3, 4]), b = tensor([1, 3, 1], [10, 20, 30])
+        let expected: [ElementwiseMerge.Operation: [Float]] = [
+            .add: [11, 12, 21, 22, 31, 32, 13, 14, 23, 24, 33, 34],
+            .subtract: [-9, -8, -19, -18, -29, -28, -7, -6, -17, -16, -27, -26],
+            .multiply: [10, 20, 20, 40, 30, 60, 30, 40, 60, 80, 90, 120],
+            .average: [5.5, 6, 10.5, 11, 15.5, 16, 6.5, 7, 11.5, 12, 16.5, 17],
+            .maximum: [10, 10, 20, 20, 30, 30, 10, 10, 20, 20, 30, 30],
+            .minimum: [1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4],
+        ]
+        for (op, values) in expected {
+            let y = try ElementwiseMerge(name: "m", op).forward([a, b], mode: .inference).output
+            #expect(y.shape == [2, 3, 2] && y.scalars == values, "\(op)")
+        }
+        #expect(try ElementwiseMerge(name: "m", .add).outputShape(for: [[nil, 8, 8, 4], [nil, 1, 1, 4]]) == [nil, 8, 8, 4])
+        #expect(try ElementwiseMerge(name: "m", .multiply).forward([tensor([1, 2], [1, 2]), tensor([2], [3, 4])], mode: .inference).output.scalars == [3, 8])
+    }
+
+    @Test(arguments: ElementwiseMerge.Operation.allCases)
+    func broadcastGradientsAreReducedOverTheBroadcastAxes(_ op: ElementwiseMerge.Operation) throws {
+        var data = TestData(seed: 61)
+        // A squeeze-and-excitation gate (N, 1, 1, C) on a map (N, H, W, C), and a per-channel row.
+        // Maximum and Minimum have kinks where inputs tie: input k's values sit on a 0.1 grid
+        // shifted by k·0.033, so no two inputs come within 3h of each other.
+        func input(_ shape: [Int], _ k: Int) -> Tensor {
+            var x = data.normal(shape)
+            if op == .maximum || op == .minimum { x.scalars = x.scalars.map { ($0 * 10).rounded() / 10 + Float(k) * 0.033 } }
+            return x
+        }
+        let inputs = op == .subtract ? [input([2, 3, 4, 5], 0), input([2, 1, 1, 5], 1)]
+            : [input([2, 3, 4, 5], 0), input([2, 1, 1, 5], 1), input([5], 2)]
+        try GradientCheck().check(ElementwiseMerge(name: "m", op), inputs)
+        try GradientCheck().check(ElementwiseMerge(name: "m", op), [input([2, 3, 4, 5], 0), input([2, 3, 4, 5], 1)])
+    }
+
     @Test func mismatchedShapesAreAnError() throws {
         let add = ElementwiseMerge(name: "skip", .add)
         #expect(throws: EngineError.self) {
