@@ -1,18 +1,24 @@
 /// Keras's Dropout (and SpatialDropout2D, which drops whole channels): in
 /// training mode zeroes each value (or channel) with probability `rate` and
-/// scales the rest by 1/(1 − rate); in inference mode the identity.
+/// scales the rest by 1/(1 − rate); in inference mode the identity. A
+/// `noiseShape` draws one value per element of that shape (nil: the input's
+/// length on that axis) and broadcasts it: (None, 1, 1, 1) is EfficientNet's
+/// stochastic depth, one draw per image.
 public final class Dropout: Layer {
     public let rate: Float
     /// SpatialDropout2D: one draw per (image, channel), shared by all positions.
     public let perChannel: Bool
+    /// Keras's `noise_shape` (nil: one draw per value).
+    public let noiseShape: [Int?]?
     fileprivate var generator: SeededGenerator
 
-    public init(name: String, rate: Float, perChannel: Bool = false, seed: UInt64 = 0) throws {
+    public init(name: String, rate: Float, perChannel: Bool = false, noiseShape: [Int?]? = nil, seed: UInt64 = 0) throws {
         guard rate >= 0, rate < 1 else {
             throw EngineError.invalidArgument(op: "Dropout '\(name)'", message: "rate \(rate) must be in [0, 1)")
         }
         self.rate = rate
         self.perChannel = perChannel
+        self.noiseShape = noiseShape
         self.generator = SeededGenerator(seed: seed)
         super.init(name: name)
     }
@@ -28,6 +34,18 @@ public final class Dropout: Layer {
         guard mode == .training, rate > 0 else { return LayerOutput(x, cache: mode == .training ? Tensor?.none as Any : nil) }
         if perChannel { try expectRank(4, x, layer: self) }
         let keep = 1 / (1 - rate)
+        if let noiseShape, !perChannel {
+            guard noiseShape.count == x.rank else {
+                throw EngineError.shapeMismatch(op: "Dropout '\(name)'", expected: "a rank-\(noiseShape.count) input for its noise_shape", found: "\(x.shape)")
+            }
+            let shape = zip(noiseShape, x.shape).map { $0 ?? $1 }
+            var draws = Tensor(zeros: shape)
+            for i in 0..<draws.count { draws.scalars[i] = generator.nextUniform() < rate ? 0 : keep }
+            let mask = Broadcast.expand(draws, to: x.shape)
+            var y = x
+            y.multiply(mask)
+            return LayerOutput(y, cache: Optional(mask) as Any)
+        }
         var mask = Tensor(zeros: x.shape)
         mask.scalars.withUnsafeMutableBufferPointer { m in
             if perChannel {

@@ -161,6 +161,23 @@ extension Graph {
                 out.trailingPadding = max(0, out.trailingPadding - after)
                 return out
             }
+        case let r as Resizing:
+            // Half-pixel centres: output o sits at (o + ½)·in/out − ½ of the input.
+            return both { a, k in
+                let out = k == 0 ? r.height : r.width
+                let stride = a.stride * Double(a.size) / Double(out)
+                return AxisGeometry(size: out, stride: stride, offset: a.offset + (stride - a.stride) / 2,
+                                    receptiveField: a.receptiveField + Int(stride.rounded(.up)), exact: a.exact)
+            }
+        case let c as CenterCrop:
+            return try both { a, k in
+                let out = k == 0 ? c.height : c.width
+                guard a.size >= out else { throw GeometryError.tooSmall(size: a.size, needed: out) }
+                var g = a
+                g.offset += Double((a.size - out) / 2) * a.stride
+                g.size = out
+                return g
+            }
         case let p as GlobalPooling2D:
             guard p.keepDims else { return nil }
             return both { a, _ in

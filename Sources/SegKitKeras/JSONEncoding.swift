@@ -50,3 +50,9 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     static func float(_ f: Float) -> JSONValue { .number(Double(f)) }
     static func pair(_ p: (Int, Int)) -> JSONValue { [.int(p.0), .int(p.1)] }
 }
+
+/// A config value in a message prints as the JSON it was in the file, never as
+/// Swift's enum dump.
+extension JSONValue: CustomStringConvertible {
+    public var description: String { jsonText }
+}

@@ -68,6 +68,26 @@ struct KerasLayerConfig {
         case let l as Dropout:
             className = l.perChannel ? "SpatialDropout2D" : "Dropout"
             c["rate"] = .float(l.rate)
+            if let noise = l.noiseShape { c["noise_shape"] = .array(noise.map { $0.map { .int($0) } ?? .null }) }
+        case let l as LayerNormalization:
+            className = "LayerNormalization"
+            c.merge(["axis": -1, "epsilon": .float(l.epsilon), "center": .bool(l.beta != nil), "scale": .bool(l.gamma != nil)]) { $1 }
+        case let l as PReLU:
+            className = "PReLU"
+            let shared = l.alpha.value.shape.enumerated().filter { $0.element == 1 }.map { JSONValue.int($0.offset + 1) }
+            c["shared_axes"] = shared.isEmpty ? .null : .array(shared)
+        case let l as PassThrough:
+            className = l.kerasClass
+            if let original = (l.config as? JSONValue)?.object {
+                c = original.merging(["name": .string(name), "trainable": .bool(layer.isTrainable)]) { $1 }
+            }
+        case let l as Resizing:
+            className = "Resizing"
+            c.merge(["height": .int(l.height), "width": .int(l.width), "interpolation": .string(l.interpolation.rawValue),
+                     "crop_to_aspect_ratio": false, "data_format": "channels_last"]) { $1 }
+        case let l as CenterCrop:
+            className = "CenterCrop"
+            c.merge(["height": .int(l.height), "width": .int(l.width), "data_format": "channels_last"]) { $1 }
         case let l as ActivationLayer:
             switch (l.kind, l.activation) {
             case ("ReLU", let .relu(maxValue, slope, threshold)):

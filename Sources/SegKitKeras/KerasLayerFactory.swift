@@ -17,14 +17,21 @@ struct KerasLayerFactory {
         init(elements: Int) { remaining = elements }
     }
 
-    static let supported: Set<String> = [
+    static let supported: Set<String> = Set([
         "Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
         "Conv2DTranspose", "Convolution2DTranspose", "Dense", "BatchNormalization",
         "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
         "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
         "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-        "Rescaling", "Normalization",
+        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop",
+    ]).union(identityAtInference)
+
+    /// Layers that are the identity when a model predicts (augmentation, noise,
+    /// regularisation): imported as `PassThrough`, listed as such by `inspect`.
+    static let identityAtInference: Set<String> = [
+        "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+        "RandomHeight", "RandomWidth", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
     ]
 
     /// No single size in a config may exceed this, nor the model's weights hold more
@@ -134,9 +141,45 @@ struct KerasLayerFactory {
             }
             layer = try Reshape(name: name, target: target.map { $0! })
         case "Dropout", "SpatialDropout2D":
-            if let ns = c.value("noise_shape"), !ns.isNull { throw c.unsupported("noise_shape", "\(ns)") }
+            var noise: [Int?]?
+            if let ns = c.value("noise_shape"), !ns.isNull {
+                // (None, 1, 1, 1): one draw per image (stochastic depth); each entry a positive size or null.
+                guard spec.className == "Dropout", let entries = ns.array, entries.count == (inputShapes.first?.count ?? -1),
+                      entries.allSatisfy({ $0.isNull || ($0.int ?? 0) >= 1 }) else { throw c.unsupported("noise_shape", ns.jsonText) }
+                noise = entries.map(\.int)
+            }
             layer = try Dropout(name: name, rate: Float(try c.double("rate")), perChannel: spec.className == "SpatialDropout2D",
-                                seed: UInt64(max(0, c.value("seed")?.int ?? 0)))
+                                noiseShape: noise, seed: UInt64(max(0, c.value("seed")?.int ?? 0)))
+        case "LayerNormalization":
+            let rank = inputShapes.first?.count ?? 0
+            let axes = c.value("axis")?.array?.compactMap(\.int) ?? [c.value("axis")?.int ?? -1]
+            guard axes == [-1] || axes == [rank - 1] else { throw c.unsupported("axis", "\(axes) (only the last axis)") }
+            if try c.bool("rms_scaling", default: false) { throw c.unsupported("rms_scaling", "true") }
+            let channels = try c.channels(inputShapes)
+            layer = try LayerNormalization(name: name, channels: channels, epsilon: Float(try c.double("epsilon", default: 1e-3)),
+                                           gamma: try c.bool("scale", default: true) ? try c.weight([channels]) : nil,
+                                           beta: try c.bool("center", default: true) ? try c.weight([channels]) : nil)
+        case "PReLU":
+            guard let input = inputShapes.first, input.count >= 2 else { throw c.unsupported("input", "a rank-2 or higher input") }
+            var shape = Array(input.dropFirst())
+            let shared = c.value("shared_axes")?.array?.compactMap(\.int) ?? c.value("shared_axes")?.int.map { [$0] } ?? []
+            for axis in shared {
+                guard axis >= 1, axis < input.count else { throw c.unsupported("shared_axes", "\(shared)") }
+                shape[axis - 1] = 1
+            }
+            guard shape.allSatisfy({ $0 != nil }) else {
+                throw c.unsupported("shared_axes", "\(shared): an unshared axis of unknown size")
+            }
+            layer = PReLU(name: name, alpha: try c.weight(shape.map { $0! }))
+        case _ where Self.identityAtInference.contains(spec.className):
+            layer = PassThrough(name: name, kerasClass: spec.className, config: spec.config)
+        case "Resizing":
+            for key in ["crop_to_aspect_ratio", "pad_to_aspect_ratio"] where try c.bool(key, default: false) { throw c.unsupported(key, "true") }
+            let mode = c.value("interpolation")?.string ?? "bilinear"
+            guard let interpolation = UpSampling2D.Interpolation(rawValue: mode) else { throw c.unsupported("interpolation", "'\(mode)'") }
+            layer = try Resizing(name: name, height: try c.positive("height"), width: try c.positive("width"), interpolation: interpolation)
+        case "CenterCrop":
+            layer = try CenterCrop(name: name, height: try c.positive("height"), width: try c.positive("width"))
         case "Activation":
             layer = ActivationLayer(name: name, try activation(c), kerasKind: "Activation")
         case "ReLU":

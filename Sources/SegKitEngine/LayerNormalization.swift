@@ -1,0 +1,100 @@
+/// Keras's LayerNormalization over the last axis (`axis: -1`, ConvNeXt's):
+/// y = (x − μ) / √(σ² + ε) · γ + β with μ, σ² the mean and (biased) variance of
+/// each row of the last axis — the same in training and inference (no moving
+/// statistics). Weight order as Keras saves it: gamma (`scale`), beta (`center`).
+/// Backward (Ba et al. 2016, the standard derivation): with x̂ the normalised row
+/// and g = dy·γ, dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ² + ε).
+public final class LayerNormalization: Layer {
+    public let epsilon: Float
+    public let gamma: Parameter?
+    public let beta: Parameter?
+    public let channels: Int
+
+    public init(name: String, channels: Int, epsilon: Float = 1e-3, gamma: Tensor?, beta: Tensor?) throws {
+        for (label, t) in [("gamma", gamma), ("beta", beta)] {
+            if let t, t.shape != [channels] {
+                throw EngineError.shapeMismatch(op: "LayerNormalization '\(name)' \(label)", expected: "[\(channels)]", found: "\(t.shape)")
+            }
+        }
+        self.channels = channels
+        self.epsilon = epsilon
+        let g = gamma.map { Parameter(name: "gamma", value: $0) }
+        let b = beta.map { Parameter(name: "beta", value: $0) }
+        self.gamma = g
+        self.beta = b
+        super.init(name: name, parameters: [g, b].compactMap { $0 })
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        if let c = s.last ?? nil, c != channels {
+            throw EngineError.shapeMismatch(op: "LayerNormalization '\(name)'", expected: "\(channels) channels", found: "\(c)")
+        }
+        return s
+    }
+
+    struct Cache { var normalized: Tensor; var inverseDeviation: [Float] }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        guard x.shape.last == channels else {
+            throw EngineError.shapeMismatch(op: "LayerNormalization '\(name)'", expected: "\(channels) channels", found: "\(x.shape)")
+        }
+        let c = channels, rows = x.count / c
+        var normalized = x
+        var inverse = [Float](repeating: 0, count: rows)
+        normalized.scalars.withUnsafeMutableBufferPointer { v in
+            for r in 0..<rows {
+                var mean: Double = 0, square: Double = 0
+                for k in 0..<c { mean += Double(v[r * c + k]) }
+                mean /= Double(c)
+                for k in 0..<c { let d = Double(v[r * c + k]) - mean; square += d * d }
+                let inv = Float(1 / (square / Double(c) + Double(epsilon)).squareRoot())
+                inverse[r] = inv
+                for k in 0..<c { v[r * c + k] = (v[r * c + k] - Float(mean)) * inv }
+            }
+        }
+        var y = normalized
+        let g = gamma?.value.scalars, b = beta?.value.scalars
+        if g != nil || b != nil {
+            y.scalars.withUnsafeMutableBufferPointer { v in
+                for i in 0..<v.count { v[i] = v[i] * (g?[i % c] ?? 1) + (b?[i % c] ?? 0) }
+            }
+        }
+        return LayerOutput(y, cache: mode == .training ? Cache(normalized: normalized, inverseDeviation: inverse) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        let cache = try requireCache(cache, as: Cache.self)
+        let c = channels, rows = gradOutput.count / c
+        let xhat = cache.normalized.scalars, dy = gradOutput.scalars
+        if let gamma, gamma.isTrainable {
+            var s = [Float](repeating: 0, count: c)
+            for i in 0..<dy.count { s[i % c] += dy[i] * xhat[i] }
+            gamma.accumulateGradient(Tensor.assembled(shape: [c], scalars: s))
+        }
+        if let beta, beta.isTrainable {
+            var s = [Float](repeating: 0, count: c)
+            for i in 0..<dy.count { s[i % c] += dy[i] }
+            beta.accumulateGradient(Tensor.assembled(shape: [c], scalars: s))
+        }
+        guard needInputGradients[0] else { return [nil] }
+        let scale = gamma?.value.scalars
+        var dx = [Float](repeating: 0, count: dy.count)
+        for r in 0..<rows {
+            var meanG: Float = 0, meanGX: Float = 0
+            for k in 0..<c {
+                let g = dy[r * c + k] * (scale?[k] ?? 1)
+                meanG += g
+                meanGX += g * xhat[r * c + k]
+            }
+            meanG /= Float(c)
+            meanGX /= Float(c)
+            for k in 0..<c {
+                let g = dy[r * c + k] * (scale?[k] ?? 1)
+                dx[r * c + k] = (g - meanG - xhat[r * c + k] * meanGX) * cache.inverseDeviation[r]
+            }
+        }
+        return [Tensor.assembled(shape: gradOutput.shape, scalars: dx)]
+    }
+}

@@ -1,0 +1,44 @@
+/// Keras's PReLU: y = x for x > 0, α·x otherwise, with a learned α per element of
+/// the input (batch axis excluded) shared along `shared_axes` (length 1 there).
+/// Backward: dx = dy·(x > 0 ? 1 : α), dα = Σ dy·x over x ≤ 0, summed over the
+/// batch and the shared axes.
+public final class PReLU: Layer {
+    public let alpha: Parameter
+
+    /// - Parameter alpha: shape = the input's without the batch axis, 1 along shared axes.
+    public init(name: String, alpha: Tensor) {
+        self.alpha = Parameter(name: "alpha", value: alpha)
+        super.init(name: name, parameters: [self.alpha])
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        guard s.count == alpha.value.rank + 1,
+              zip(s.dropFirst(), alpha.value.shape).allSatisfy({ d, a in a == 1 || d == nil || d == a }) else {
+            throw EngineError.shapeMismatch(op: "PReLU '\(name)'", expected: "an input (None, \(alpha.value.shape)) with shared axes 1",
+                                            found: describe(s))
+        }
+        return s
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        let a = Broadcast.expand(alpha.value, to: x.shape)
+        var y = x
+        for i in 0..<y.count where y.scalars[i] <= 0 { y.scalars[i] *= a.scalars[i] }
+        return LayerOutput(y, cache: mode == .training ? (x, a) : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        let (x, a) = try requireCache(cache, as: (Tensor, Tensor).self)
+        if alpha.isTrainable {
+            var d = gradOutput
+            for i in 0..<d.count { d.scalars[i] = x.scalars[i] > 0 ? 0 : d.scalars[i] * x.scalars[i] }
+            alpha.accumulateGradient(Broadcast.reduce(d, to: alpha.value.shape))
+        }
+        guard needInputGradients[0] else { return [nil] }
+        var g = gradOutput
+        for i in 0..<g.count where x.scalars[i] <= 0 { g.scalars[i] *= a.scalars[i] }
+        return [g]
+    }
+}
