@@ -17,6 +17,11 @@ struct KerasLayerFactory {
         init(elements: Int) { remaining = elements }
     }
 
+    /// The reduced-precision dtype policies seen in the config (SegKit computes
+    /// in float32 with the file's weights, converted from float16 where stored so).
+    final class PolicyLog { var names: Set<String> = [] }
+    let policies = PolicyLog()
+
     static let supported: Set<String> = Set([
         "Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
         "Conv2DTranspose", "Convolution2DTranspose", "Dense", "BatchNormalization",
@@ -49,7 +54,7 @@ struct KerasLayerFactory {
             }
         }
         try c.refuseChannelsFirst()
-        try c.requireFloat32()
+        if let policy = try c.computePolicy(), policy != "float32" { policies.names.insert(policy) }
         let name = spec.name
         let layer: Layer
         switch spec.className {
@@ -380,11 +385,17 @@ struct Options {
         if let f = value("data_format")?.string, f != "channels_last" { throw unsupported("data_format", "'\(f)'") }
     }
 
-    /// float32 only: a mixed-precision or float64 policy would change the numbers.
-    func requireFloat32() throws {
-        guard let d = value("dtype"), !d.isNull else { return }
+    /// The layer's dtype policy: float32, or a reduced-precision one SegKit runs in
+    /// float32 (mixed_float16, mixed_bfloat16, float16, bfloat16: the weights are
+    /// stored as float32, or converted from float16 on reading, and float32
+    /// arithmetic is at least as exact as Keras's). float64 and others are refused.
+    func computePolicy() throws -> String? {
+        guard let d = value("dtype"), !d.isNull else { return nil }
         let name = d.string ?? d["config"]?["name"]?.string
-        guard name == "float32" else { throw unsupported("dtype", name.map { "'\($0)'" } ?? "\(d)") }
+        guard let name, ["float32", "mixed_float16", "mixed_bfloat16", "float16", "bfloat16"].contains(name) else {
+            throw unsupported("dtype", name.map { "'\($0)'" } ?? "\(d)")
+        }
+        return name
     }
 }
 

@@ -17,6 +17,9 @@ public struct KerasModel {
     public let summaryRows: [SummaryRow]
     /// SegKit's metadata (recipe, classes, stride, stages) in files SegKit wrote.
     public var segkitMetadata: JSONValue? = nil
+    /// Reduced-precision dtype policies in the file (e.g. "mixed_float16"): SegKit
+    /// runs the model in float32 with the file's weights.
+    public var dtypePolicies: [String] = []
     /// A checkpoint's training state, opened from its scratch copy.
     public var trainingState: HDF5File? = nil
 
@@ -123,8 +126,15 @@ public struct KerasModel {
                               layersWithWeights: layers.filter { !$0.parameters.isEmpty }.count,
                               isModel: r.spec.nested != nil)
         }
-        return KerasModel(name: spec.name, graph: builder.graph, kerasVersion: version, format: format,
-                          layerOutputs: builder.layerOutputs, summaryRows: rows)
+        var model = KerasModel(name: spec.name, graph: builder.graph, kerasVersion: version, format: format,
+                               layerOutputs: builder.layerOutputs, summaryRows: rows)
+        model.dtypePolicies = builder.factory.policies.names.sorted()
+        return model
+    }
+
+    /// Whether a Keras class is imported as the identity (augmentation and noise layers).
+    public static func isIdentityAtInference(_ className: String) -> Bool {
+        KerasLayerFactory.identityAtInference.contains(className)
     }
 
     public var totalParameters: Int { graph.parameters.reduce(0) { $0 + $1.value.count } }

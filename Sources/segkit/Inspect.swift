@@ -17,11 +17,15 @@ struct Inspect: ParsableCommand {
 func printSummary(_ m: KerasModel) throws {
     do {
         print("Model: \"\(m.name)\" — \(m.format), Keras \(m.kerasVersion)")
+        if !m.dtypePolicies.isEmpty {
+            print("dtype policy \(m.dtypePolicies.joined(separator: ", ")) in the file: SegKit computes in float32 with the file's weights")
+        }
         if let meta = m.segkitMetadata, let recipe = meta["recipe"]?.string {
             print("SegKit segmenter: recipe \(recipe), \(meta["classes"]?.int ?? 0) classes, output \(meta["output"]?.string ?? "?"), inputs padded to multiples of \(meta["total_stride"]?.int ?? 1)")
         }
         let rows = m.summaryRows.map { r -> [String] in
-            let state = r.layersWithWeights == 0 ? "" : (r.trainableLayers == r.layersWithWeights ? "trainable"
+            let state = KerasModel.isIdentityAtInference(r.className) ? "identity at inference"
+                : r.layersWithWeights == 0 ? "" : (r.trainableLayers == r.layersWithWeights ? "trainable"
                 : r.trainableLayers == 0 ? "frozen" : "partly frozen")
             return ["\(r.name) (\(r.className))", describe(r.outputShape), "\(r.parameterCount)", state]
         }
