@@ -85,6 +85,11 @@ struct ModelSpecParser {
         }
         var specs: [LayerSpec] = []
         for entry in layers {
+            if KerasOperation.isOperation(entry) {
+                let (lowered, inputs) = try KerasOperation(file: file).lower(entry, nodes: entry["inbound_nodes"]?.array ?? [])
+                specs.append(try parseLayer(lowered, inbound: inputs))
+                continue
+            }
             let nodes = try (entry["inbound_nodes"]?.array ?? []).map { try parseNode($0, in: entry) }
             specs.append(try parseLayer(entry, inbound: nodes))
         }
