@@ -29,14 +29,17 @@ struct KerasLayerFactory {
         "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
         "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop",
+        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop", "RandomCrop",
     ]).union(identityAtInference)
 
     /// Layers that are the identity when a model predicts (augmentation, noise,
     /// regularisation): imported as `PassThrough`, listed as such by `inspect`.
     static let identityAtInference: Set<String> = [
         "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
-        "RandomHeight", "RandomWidth", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+        "RandomHeight", "RandomWidth", "RandomColorDegeneration", "RandomColorJitter", "RandomGrayscale", "RandomHue",
+        "RandomSaturation", "RandomSharpness", "RandomShear", "RandomPosterization", "RandomInvert", "RandomErasing",
+        "RandomGaussianBlur", "RandomPerspective", "RandomElasticTransform",
+        "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
     ]
 
     /// No single size in a config may exceed this, nor the model's weights hold more
@@ -177,6 +180,14 @@ struct KerasLayerFactory {
             }
             layer = PReLU(name: name, alpha: try c.weight(shape.map { $0! }))
         case _ where Self.identityAtInference.contains(spec.className):
+            layer = PassThrough(name: name, kerasClass: spec.className, config: spec.config)
+        case "RandomCrop":
+            // At inference Keras crops and resizes a larger input (each version its own way): SegKit
+            // reads it only where that is the identity, an input of exactly the crop's size.
+            let (h, w) = (try c.positive("height"), try c.positive("width"))
+            guard let input = inputShapes.first, input.count == 4, input[1] == h, input[2] == w else {
+                throw c.unsupported("height/width", "\(h)x\(w) on an input of \(describe(inputShapes.first ?? [])) (only the identity crop)")
+            }
             layer = PassThrough(name: name, kerasClass: spec.className, config: spec.config)
         case "Resizing":
             for key in ["crop_to_aspect_ratio", "pad_to_aspect_ratio"] where try c.bool(key, default: false) { throw c.unsupported(key, "true") }
