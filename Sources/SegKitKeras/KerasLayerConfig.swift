@@ -6,6 +6,16 @@ import SegKitEngine
 struct KerasLayerConfig {
     let className: String
     let config: [String: JSONValue]
+    /// Where Keras 3 finds the class: `keras.layers`, or Keras's own application
+    /// module for LayerScale and CustomScaleLayer.
+    var module: String {
+        switch className {
+        case "LayerScale": return "keras.src.applications.convnext"
+        case "CustomScaleLayer": return "keras.src.applications.inception_resnet_v2"
+        default: return "keras.layers"
+        }
+    }
+    var registeredName: JSONValue { module == "keras.layers" ? .null : .string(className) }
 
     static func make(_ layer: Layer, name: String) throws -> KerasLayerConfig {
         var c: [String: JSONValue] = ["name": .string(name), "trainable": .bool(layer.isTrainable), "dtype": "float32"]
@@ -85,6 +95,12 @@ struct KerasLayerConfig {
             className = "Resizing"
             c.merge(["height": .int(l.height), "width": .int(l.width), "interpolation": .string(l.interpolation.rawValue),
                      "crop_to_aspect_ratio": false, "data_format": "channels_last"]) { $1 }
+        case let l as LayerScale:
+            className = "LayerScale"
+            c.merge(["init_values": 1e-6, "projection_dim": .int(l.gamma.value.count)]) { $1 }
+        case let l as ScaledResidual:
+            className = "CustomScaleLayer"
+            c["scale"] = .float(l.scale)
         case let l as CenterCrop:
             className = "CenterCrop"
             c.merge(["height": .int(l.height), "width": .int(l.width), "data_format": "channels_last"]) { $1 }

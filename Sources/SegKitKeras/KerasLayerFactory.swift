@@ -29,7 +29,7 @@ struct KerasLayerFactory {
         "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
         "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop", "RandomCrop",
+        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop", "RandomCrop", "LayerScale", "CustomScaleLayer", "Custom>CustomScaleLayer",
     ]).union(identityAtInference)
 
     /// Layers that are the identity when a model predicts (augmentation, noise,
@@ -181,6 +181,14 @@ struct KerasLayerFactory {
             layer = PReLU(name: name, alpha: try c.weight(shape.map { $0! }))
         case _ where Self.identityAtInference.contains(spec.className):
             layer = PassThrough(name: name, kerasClass: spec.className, config: spec.config)
+        case "LayerScale":
+            // Keras's ConvNeXt layer (module keras.src.applications.convnext; tf_keras writes no module).
+            let channels = try c.positive("projection_dim")
+            guard try c.channels(inputShapes) == channels else { throw c.unsupported("projection_dim", "\(channels) for \(inputShapes)") }
+            layer = LayerScale(name: name, gamma: try c.weight([channels]))
+        case "CustomScaleLayer", "Custom>CustomScaleLayer":
+            // Keras's InceptionResNetV2 layer (tf_keras registers it under the package "Custom").
+            layer = ScaledResidual(name: name, scale: Float(try c.double("scale")))
         case "RandomCrop":
             // At inference Keras crops and resizes a larger input (each version its own way): SegKit
             // reads it only where that is the identity, an input of exactly the crop's size.

@@ -54,6 +54,13 @@ struct ModelSpecParser {
             throw KerasImportError.unsupportedLayer(name: name, className: className, file: file,
                                                     reason: "it comes from module '\(module)', not from Keras; custom code is never executed")
         }
+        // Keras's own application layers, which tf_keras registers under the package "Custom".
+        if className == "Custom>CustomScaleLayer" && entry["module"] == nil { return }
+        if let module = entry["module"]?.string, module.hasPrefix("keras.src.applications."),
+           !["LayerScale", "CustomScaleLayer"].contains(className) {
+            throw KerasImportError.unsupportedLayer(name: name, className: className, file: file,
+                                                    reason: "it comes from module '\(module)', and SegKit reads only LayerScale and CustomScaleLayer from Keras's application code")
+        }
         if let registered = entry["registered_name"]?.string, registered != className, registered.contains(">") {
             throw KerasImportError.unsupportedLayer(name: name, className: className, file: file,
                                                     reason: "it is the custom registered class '\(registered)'; custom code is never executed")

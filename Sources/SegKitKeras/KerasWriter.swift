@@ -72,7 +72,7 @@ public struct KerasWriter {
                 let args: JSONValue = l.layer.isMerge ? [.array(inputs)] : .array(inputs)
                 return ["args": args, "kwargs": [:]]
             }
-            return ["module": "keras.layers", "class_name": .string(l.keras!.className), "registered_name": nil,
+            return ["module": .string(l.keras!.module), "class_name": .string(l.keras!.className), "registered_name": l.keras!.registeredName,
                     "name": .string(l.name), "config": .object(l.keras!.config), "inbound_nodes": .array(nodes)]
         }
         let ref = { (n: Int) -> JSONValue in [.string(owner[n]!.name), .int(owner[n]!.application), 0] }

@@ -72,4 +72,14 @@ import Testing
         var data = TestData(seed: 97)
         try GradientCheck().check(try CenterCrop(name: "c", height: 3, width: 2), [data.normal([2, 5, 5, 2])])
     }
+
+    @Test func layerScaleAndTheScaledResidualMatchFiniteDifferences() throws {
+        var data = TestData(seed: 101)
+        let scale = LayerScale(name: "ls", gamma: tensor([2], [2, -1]))
+        #expect(try scale.forward([tensor([1, 1, 2, 2], [1, 2, 3, 4])], mode: .inference).output.scalars == [2, -2, 6, -4])
+        try GradientCheck().check(LayerScale(name: "ls", gamma: data.normal([3])), [data.normal([2, 2, 3, 3])])
+        let residual = ScaledResidual(name: "block35", scale: 0.17)
+        #expect(try residual.forward([tensor([2], [1, 1]), tensor([2], [100, -100])], mode: .inference).output.scalars == [18, -16])
+        try GradientCheck().check(residual, [data.normal([2, 3, 3, 2]), data.normal([2, 3, 3, 2])])
+    }
 }

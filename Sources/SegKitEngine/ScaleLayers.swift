@@ -1,0 +1,80 @@
+/// Keras's LayerScale (ConvNeXt, `keras.src.applications.convnext`): y = x · γ
+/// with a learned γ per channel (the last axis). Backward: dx = dy·γ,
+/// dγ = Σ dy·x over every position.
+public final class LayerScale: Layer {
+    public let gamma: Parameter
+
+    public init(name: String, gamma: Tensor) {
+        self.gamma = Parameter(name: "gamma", value: gamma)
+        super.init(name: name, parameters: [self.gamma])
+    }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        let s = inputShapes[0]
+        if let c = s.last ?? nil, c != gamma.value.count {
+            throw EngineError.shapeMismatch(op: "LayerScale '\(name)'", expected: "\(gamma.value.count) channels", found: "\(c)")
+        }
+        return s
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        let x = inputs[0]
+        guard x.shape.last == gamma.value.count else {
+            throw EngineError.shapeMismatch(op: "LayerScale '\(name)'", expected: "\(gamma.value.count) channels", found: "\(x.shape)")
+        }
+        var y = x
+        Broadcast.combine(&y, gamma.value, .multiply)
+        return LayerOutput(y, cache: mode == .training ? x : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        let x = try requireCache(cache, as: Tensor.self)
+        if gamma.isTrainable {
+            var d = gradOutput
+            d.multiply(x)
+            gamma.accumulateGradient(Broadcast.reduce(d, to: gamma.value.shape))
+        }
+        guard needInputGradients[0] else { return [nil] }
+        var g = gradOutput
+        Broadcast.combine(&g, gamma.value, .multiply)
+        return [g]
+    }
+}
+
+/// InceptionResNetV2's scaled residual (`CustomScaleLayer`, Keras's own
+/// application code): y = x + r · scale for its two inputs [x, r].
+public final class ScaledResidual: Layer {
+    public let scale: Float
+
+    public init(name: String, scale: Float) {
+        self.scale = scale
+        super.init(name: name)
+    }
+
+    public override var kind: String { "CustomScaleLayer" }
+    public override var inputArity: Int? { 2 }
+    public override var isMerge: Bool { true }
+
+    public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
+        guard let s = Broadcast.staticShape(inputShapes[0], inputShapes[1]) else {
+            throw EngineError.shapeMismatch(op: "CustomScaleLayer '\(name)'", expected: "inputs of one shape", found: "\(inputShapes.map(describe))")
+        }
+        return s
+    }
+
+    public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
+        guard inputs[0].shape == inputs[1].shape else {
+            throw EngineError.shapeMismatch(op: "CustomScaleLayer '\(name)'", expected: "inputs of one shape", found: "\(inputs.map(\.shape))")
+        }
+        var y = inputs[0]
+        for i in 0..<y.count { y.scalars[i] += inputs[1].scalars[i] * scale }
+        return LayerOutput(y, cache: mode == .training ? true : nil)
+    }
+
+    public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        _ = try requireCache(cache, as: Bool.self)
+        var scaled = gradOutput
+        scaled.scale(scale)
+        return [needInputGradients[0] ? gradOutput : nil, needInputGradients[1] ? scaled : nil]
+    }
+}
