@@ -19,6 +19,7 @@ public struct SegmenterBuilder {
             throw RecipeError.incompatible(recipe: recipe.name, message: "it needs a classifier (--classifier MODEL)")
         }
         if let output = recipe.output { source = try selectingOutput(source, named: output) }
+        source = try withoutInputResizing(source)
         if source.outputIndices.count > 1 {
             throw SurgeryError.severalOutputs(source.outputIndices.map { source.nodes[$0].name })
         }

@@ -36,6 +36,44 @@ public func selectingOutput(_ graph: Graph, named name: String) throws -> Graph 
     return g
 }
 
+/// `graph` without the Resizing and CenterCrop layers of its input preprocessing
+/// (reached from the input through rescaling, normalisation and augmentation
+/// layers only): a classifier trained at a fixed size resizes every image to it,
+/// but a segmenter must see each image at its own size, pixel for pixel, so it
+/// is fed the native size instead. Layers are shared; the input takes any size.
+public func withoutInputResizing(_ graph: Graph) throws -> Graph {
+    guard graph.inputIndices.count == 1 else { return graph }
+    var skipped: [Int: Int] = [:]    // a dropped node → the node it forwards
+    var node = graph.inputIndices[0]
+    while true {
+        let consumers = graph.nodes.indices.filter { graph.nodes[$0].inputs.contains(node) }
+        guard consumers.count == 1, let next = consumers.first else { break }
+        let layer = graph.nodes[next].layer
+        if layer is Resizing || layer is CenterCrop {
+            skipped[next] = skipped[node] ?? node
+        } else if !(layer is PassThrough || layer is Rescaling || layer is Normalization) {
+            break
+        }
+        node = next
+    }
+    guard !skipped.isEmpty else { return graph }
+    let g = Graph()
+    var map: [Int: Int] = [:]
+    for (i, n) in graph.nodes.enumerated() {
+        if let input = n.layer as? InputLayer {
+            var shape = input.shape
+            for k in 1..<max(1, shape.count - 1) { shape[k] = nil }
+            map[i] = try g.addInput(name: n.name, shape: shape)
+        } else if let source = skipped[i] {
+            map[i] = map[source]
+        } else {
+            map[i] = try g.add(n.layer, inputs: n.inputs.map { map[$0]! }, nodeName: n.name)
+        }
+    }
+    g.outputIndices = graph.outputIndices.map { map[$0]! }
+    return g
+}
+
 /// Every node `nodes` depend on, themselves included.
 func ancestors(of nodes: [Int], in graph: Graph) -> Set<Int> {
     var needed = Set(nodes)
@@ -84,7 +122,7 @@ struct ClassifierHead {
             let layer = n.layer
             let isHeadLayer: Bool
             switch layer {
-            case is Dense, is Dropout, is ActivationLayer, is BatchNormalization:
+            case is Dense, is Dropout, is ActivationLayer, is BatchNormalization, is LayerNormalization:
                 isHeadLayer = isOneByOne(n.inputs[0]) || layer is Dense
             case let r as Reshape:
                 // Reshapes between (C) and (1, 1, C), and Flatten of a 1x1 map.

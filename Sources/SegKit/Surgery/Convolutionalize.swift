@@ -36,7 +36,8 @@ struct ClassMapNet {
     /// `source`'s node index → `graph`'s, for the encoder's nodes.
     let map: [Int: Int]
 
-    init(_ source: Graph) throws {
+    init(_ classifier: Graph) throws {
+        let source = try withoutInputResizing(classifier)
         let shapes = try source.staticShapes()
         let head = try ClassifierHead.find(in: source, shapes: shapes)
         let out = Graph()
