@@ -33,6 +33,31 @@ The nets, all with every format above unless said otherwise:
                                            the aux head's output the `aux` probe dataset
   resnet50v2, inception_v3, mobilenet_v1   keras.applications (64x64, 75x75, 64x64 alpha 0.25;
                                            5 classes, weights=None): .k3.keras and .k2.h5 only
+  efficientnet_b0, efficientnet_v2_b0      keras.applications at 64x64 (Rescaling / Normalization
+                                           inside, squeeze-excite Multiply, Dropout noise_shape)
+  mobilenet_v3_small[_nopre]               MobileNetV3Small 64x64 with / without include_preprocessing
+                                           (x + 3, x * (1/6): TFOpLambda in tf.keras, op layers in Keras 3)
+  convnext_tiny                            ConvNeXtTiny 32x32 (LayerNormalization, LayerScale)
+  regnetx002                               RegNetX002 64x64, tf.keras only (Keras 3 has no RegNet);
+                                           its head has no softmax
+  inception_resnet_v2                      not the whole application (54 M parameters: 2.3 MB as
+                                           .k3.keras, 3.4 MB as .k2.h5 even with low-entropy weights)
+                                           but a net with one block of each kind built by its own
+                                           conv2d_bn / inception_resnet_block (CustomScaleLayer), 75x75
+    (these seven: 5 classes, weights=None, low-entropy weights, .k3.keras and .k2.h5 only)
+  tf_tutorial                              TensorFlow's image-classification tutorial at 64x64: nested
+                                           data_augmentation Sequential (RandomFlip / RandomRotation /
+                                           RandomZoom), Rescaling, 3 conv/pool, Dense(128), logits;
+                                           low-entropy weights (0.5 M parameters), every format
+  augment_zoo                              every Random* layer of its Keras, Resizing, CenterCrop,
+                                           RandomCrop before a small conv net (no .k3.h5: Keras 3
+                                           cannot write it, see below)
+  prelu_net                                PReLU with shared_axes [1, 2] and with the default
+  mixed_f16                                built under the mixed_float16 policy, float32 softmax
+  arith_net                                tensor arithmetic and ops: x / 127.5 - 1, x + 3, x * (1/6),
+                                           relu6, mean over axes 1, 2, Reshape to channels
+Inputs in 0..255 for the nets that rescale pixels themselves (INPUT_SCALE), else 0..1. A probe
+whose layer name has a "/" (tf.keras's MobileNetV3) is a dataset in nested groups of that path.
 
 The three applications have 0.2-24 M parameters, ~90 MB of float32 for ResNet50V2 and
 InceptionV3. To keep the repository small (every file here stays under 2 MB) they get
@@ -41,6 +66,8 @@ sequence per kernel, BN statistics from one calibration pass), their .keras arch
 rewritten with its entries deflated (Keras 3 stores them uncompressed), and a .k2.h5
 over 2 MB is rewritten with its large datasets gzip-filtered in the HDF5 1.10 format
 (gzip_h5); Keras loads both rewrites unchanged. mobilenet_v1.k2.h5 is as tf.keras writes it.
+The later low-entropy nets below get the same treatment (for tf_tutorial, every .h5 over
+2 MB, .k3.h5 and the weights files included).
 
 `--only NET1,NET2` writes just those nets and leaves the other files alone: Keras's
 initialisers are not seeded, so a full run rewrites every committed file with new values.
@@ -64,6 +91,7 @@ else:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tf_keras as keras
+    import tensorflow as tf  # tf.nn / tf.math ops on Keras tensors become TFOpLambda layers
 import h5py
 import numpy as np
 
@@ -352,7 +380,226 @@ def with_lambda():
     return keras.Model(inp, x, name="with_lambda"), []
 
 
-def low_entropy_weights(model):
+def efficientnet_b0():
+    m = keras.applications.EfficientNetB0(input_shape=(64, 64, 3), weights=None, classes=5)
+    return m, ["stem_activation", "block2a_se_excite", "block3b_add", "block6a_se_excite",
+               "top_activation", "avg_pool"]
+
+
+def efficientnet_v2_b0():
+    m = keras.applications.EfficientNetV2B0(input_shape=(64, 64, 3), weights=None, classes=5)
+    return m, ["stem_activation", "block1a_project_activation", "block3b_add", "block4b_se_excite",
+               "block6h_add", "top_activation", "avg_pool"]
+
+
+def mobilenet_v3_small(include_preprocessing=True):
+    m = keras.applications.MobileNetV3Small(input_shape=(64, 64, 3), weights=None, classes=5,
+                                            include_preprocessing=include_preprocessing)
+    probes = (["conv_bn", "expanded_conv_squeeze_excite_mul", "expanded_conv_3_squeeze_excite_mul",
+               "expanded_conv_9_add", "conv_1_bn", "logits"] if K == "3" else
+              ["Conv/BatchNorm", "expanded_conv/squeeze_excite/Mul", "expanded_conv_3/squeeze_excite/Mul",
+               "expanded_conv_9/Add", "Conv_1/BatchNorm", "Logits"])
+    return m, probes
+
+
+def mobilenet_v3_small_nopre():
+    return mobilenet_v3_small(include_preprocessing=False)
+
+
+def convnext_tiny():
+    m = keras.applications.ConvNeXtTiny(input_shape=(32, 32, 3), weights=None, classes=5)
+    return m, ["convnext_tiny_prestem_normalization", "convnext_tiny_stage_0_block_0_depthwise_conv",
+               "convnext_tiny_stage_0_block_0_layernorm",
+               "convnext_tiny_stage_0_block_0_layer_scale", "convnext_tiny_stage_1_block_2_identity",
+               "convnext_tiny_stage_3_block_2_identity", "convnext_tiny_head_layernorm"]
+
+
+def regnetx002():
+    """tf.keras only: Keras 3 has no RegNet."""
+    m = keras.applications.RegNetX002(input_shape=(64, 64, 3), weights=None, classes=5)
+    return m, ["regnetx002_stem_relu", "regnetx002_Stage_0_XBlock_0_exit_relu", "regnetx002_Stage_1_XBlock_0_exit_relu",
+               "regnetx002_Stage_2_XBlock_0_exit_relu", "regnetx002_Stage_3_XBlock_6_exit_relu"]
+
+
+def inception_resnet_v2():
+    """InceptionResNetV2's constructs with one block of each kind, built by
+    keras.applications' own conv2d_bn and inception_resnet_block (the whole
+    net has 54 M parameters: over 2 MB per file even with low-entropy
+    weights). Stem (strided valid convs, max pool), the mixed_5b Inception-A
+    module (1x1 / 5x5 / double 3x3 / 3x3 same avg-pool branches), a block35
+    (scale 0.17), the mixed_6a reduction, a block17 (1x7 / 7x1, scale 0.1),
+    the mixed_7a reduction, the last block8 (scale 1, no activation), conv_7b,
+    avg_pool, predictions; at 75x75, the smallest input the application takes.
+    The scaled residual is CustomScaleLayer in Keras 3 and tf.keras."""
+    if K == "3":
+        from keras.src.applications import inception_resnet_v2 as irv2
+    else:
+        from tf_keras.src.applications import inception_resnet_v2 as irv2
+        if irv2.layers is None:  # set by InceptionResNetV2() itself
+            irv2.layers = irv2.VersionAwareLayers()
+    c = irv2.conv2d_bn
+    inp = keras.Input((75, 75, 3), name="input")
+    x = c(inp, 32, 3, strides=2, padding="valid")                 # 37
+    x = c(x, 32, 3, padding="valid")                              # 35
+    x = c(x, 64, 3)
+    x = L.MaxPooling2D(3, strides=2, name="stem_pool")(x)         # 17
+    b0 = c(x, 96, 1)
+    b1 = c(c(x, 48, 1), 64, 5)
+    b2 = c(c(c(x, 64, 1), 96, 3), 96, 3)
+    bp = c(L.AveragePooling2D(3, strides=1, padding="same", name="mixed_5b_pool")(x), 64, 1)
+    x = L.Concatenate(name="mixed_5b")([b0, b1, b2, bp])           # 17x17x320
+    x = irv2.inception_resnet_block(x, scale=0.17, block_type="block35", block_idx=1)
+    b0 = c(x, 96, 3, strides=2, padding="valid")
+    b1 = c(c(c(x, 32, 1), 32, 3), 64, 3, strides=2, padding="valid")
+    bp = L.MaxPooling2D(3, strides=2, padding="valid", name="mixed_6a_pool")(x)
+    x = L.Concatenate(name="mixed_6a")([b0, b1, bp])               # 8x8x480
+    x = irv2.inception_resnet_block(x, scale=0.1, block_type="block17", block_idx=1)
+    b0 = c(c(x, 64, 1), 96, 3, strides=2, padding="valid")
+    b1 = c(c(x, 64, 1), 64, 3, strides=2, padding="valid")
+    b2 = c(c(c(x, 64, 1), 64, 3), 64, 3, strides=2, padding="valid")
+    bp = L.MaxPooling2D(3, strides=2, padding="valid", name="mixed_7a_pool")(x)
+    x = L.Concatenate(name="mixed_7a")([b0, b1, b2, bp])           # 3x3x704
+    x = irv2.inception_resnet_block(x, scale=1.0, activation=None, block_type="block8", block_idx=10)
+    x = c(x, 256, 1, name="conv_7b")
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = L.Dense(5, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="inception_resnet_v2"), ["block35_1_ac", "mixed_6a", "block17_1_ac", "mixed_7a",
+                                                            "conv_7b_ac", "avg_pool"]
+
+
+def tf_tutorial():
+    """TensorFlow's image-classification tutorial (flowers, 5 classes) at 64x64:
+    a nested data_augmentation Sequential, Rescaling(1/255), three conv/pool
+    pairs, Dropout, Flatten, Dense(128), Dense(5) logits (no softmax). Layers
+    named as Keras names them in the tutorial."""
+    data_augmentation = keras.Sequential([
+        L.RandomFlip("horizontal", name="random_flip"),
+        L.RandomRotation(0.1, name="random_rotation"),
+        L.RandomZoom(0.1, name="random_zoom"),
+    ], name="data_augmentation")
+    m = keras.Sequential([
+        keras.Input((64, 64, 3)),  # the tutorial gives RandomFlip input_shape=; Keras 3 then leaves the outer model unbuilt
+        data_augmentation,
+        L.Rescaling(1.0 / 255, name="rescaling"),
+        L.Conv2D(16, 3, padding="same", activation="relu", name="conv2d"),
+        L.MaxPooling2D(name="max_pooling2d"),
+        L.Conv2D(32, 3, padding="same", activation="relu", name="conv2d_1"),
+        L.MaxPooling2D(name="max_pooling2d_1"),
+        L.Conv2D(64, 3, padding="same", activation="relu", name="conv2d_2"),
+        L.MaxPooling2D(name="max_pooling2d_2"),
+        L.Dropout(0.2, name="dropout"),
+        L.Flatten(name="flatten"),
+        L.Dense(128, activation="relu", name="dense"),
+        L.Dense(5, name="outputs"),
+    ], name="tf_tutorial")
+    return m, ["rescaling", "max_pooling2d", "max_pooling2d_2", "dense"]
+
+
+def augment_zoo():
+    """Every Random* preprocessing layer of this Keras (identities at inference),
+    then Resizing 64x64 -> 48x56 (bilinear), CenterCrop 40x40, a RandomCrop of
+    its input's size (an identity at inference in both Kerases), Rescaling, a
+    small conv net. Keras 3 writes no .k3.h5 of it (see below)."""
+    inp = keras.Input((64, 64, 3), name="image")
+    x = inp
+    aug = [L.RandomFlip("horizontal_and_vertical", name="random_flip"),
+           L.RandomRotation(0.2, fill_mode="reflect", name="random_rotation"),
+           L.RandomZoom((-0.2, 0.1), width_factor=0.1, name="random_zoom"),
+           L.RandomTranslation(0.1, (-0.2, 0.2), fill_mode="constant", name="random_translation"),
+           L.RandomContrast(0.2, name="random_contrast"),
+           L.RandomBrightness(0.2, value_range=(0, 255), name="random_brightness")]
+    if K == "3":
+        aug += [L.RandomColorDegeneration(0.2, name="random_color_degeneration"),
+                L.RandomColorJitter(value_range=(0, 255), brightness_factor=0.1, contrast_factor=0.1,
+                                    saturation_factor=(0.4, 0.6), hue_factor=0.1, name="random_color_jitter"),
+                L.RandomElasticTransform(name="random_elastic_transform"),
+                L.RandomErasing(name="random_erasing"),
+                L.RandomGaussianBlur(name="random_gaussian_blur"),
+                L.RandomGrayscale(0.2, name="random_grayscale"),
+                L.RandomHue(0.1, value_range=(0, 255), name="random_hue"),
+                L.RandomInvert(value_range=(0, 255), name="random_invert"),
+                L.RandomPerspective(name="random_perspective"),
+                L.RandomPosterization(factor=(1, 8), value_range=(0, 255), name="random_posterization"),
+                L.RandomSaturation((0.4, 0.6), value_range=(0, 255), name="random_saturation"),
+                L.RandomSharpness(0.2, value_range=(0, 255), name="random_sharpness"),
+                # a symmetric RandomShear(0.1) writes x_factor (-0.1, 0.1), which Keras 3.15 cannot load back
+                L.RandomShear((0.0, 0.1), (0.0, 0.2), name="random_shear")]
+    else:
+        aug += [L.RandomHeight(0.1, name="random_height"), L.RandomWidth(0.1, name="random_width")]
+    for layer in aug:
+        x = layer(x)
+    x = L.Resizing(48, 56, name="resizing")(x)
+    x = L.CenterCrop(40, 40, name="center_crop")(x)
+    x = L.RandomCrop(40, 40, name="random_crop")(x)
+    x = L.Rescaling(1.0 / 255, name="rescaling")(x)
+    x = L.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv1")(x)    # 20x20
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2")(x)   # 10x10
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(5, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="augment_zoo"), [aug[-1].name, "resizing", "center_crop", "random_crop", "conv1"]
+
+
+def prelu_net():
+    """PReLU with one slope per channel (shared_axes [1, 2]) and with the default
+    one slope per element (alpha of shape H x W x C)."""
+    inp = keras.Input((32, 32, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", name="conv1")(inp)
+    x = L.PReLU(shared_axes=[1, 2], name="prelu_shared")(x)
+    x = L.MaxPooling2D(2, name="pool1")(x)
+    x = L.Conv2D(16, 3, padding="same", name="conv2")(x)
+    x = L.PReLU(name="prelu_full")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(5, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="prelu_net"), ["prelu_shared", "conv2", "prelu_full", "gap"]
+
+
+def mixed_f16():
+    """Built under the mixed_float16 policy (float16 compute, float32 weights),
+    with a float32 softmax as the Keras mixed-precision guide recommends. The
+    probes compute in float16; expected.h5 stores them as float32."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inp = keras.Input((32, 32, 3), name="image")
+        x = L.Conv2D(8, 3, strides=2, padding="same", name="conv1")(inp)
+        x = L.BatchNormalization(name="bn1")(x)
+        x = L.Activation("relu", name="relu1")(x)
+        x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+        x = L.Dense(5, name="logits")(x)
+        x = L.Activation("softmax", dtype="float32", name="predictions")(x)
+        m = keras.Model(inp, x, name="mixed_f16")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return m, ["conv1", "bn1", "conv2", "gap", "logits"]
+
+
+def arith_net():
+    """Tensor arithmetic in a functional graph: x / 127.5 - 1 on the input, a hard
+    swish written as x * (relu6(x + 3) * (1/6)), a squeeze-excite whose squeeze is
+    a mean over axes 1, 2 (keepdims) reshaped to channels. Keras 3 writes the
+    operators and keras.ops calls as op layers, tf.keras as TFOpLambda layers
+    (tf.nn.relu6, tf.math.reduce_mean). Keras 3 writes arith_net.k3.h5 but cannot
+    load it back ("Unknown layer: 'TrueDivide'": its legacy .h5 loader knows no op
+    layers); the .keras, .weights.h5 + .json and tf.keras files load."""
+    relu6 = keras.ops.relu6 if K == "3" else tf.nn.relu6
+    mean = (lambda t: keras.ops.mean(t, axis=[1, 2], keepdims=True)) if K == "3" else \
+        (lambda t: tf.reduce_mean(t, axis=[1, 2], keepdims=True))
+    inp = keras.Input((32, 32, 3), name="image")
+    x = inp / 127.5 - 1
+    x = L.Conv2D(8, 3, strides=2, padding="same", name="conv1")(x)          # 16x16x8
+    x = x * (relu6(x + 3) * (1.0 / 6))
+    s = mean(x)                                                              # 1x1x8
+    s = L.Reshape((8,), name="squeeze")(s)
+    s = L.Dense(8, activation="sigmoid", name="excite")(s)
+    s = L.Reshape((1, 1, 8), name="excite_reshape")(s)
+    x = L.Multiply(name="scale")([x, s])
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(5, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="arith_net"), ["conv1", "squeeze", "excite", "scale", "gap"]
+
+
+def low_entropy_weights(model, input_scale=1.0):
     """Deterministic weights that deflate to almost nothing, for the big
     applications. Every kernel repeats one fixed sequence of 4093 values from
     -1, 0, 1 (a prime period: no two output channels get the same weights, and
@@ -361,12 +608,27 @@ def low_entropy_weights(model):
     BN moving_mean / moving_variance are the batch statistics of one
     training-mode pass over a fixed random batch, so inference normalises as
     a trained net would and 50-100 layers stay finite (the only per-channel
-    values in the file: a few hundred KB)."""
+    values in the file: a few hundred KB). LayerNormalization gammas are
+    1 + 0.25 * the same sequence (0.75, 1, 1.25), its betas as biases; an
+    adaptable Normalization (EfficientNet's) gets ImageNet's mean and variance
+    of 0..1 pixels; the calibration batch is scaled by input_scale."""
     levels = np.random.default_rng(4093).integers(-1, 2, 4093).astype("float64")
     bns, i = [], 0
     for layer in iter_layers(model):
         ws = layer.get_weights()
         if not ws:
+            continue
+        if isinstance(layer, L.Normalization):
+            mean, var = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]) ** 2
+            layer.set_weights([mean.reshape(ws[0].shape).astype(ws[0].dtype), var.reshape(ws[1].shape).astype(ws[1].dtype)]
+                              + ws[2:])
+            layer.finalize_state()  # the call reads mean / variance computed from the weights
+            continue
+        if isinstance(layer, L.LayerNormalization):
+            roles = (["gamma"] if layer.scale else []) + (["beta"] if layer.center else [])
+            layer.set_weights([(1.0 + 0.25 * np.resize(levels, w.shape) if r == "gamma" else
+                                np.full(w.shape, 0.01 * (1 + i % 5))).astype(w.dtype) for w, r in zip(ws, roles)])
+            i += 1
             continue
         if isinstance(layer, L.BatchNormalization):
             bns.append(layer)
@@ -389,6 +651,7 @@ def low_entropy_weights(model):
         layer.set_weights(new)
     if bns:
         calib = np.random.default_rng(5).uniform(0, 1, (32,) + tuple(model.input_shape[1:])).astype("float32")
+        calib *= np.float32(input_scale)
         xs = keras.Model(model.input, [bn.input for bn in bns])(calib, training=True)
         for bn, x in zip(bns, xs):
             x = np.asarray(x, dtype="float64")
@@ -441,11 +704,18 @@ def count(weights):
     return int(sum(np.prod(w.shape) for w in weights))
 
 
-def write_expected(model, probes, path):
+# Nets that rescale 0..255 pixels themselves get their expected.h5 input (and
+# low-entropy calibration batch) in 0..255; the others 0..1.
+INPUT_SCALE = {"zoo": 255.0, "efficientnet_b0": 255.0, "efficientnet_v2_b0": 255.0, "mobilenet_v3_small": 255.0,
+               "convnext_tiny": 255.0, "regnetx002": 255.0, "tf_tutorial": 255.0, "augment_zoo": 255.0,
+               "arith_net": 255.0}
+
+
+def write_expected(model, probes, path, input_scale=1.0):
     shape = (2,) + tuple(model.input_shape[1:])
     x = rng.uniform(0, 1, shape).astype("float32")
-    if model.name == "zoo":
-        x *= 255.0  # the zoo rescales 0..255 itself
+    if input_scale != 1.0:
+        x *= input_scale
     outs = [model.outputs[0]] + [model.get_layer(p).output for p in probes]  # a second output is probed by name
     probe_model = keras.Model(model.inputs, outs)
     ys = probe_model.predict(x, verbose=0)
@@ -453,7 +723,8 @@ def write_expected(model, probes, path):
         f["input"] = x
         f["output"] = np.asarray(ys[0])
         for p, y in zip(probes, ys[1:]):
-            f[p] = np.asarray(y)
+            y = np.asarray(y)
+            f[p] = y.astype("float32") if y.dtype == np.float16 else y  # mixed_f16's float16 layers
         f.attrs["total_params"] = model.count_params()
         f.attrs["trainable_params"] = count(model.trainable_weights)
         f.attrs["non_trainable_params"] = count(model.non_trainable_weights)
@@ -469,13 +740,16 @@ def save_all(name, build, formats, low_entropy=False):
     if args.only is not None and name not in args.only:
         return
     model, probes = build()
+    input_scale = INPUT_SCALE.get(name, 1.0)
     if low_entropy:
-        low_entropy_weights(model)
+        low_entropy_weights(model, input_scale)
     else:
         randomize_batchnorm(model)
         for layer in iter_layers(model):  # move every other weight off its initial value too
             ws = layer.get_weights()
-            if ws and not isinstance(layer, (L.BatchNormalization, L.Normalization)):
+            if isinstance(layer, L.PReLU):  # slopes 0.05..0.4, not N(0, 0.05) around the zero initialiser
+                layer.set_weights([rng.uniform(0.05, 0.4, w.shape).astype(w.dtype) for w in ws])
+            elif ws and not isinstance(layer, (L.BatchNormalization, L.Normalization)):
                 layer.set_weights([(w + rng.normal(0, 0.05, w.shape)).astype(w.dtype) for w in ws])
     base = os.path.join(args.out, f"{name}.k{K}")
     if "keras" in formats:
@@ -488,14 +762,18 @@ def save_all(name, build, formats, low_entropy=False):
             gzip_h5(base + ".h5")
     if "weights" in formats:
         model.save_weights(base + ".weights.h5")
+        if low_entropy and os.path.getsize(base + ".weights.h5") > SIZE_LIMIT:
+            gzip_h5(base + ".weights.h5")
         with open(base + ".json", "w") as f:
             f.write(model.to_json())
     if "legacy_weights" in formats:
         model.save_weights(base + ".w.h5")
+        if low_entropy and os.path.getsize(base + ".w.h5") > SIZE_LIMIT:
+            gzip_h5(base + ".w.h5")
         with open(base + ".json", "w") as f:
             f.write(model.to_json())
     if name != "with_lambda":
-        write_expected(model, probes, base + ".expected.h5")
+        write_expected(model, probes, base + ".expected.h5", input_scale)
     print("wrote", base, formats, flush=True)
 
 
@@ -510,6 +788,21 @@ for net, build in [("mnist_convnet", mnist_convnet), ("vgg_valid", vgg_valid), (
     save_all(net, build, every)
 for net, build in [("resnet50v2", resnet50v2), ("inception_v3", inception_v3), ("mobilenet_v1", mobilenet_v1)]:
     save_all(net, build, ["keras"] if K == "3" else ["h5"], low_entropy=True)
+for net, build in [("efficientnet_b0", efficientnet_b0), ("efficientnet_v2_b0", efficientnet_v2_b0),
+                   ("mobilenet_v3_small", mobilenet_v3_small), ("mobilenet_v3_small_nopre", mobilenet_v3_small_nopre),
+                   ("convnext_tiny", convnext_tiny), ("regnetx002", regnetx002),
+                   ("inception_resnet_v2", inception_resnet_v2)]:
+    if net == "regnetx002" and K == "3":
+        nets_named.add(net)  # Keras 3 has no RegNet
+        continue
+    save_all(net, build, ["keras"] if K == "3" else ["h5"], low_entropy=True)
+save_all("tf_tutorial", tf_tutorial, every, low_entropy=True)  # Dense(128) on 8x8x64: 0.5 M parameters
+# Keras 3's legacy .h5 writer fails on augment_zoo ("TypeError: cannot pickle 'module' object":
+# it deep-copies the configs, and the value_range of RandomBrightness, RandomColorDegeneration,
+# RandomPosterization, RandomSaturation and RandomSharpness is a TrackedList), so no .k3.h5.
+save_all("augment_zoo", augment_zoo, ["keras", "weights"] if K == "3" else every)
+for net, build in [("prelu_net", prelu_net), ("mixed_f16", mixed_f16), ("arith_net", arith_net)]:
+    save_all(net, build, every)
 if args.only is not None and set(args.only) - nets_named:
     sys.exit("make_fixtures.py: no net named " + ", ".join(sorted(set(args.only) - nets_named)))
 
