@@ -180,7 +180,8 @@ extension Graph {
             let nodeMode = modeOf(index)
             do {
                 if let sum = fusedSums.removeValue(forKey: index) {
-                    result = LayerOutput(sum, cache: nodeMode == .training ? [Tensor]() : nil)  // Add's (empty) cache
+                    // Add's cache without shapes: a fused Add's inputs all have the output's shape.
+                    result = LayerOutput(sum, cache: nodeMode == .training ? [[Int]]() : nil)
                 } else if let fusion = addsInto[index],
                           let sum = try node.layer.forward(args, mode: nodeMode, adding: values[fusion.addend]!) {
                     fusedSums[fusion.add] = sum.output

@@ -94,7 +94,9 @@ public final class ElementwiseMerge: Layer {
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         switch operation {
         case .add, .subtract, .average:
-            let shapes = try requireCache(cache, as: [[Int]].self)
+            // No shapes: a fused Add (the executor's), whose inputs have the output's shape.
+            let cached = try requireCache(cache, as: [[Int]].self)
+            let shapes = cached.isEmpty ? needInputGradients.map { _ in gradOutput.shape } : cached
             return needInputGradients.indices.map { i in
                 guard needInputGradients[i] else { return nil }
                 var g = Broadcast.reduce(gradOutput, to: shapes[i])

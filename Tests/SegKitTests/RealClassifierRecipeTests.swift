@@ -35,6 +35,13 @@ import TestFixtures
         Net(file: "inception_v3.k2.h5", channels: 3, size: 75, classes: 5),
     ]
 
+    /// The importer issue's applications: squeeze-and-excitation, hard-swish arithmetic, LayerScale.
+    static let importedApplications = [
+        Net(file: "efficientnet_b0.k3.keras", channels: 3, size: 64, classes: 5),
+        Net(file: "mobilenet_v3_small.k2.h5", channels: 3, size: 64, classes: 5),
+        Net(file: "convnext_tiny.k3.keras", channels: 3, size: 32, classes: 5),
+    ]
+
     static func build(_ recipe: String, on net: Net, overrides: [String] = []) throws -> (BuiltSegmenter, KerasModel) {
         let sets = overrides + (net.output.map { ["output=\($0)"] } ?? [])
         let r = try Recipe.load(recipe, overrides: sets, recipeFolder: recipeFolder)
@@ -94,6 +101,13 @@ import TestFixtures
         #expect(seg.stages.map(\.stride) == [1, 2, 4, 8, 16, 32])
         try Self.expectEncoderKeptAndFrozen(seg, model, "\(net) \(recipe)")
         try Self.expectSizes(seg, net, sizes: [(101, 77)], "\(net) \(recipe)")
+    }
+
+    @Test(arguments: importedApplications, RecipeTests.classifierRecipes)
+    func everyRecipeOnEfficientNetMobileNetV3AndConvNeXtSegmentsAnOddSize(_ net: Net, _ recipe: String) throws {
+        let (seg, model) = try Self.build(recipe, on: net)
+        try Self.expectEncoderKeptAndFrozen(seg, model, "\(net) \(recipe)")
+        try Self.expectSizes(seg, net, sizes: [(45, 75)], "\(net) \(recipe)")
     }
 
     @Test(arguments: nets, ["transposed", "transposed-skips", "fcn-32s", "unet-pretrained"])

@@ -115,27 +115,44 @@ struct ClassifierHead {
             let s = shapes[node]
             return s.count == 2 || (s.count == 4 && s[1] == 1 && s[2] == 1)
         }
-        var chain: [Int] = []
-        var node = graph.outputIndices[0]
-        while true {
-            let n = graph.nodes[node]
-            let layer = n.layer
-            let isHeadLayer: Bool
-            switch layer {
-            case is Dense, is Dropout, is ActivationLayer, is BatchNormalization, is LayerNormalization:
-                isHeadLayer = isOneByOne(n.inputs[0]) || layer is Dense
+        // The head: every node from the output back over per-pixel layers on pooled
+        // (1x1) values — a DAG where an activation like hard-swish multiplies two of them.
+        func isHeadLayer(_ i: Int) -> Bool {
+            let n = graph.nodes[i]
+            switch n.layer {
+            case is Dense:
+                return n.inputs.count == 1
+            case is Dropout, is ActivationLayer, is BatchNormalization, is LayerNormalization, is Rescaling:
+                return isOneByOne(n.inputs[0])
             case let r as Reshape:
                 // Reshapes between (C) and (1, 1, C), and Flatten of a 1x1 map.
-                isHeadLayer = isOneByOne(n.inputs[0]) && (r.target != nil || shapes[n.inputs[0]].count == 4)
+                return isOneByOne(n.inputs[0]) && (r.target != nil || shapes[n.inputs[0]].count == 4)
             case let c as Conv2D:
-                isHeadLayer = c.kernelSize == (1, 1) && c.strides == (1, 1) && c.groups == 1 && isOneByOne(n.inputs[0])
+                return c.kernelSize == (1, 1) && c.strides == (1, 1) && c.groups == 1 && isOneByOne(n.inputs[0])
                     && shapes[n.inputs[0]].count == 4
+            case is ElementwiseMerge:
+                return n.inputs.allSatisfy(isOneByOne)
             default:
-                isHeadLayer = false
+                return false
             }
-            guard isHeadLayer, n.inputs.count == 1 else { break }
-            chain.insert(node, at: 0)
-            node = n.inputs[0]
+        }
+        var head = Set<Int>()
+        var boundary = Set<Int>()
+        var pending = [graph.outputIndices[0]]
+        while let i = pending.popLast() {
+            guard !head.contains(i), !boundary.contains(i) else { continue }
+            if isHeadLayer(i) {
+                head.insert(i)
+                pending += graph.nodes[i].inputs
+            } else {
+                boundary.insert(i)
+            }
+        }
+        let chain = head.sorted()
+        // A linear head whose walk ended on one node, or none: that node is the entry.
+        guard boundary.count == 1, let node = boundary.first else {
+            let names = boundary.sorted().map { "'\(graph.nodes[$0].name)' (\(graph.nodes[$0].layer.kind))" }
+            throw SurgeryError.noClassifierHead("the head draws on \(names.joined(separator: ", ")); SegKit converts heads with one global pooling or Flatten entry")
         }
         let n = graph.nodes[node]
         if n.layer is GlobalPooling2D {

@@ -62,13 +62,20 @@ struct ClassMapNet {
             }
             window = (h, w)
         }
-        var skipNext = false
-        for (position, index) in head.chain.enumerated() {
-            if skipNext { skipNext = false; continue }
+        // The head's nodes in order; each reads the new node of its inputs, the
+        // pooled entry now being the feature map itself.
+        var headMap: [Int: Int] = [:]
+        switch head.entry {
+        case let .globalPooling(p), let .flatten(p): headMap[p] = current
+        case .featureMap: headMap[head.featureNode] = current
+        }
+        var folded = Set<Int>()
+        for index in head.chain where !folded.contains(index) {
             let node = source.nodes[index]
+            let inputs = node.inputs.map { headMap[$0]! }
             switch node.layer {
             case is Dropout, is Reshape:
-                continue
+                headMap[index] = inputs[0]
             case let dense as Dense:
                 let inUnits = dense.kernel.value.shape[0]
                 let (kh, kw) = window ?? (1, 1)
@@ -78,23 +85,31 @@ struct ClassMapNet {
                 }
                 var kernel = try dense.kernel.value.reshaped([kh, kw, channels, dense.units])
                 var bias = dense.bias?.value
-                let next = position + 1 < head.chain.count ? source.nodes[head.chain[position + 1]].layer as? BatchNormalization : nil
-                if let bn = next, dense.activation == .linear, bn.channels == dense.units {
+                // A BatchNormalization that alone reads a linear Dense is folded into it.
+                let readers = head.chain.filter { source.nodes[$0].inputs.contains(index) }
+                if readers.count == 1, let bn = source.nodes[readers[0]].layer as? BatchNormalization,
+                   dense.activation == .linear, bn.channels == dense.units {
                     (kernel, bias) = Self.fold(bn, kernel: kernel, bias: bias)
-                    skipNext = true
+                    folded.insert(readers[0])
+                    headMap[readers[0]] = headMap[index]
                 }
                 let conv = try Conv2D(name: node.name, kernel: kernel, bias: bias, activation: dense.activation)
                 conv.isTrainable = dense.isTrainable
-                current = try out.add(conv, inputs: [current], nodeName: node.name)
+                current = try out.add(conv, inputs: inputs, nodeName: node.name)
+                headMap[index] = current
+                if let f = folded.first(where: { source.nodes[$0].inputs.contains(index) }) { headMap[f] = current }
                 score = current
                 window = nil
             case let conv as Conv2D:
-                current = try out.add(conv, inputs: [current], nodeName: node.name)
+                current = try out.add(conv, inputs: inputs, nodeName: node.name)
+                headMap[index] = current
                 score = current
             default:
-                current = try out.add(node.layer, inputs: [current], nodeName: node.name)
+                current = try out.add(node.layer, inputs: inputs, nodeName: node.name)
+                headMap[index] = current
             }
         }
+        current = headMap[source.outputIndices[0]]!
         out.outputIndices = [current]
         self.graph = out
         self.head = head
