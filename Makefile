@@ -44,26 +44,72 @@ fixtures:
 
 # Loads what SegKit writes in real Keras and compares predictions (developers
 # only; needs the Keras 3 venv that Tests/Fixtures/make_fixtures.py describes).
+# Tests/Fixtures/keras_check.py runs `segkit forward --raw` (the graph as Keras
+# runs it, no size rule), so each file is fed a size its raw graph runs at.
 KERAS_CHECK_DIR ?= /tmp/segkit-keras-check
+KC_SEGKIT ?= .build/debug/segkit
+KC_BIN = $(KERAS_CHECK_DIR)/segkit
 RECIPES := heatmap-bilinear heatmap-nearest transposed transposed-skips fcn-32s fcn-16s fcn-8s unet-pretrained
+# Real users' classifiers and Keras Applications, each as FILE:INPUT:REF:STRIDE[:OUTPUT]:
+# the classifier's declared input size, the reference size and total stride that
+# `segkit build` prints ("total stride S, laid out at RxR"; the raw graph runs at
+# R + kS), and the output to convert for a multi-output model. Every recipe is
+# built as .keras and checked at REF x (REF+STRIDE); its .h5 (for KC_H5_NETS) at
+# (REF+STRIDE) x REF; the convolutionalized classifier at INPUT x (INPUT+STRIDE).
+# A build that `segkit build` refuses ("recipe R cannot be applied: reason") is
+# printed and skipped; anything else failing stops the check. KC_SEGKIT: the
+# segkit binary checked (the debug build by default), copied first so that a
+# rebuild during the check cannot swap it.
+KC_NETS := mnist_convnet.k3.keras:28:30:4 vgg_valid.k2.h5:150:150:8 pool3.k3.keras:54:60:9 \
+    mini_xception.k2.h5:48:48:4 bn_head.k3.keras:32:32:4 binary_sigmoid.k2.h5:32:32:4 \
+    two_outputs.k3.keras:32:32:4:main mobilenet_v1.k3.keras:64:64:32 \
+    resnet50v2.k3.keras:64:64:32 inception_v3.k2.h5:75:75:32
+KC_H5_NETS := vgg_valid.k2.h5 mini_xception.k2.h5 binary_sigmoid.k2.h5 two_outputs.k3.keras mobilenet_v1.k3.keras
+# The Keras Applications sum float32 rounding over 28-100 layers: a relative bound
+# (as the importer tests use for them; MobileNet v1 reaches 8e-5 on logits of ~3).
+KC_DEEP_NETS := mobilenet_v1.k3.keras resnet50v2.k3.keras inception_v3.k2.h5
+KC_DEEP_TOL := rel=1e-4
 keras-check: build
-	@mkdir -p $(KERAS_CHECK_DIR)
+	@mkdir -p $(KERAS_CHECK_DIR) && cp $(KC_SEGKIT) $(KC_BIN)
 	@set -e; for m in plain_cnn.k3.keras vgg.k2.h5 residual.k3.h5 nested.k2.h5 mobilenet_v2.k3.keras; do \
-	    .build/debug/segkit convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.keras >/dev/null; \
-	    .build/debug/segkit convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.h5 >/dev/null; done
+	    $(KC_BIN) convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.keras >/dev/null; \
+	    $(KC_BIN) convolutionalize Tests/Fixtures/keras/$$m --out $(KERAS_CHECK_DIR)/fcn-$$m.h5 >/dev/null; done
 	@set -e; for r in $(RECIPES); do \
-	    .build/debug/segkit build --recipe $$r --classifier Tests/Fixtures/keras/plain_cnn.k3.keras --out $(KERAS_CHECK_DIR)/$$r.keras >/dev/null; \
-	    .build/debug/segkit build --recipe $$r --classifier Tests/Fixtures/keras/vgg.k2.h5 --out $(KERAS_CHECK_DIR)/vgg-$$r.h5 >/dev/null; done
-	@.build/debug/segkit build --recipe unet-pretrained --classifier Tests/Fixtures/keras/mobilenet_v2.k3.keras --classes 5 --set batch_norm=true --out $(KERAS_CHECK_DIR)/mnv2-unet.keras >/dev/null
-	@.build/debug/segkit build --recipe unet-scratch --classes 11 --input-channels 1 --out $(KERAS_CHECK_DIR)/unet-scratch.keras >/dev/null
-	@.build/debug/segkit build --recipe unet-scratch --classes 2 --input-channels 1 --set padding=valid --set depth=2 --out $(KERAS_CHECK_DIR)/unet-valid.h5 >/dev/null
-	KERAS_BACKEND=jax $(VENVS)/k3/bin/python Tests/Fixtures/keras_check.py .build/debug/segkit \
+	    $(KC_BIN) build --recipe $$r --classifier Tests/Fixtures/keras/plain_cnn.k3.keras --out $(KERAS_CHECK_DIR)/$$r.keras >/dev/null; \
+	    $(KC_BIN) build --recipe $$r --classifier Tests/Fixtures/keras/vgg.k2.h5 --out $(KERAS_CHECK_DIR)/vgg-$$r.h5 >/dev/null; done
+	@$(KC_BIN) build --recipe unet-pretrained --classifier Tests/Fixtures/keras/mobilenet_v2.k3.keras --classes 5 --set batch_norm=true --out $(KERAS_CHECK_DIR)/mnv2-unet.keras >/dev/null
+	@$(KC_BIN) build --recipe unet-scratch --classes 11 --input-channels 1 --out $(KERAS_CHECK_DIR)/unet-scratch.keras >/dev/null
+	@$(KC_BIN) build --recipe unet-scratch --classes 2 --input-channels 1 --set padding=valid --set depth=2 --out $(KERAS_CHECK_DIR)/unet-valid.h5 >/dev/null
+	@set -e; specs=$(KERAS_CHECK_DIR)/specs.txt; : >$$specs; built=0; refused=0; \
+	for entry in $(KC_NETS); do \
+	    IFS=: read -r m in ref st out <<<"$$entry"; \
+	    opt=$${out:+--output $$out}; tol=; exts=keras; \
+	    case " $(KC_DEEP_NETS) " in *" $$m "*) tol=:$(KC_DEEP_TOL);; esac; \
+	    case " $(KC_H5_NETS) " in *" $$m "*) exts="keras h5";; esac; \
+	    for e in $$exts; do \
+	        $(KC_BIN) convolutionalize Tests/Fixtures/keras/$$m $$opt --out $(KERAS_CHECK_DIR)/fcn-$$m.$$e >/dev/null; \
+	        echo "$(KERAS_CHECK_DIR)/fcn-$$m.$$e:$$in,$$((in + st))$$tol" >>$$specs; \
+	    done; \
+	    for r in $(RECIPES); do for e in $$exts; do \
+	        f=$(KERAS_CHECK_DIR)/$${m%.*}-$$r.$$e; rm -f $$f; rc=0; \
+	        msg=$$($(KC_BIN) build --recipe $$r --classifier Tests/Fixtures/keras/$$m $$opt --out $$f 2>&1) || rc=$$?; \
+	        if [ $$rc = 1 ] && [[ $$msg == *"cannot be applied"* ]]; then \
+	            echo "refused: $$r on $$m: $$msg"; refused=$$((refused + 1)); continue; fi; \
+	        [ $$rc = 0 ] || { echo "segkit build --recipe $$r on $$m failed (exit $$rc): $$msg"; exit 1; }; \
+	        built=$$((built + 1)); \
+	        if [ $$e = keras ]; then size=$$ref,$$((ref + st)); else size=$$((ref + st)),$$ref; fi; \
+	        echo "$$f:$$size$$tol" >>$$specs; \
+	    done; done; \
+	done; echo "keras-check: built $$built segmenters of the new fixtures, $$refused refused"
+	KERAS_BACKEND=jax JAX_COMPILATION_CACHE_DIR=$(KERAS_CHECK_DIR)/jax-cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+	    $(VENVS)/k3/bin/python -u Tests/Fixtures/keras_check.py $(KC_BIN) \
 	    $(KERAS_CHECK_DIR)/fcn-plain_cnn.k3.keras.keras:40,32 $(KERAS_CHECK_DIR)/fcn-plain_cnn.k3.keras.h5:24,24 \
 	    $(KERAS_CHECK_DIR)/fcn-vgg.k2.h5.keras:24,24 $(KERAS_CHECK_DIR)/fcn-vgg.k2.h5.h5:16,16 \
 	    $(KERAS_CHECK_DIR)/fcn-residual.k3.h5.keras:40,40 $(KERAS_CHECK_DIR)/fcn-nested.k2.h5.keras:32,32 \
 	    $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.keras:64,64 $(KERAS_CHECK_DIR)/fcn-mobilenet_v2.k3.keras.h5:64,96 \
 	    $(foreach r,$(RECIPES),$(KERAS_CHECK_DIR)/$(r).keras:32,40 $(KERAS_CHECK_DIR)/vgg-$(r).h5:16,24) \
-	    $(KERAS_CHECK_DIR)/mnv2-unet.keras:64,64 $(KERAS_CHECK_DIR)/unet-scratch.keras:32,48 $(KERAS_CHECK_DIR)/unet-valid.h5:44,44
+	    $(KERAS_CHECK_DIR)/mnv2-unet.keras:64,64 $(KERAS_CHECK_DIR)/unet-scratch.keras:32,48 $(KERAS_CHECK_DIR)/unet-valid.h5:44,44 \
+	    $$(cat $(KERAS_CHECK_DIR)/specs.txt)
 
 # SegKit and Keras/TensorFlow on the same three workloads, each workload run by
 # Keras and then by SegKit back to back, in BENCH_ROUNDS rounds (this machine's

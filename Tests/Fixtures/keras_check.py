@@ -16,24 +16,52 @@ exactly as Keras's `model.predict` does, so it is always passed (for a plain
 convolutionalized classifier it changes nothing). The raw graph runs only at
 certain sizes: a segmenter's reference size plus multiples of its total
 stride (`segkit build` prints both; segkit.json stores them as
-`reference_size` and `total_stride`), so H,W must be one of those.
+`reference_size` and `total_stride`), so H,W must be one of those; a size
+that is not is reported as a note (Keras may still run it, the floors of a
+valid-padding encoder then differing from SegKit's size rule).
 
 TOL is the bound on max |segkit - keras|:
   1e-5      absolute (the default when TOL is omitted);
-  rel=1e-4  relative: 1e-4 * max(1, max |keras output|), for the deep
-            applications (ResNet50V2, InceptionV3), whose float32 rounding
-            summed over ~50-100 layers exceeds 1e-5 on logits of size ~10
-            (the same bound the importer tests use for them).
+  rel=1e-4  relative: 1e-4 * max(1, max |keras output|), for the Keras
+            Applications (MobileNet v1, ResNet50V2, InceptionV3), whose
+            float32 rounding summed over 28-100 layers exceeds 1e-5 (MobileNet
+            v1 up to 8e-5 on logits of ~3; InceptionV3 up to 9e-3 on logits
+            of ~600):
+            the bound the importer tests use for them.
 """
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
+import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import h5py
 import keras
 import numpy as np
+from keras.src.initializers.initializer import Initializer
+
+
+# Keras creates every variable with its initializer before it reads the file's
+# values into it; under JAX each random initializer compiles once per shape
+# (~30 s to load ResNet50V2). Here they fill variables with NaN instead: loading
+# is several times faster, and a variable the file fails to set shows up as NaN
+# in Keras's output (a FAIL) instead of as a plausible random value.
+def _nan_initializer(self, shape, dtype=None):
+    return keras.ops.full(shape, float("nan"), dtype=dtype)
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+for _cls in set(_subclasses(Initializer)):
+    if "__call__" in vars(_cls):
+        _cls.__call__ = _nan_initializer
 
 DEFAULT_TOL = 1e-5
 
@@ -46,11 +74,35 @@ def parse(spec):
     return path, h, w, bound, relative
 
 
+def segkit_metadata(path):
+    """The segkit.json SegKit stores with a segmenter ({} if none)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                return json.loads(z.read("segkit.json")) if "segkit.json" in z.namelist() else {}
+        with h5py.File(path) as f:
+            text = f.attrs.get("segkit")
+            return json.loads(text) if text is not None else {}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def size_note(path, h, w):
+    meta = segkit_metadata(path)
+    ref, stride = meta.get("reference_size"), meta.get("total_stride")
+    if not ref or not stride:
+        return ""
+    runs = all(n >= r and (n - r) % stride == 0 for n, r in zip((h, w), ref))
+    note = f" (reference {ref[0]}x{ref[1]}, stride {stride}"
+    return note + (")" if runs else f"; NOTE: {h}x{w} is not reference + k*stride)")
+
+
 segkit, specs = sys.argv[1], sys.argv[2:]
 rng = np.random.default_rng(0)
 worst, failed = 0.0, []
 for spec in specs:
     path, h, w, bound, relative = parse(spec)
+    started = time.perf_counter()
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # report every file, then fail
@@ -63,6 +115,7 @@ for spec in specs:
         inp, out = os.path.join(tmp, "in.h5"), os.path.join(tmp, "out.h5")
         with h5py.File(inp, "w") as f:
             f["input"] = x
+        t_keras = time.perf_counter() - started
         run = subprocess.run([segkit, "forward", path, "--raw", "--input", inp, "--output", out],
                              capture_output=True, text=True)
         if run.returncode != 0:
@@ -71,16 +124,22 @@ for spec in specs:
             continue
         with h5py.File(out) as f:
             ours = f["output"][()]
+    t_segkit = time.perf_counter() - started - t_keras
     try:
         theirs = np.asarray(model.predict(x, verbose=0))
     except Exception as e:
         msg = str(e).strip().splitlines()
-        print(f"FAIL {path} at {h}x{w}: Keras cannot run it: {type(e).__name__}: {msg[0] if msg else ''}"
+        print(f"FAIL {path} at {h}x{w}{size_note(path, h, w)}: Keras cannot run it: {type(e).__name__}: {msg[0] if msg else ''}"
               f" (segkit's output {ours.shape})")
         failed.append(path)
         continue
     if ours.shape != theirs.shape:
-        print(f"FAIL {path} at {h}x{w}: shapes differ, segkit {ours.shape} vs keras {theirs.shape}")
+        print(f"FAIL {path} at {h}x{w}{size_note(path, h, w)}: shapes differ, segkit {ours.shape} vs keras {theirs.shape}")
+        failed.append(path)
+        continue
+    if np.isnan(theirs).any() or np.isnan(ours).any():
+        print(f"FAIL {path} at {h}x{w}: NaN in {'keras' if np.isnan(theirs).any() else 'segkit'}'s output "
+              f"{theirs.shape} (in Keras: a variable the file did not set)")
         failed.append(path)
         continue
     diff = float(np.abs(ours - theirs).max())
@@ -90,7 +149,8 @@ for spec in specs:
     if not ok:
         failed.append(path)
     kind = f"relative {bound:g}" if relative else f"{bound:g}"
-    print(f"{'ok  ' if ok else 'FAIL'} {path} at {h}x{w}: output {theirs.shape}, "
-          f"max |segkit - keras| = {diff:.3g} (bound {limit:.3g}, {kind})")
+    print(f"{'ok  ' if ok else 'FAIL'} {path} at {h}x{w}{size_note(path, h, w)}: output {theirs.shape}, "
+          f"max |segkit - keras| = {diff:.3g} (bound {limit:.3g}, {kind}; max |keras| {np.abs(theirs).max():.3g}), "
+          f"{time.perf_counter() - started:.1f} s (segkit {t_segkit:.1f} s)")
 print(f"{len(specs) - len(failed)} passed, {len(failed)} failed (largest difference {worst:.3g})")
 sys.exit(1 if failed else 0)
