@@ -47,7 +47,40 @@ public struct KerasWriter {
             index[id] = layers.count
             layers.append(ExportLayer(name: name, keras: config, layer: node.layer, nodes: [i]))
         }
-        return layers
+        // Keras pairs a legacy .h5's weights with `model.layers` by position, and names a
+        // .keras archive's weights by class and position in it: write in that order.
+        let (depth, visit) = Self.kerasOrder(graph)
+        func key(_ l: ExportLayer) -> (Int, Int) {
+            (l.nodes.map { depth[$0] }.max() ?? -1, l.nodes.compactMap { visit[$0] }.min() ?? Int.max)
+        }
+        return layers.sorted { a, b in
+            let (ka, kb) = (key(a), key(b))
+            return ka.0 != kb.0 ? ka.0 > kb.0 : ka.1 < kb.1
+        }
+    }
+
+    /// Keras 3's `model.layers` order (`map_graph`, keras/src/ops/function.py):
+    /// layers by decreasing depth — the longest path from a layer's node to an
+    /// output — and, at equal depth, by when a depth-first walk from the outputs
+    /// (inputs in order) first reaches them. Returns each node's depth (−1 for a
+    /// node no output depends on) and its first-visit number.
+    static func kerasOrder(_ graph: Graph) -> (depth: [Int], visit: [Int: Int]) {
+        var depth = [Int](repeating: -1, count: graph.nodes.count)
+        for o in graph.outputIndices { depth[o] = max(depth[o], 0) }
+        for i in graph.nodes.indices.reversed() where depth[i] >= 0 {
+            for input in graph.nodes[i].inputs { depth[input] = max(depth[input], depth[i] + 1) }
+        }
+        var visit: [Int: Int] = [:]
+        var layerVisit: [ObjectIdentifier: Int] = [:]
+        var stack = graph.outputIndices.reversed().map { $0 }
+        while let n = stack.popLast() {
+            guard visit[n] == nil else { continue }
+            let id = ObjectIdentifier(graph.nodes[n].layer)
+            if layerVisit[id] == nil { layerVisit[id] = layerVisit.count }
+            visit[n] = layerVisit[id]!
+            stack += graph.nodes[n].inputs.reversed()
+        }
+        return (depth, visit)
     }
 
     /// Keras 3's Functional model config.
