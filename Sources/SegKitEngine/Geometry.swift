@@ -8,7 +8,8 @@
 public struct AxisGeometry: Equatable, Sendable {
     /// The node's length along the axis, at the input size the geometry was taken at.
     public var size: Int
-    /// Input pixels between two neighbouring pixels of the node (1/2 after a 2x upsampling of the input).
+    /// Input pixels between two neighbouring pixels of the node (1/2 after a 2x upsampling
+    /// of the input; 0 for a global pooling's 1x1 map, which lies on no grid).
     public var stride: Double
     /// Input coordinate of the centre of the node's pixel 0 (negative where padding came first).
     public var offset: Double
@@ -180,8 +181,10 @@ extension Graph {
             }
         case let p as GlobalPooling2D:
             guard p.keepDims else { return nil }
+            // A summary of the whole map, on no grid: stride 0 (squeeze-and-excitation
+            // gates must not make the encoder's period depend on the input size).
             return both { a, _ in
-                AxisGeometry(size: 1, stride: a.stride * Double(a.size), offset: a.offset + a.stride * Double(a.size - 1) / 2,
+                AxisGeometry(size: 1, stride: 0, offset: a.offset + a.stride * Double(a.size - 1) / 2,
                              receptiveField: a.receptiveField + Int((Double(a.size - 1) * a.stride).rounded(.up)), exact: a.exact)
             }
         case is Reshape:

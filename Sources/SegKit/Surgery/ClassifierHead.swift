@@ -36,20 +36,37 @@ public func selectingOutput(_ graph: Graph, named name: String) throws -> Graph 
     return g
 }
 
-/// `graph` without the Resizing and CenterCrop layers of its input preprocessing
-/// (reached from the input through rescaling, normalisation and augmentation
-/// layers only): a classifier trained at a fixed size resizes every image to it,
-/// but a segmenter must see each image at its own size, pixel for pixel, so it
-/// is fed the native size instead. Layers are shared; the input takes any size.
+/// Refuses a graph that can only run at one input size: a PReLU with a slope per
+/// pixel (`shared_axes` not covering height and width).
+///
+/// - Throws: `SurgeryError.unsupported` naming the layer and the fix.
+func requireAnyInputSize(_ graph: Graph) throws {
+    for node in graph.nodes {
+        if let p = node.layer as? PReLU, p.alpha.value.rank == 3, p.alpha.value.shape[0] != 1 || p.alpha.value.shape[1] != 1 {
+            throw SurgeryError.unsupported(layer: node.name, reason: "PReLU has a slope per pixel (alpha \(p.alpha.value.shape)): it runs at one input size only; a segmenter needs shared_axes [1, 2]")
+        }
+    }
+}
+
+/// `graph` without the Resizing, CenterCrop and RandomCrop layers of its input
+/// preprocessing (reached from the input through rescaling, normalisation and
+/// augmentation layers only): a classifier trained at a fixed size resizes every
+/// image to it, but a segmenter must see each image at its own size, pixel for
+/// pixel, so it is fed the native size instead. Layers are shared; the input
+/// takes any size.
+///
+/// - Throws: `SurgeryError.unsupported` for a graph that runs at one size only
+///   (`requireAnyInputSize`).
 public func withoutInputResizing(_ graph: Graph) throws -> Graph {
     guard graph.inputIndices.count == 1 else { return graph }
+    try requireAnyInputSize(graph)
     var skipped: [Int: Int] = [:]    // a dropped node → the node it forwards
     var node = graph.inputIndices[0]
     while true {
         let consumers = graph.nodes.indices.filter { graph.nodes[$0].inputs.contains(node) }
         guard consumers.count == 1, let next = consumers.first else { break }
         let layer = graph.nodes[next].layer
-        if layer is Resizing || layer is CenterCrop {
+        if layer is Resizing || layer is CenterCrop || (layer as? PassThrough)?.kerasClass == "RandomCrop" {
             skipped[next] = skipped[node] ?? node
         } else if !(layer is PassThrough || layer is Rescaling || layer is Normalization) {
             break

@@ -46,7 +46,10 @@ public func referenceInputSize(_ graph: Graph) throws -> (height: Int, width: In
 /// sizes do not matter), taken at `referenceInputSize`.
 ///
 /// - Throws: `SurgeryError` for a graph without one image input.
-public func encoderStages(_ graph: Graph) throws -> [EncoderStage] {
+public func encoderStages(_ classifier: Graph) throws -> [EncoderStage] {
+    // As a segmenter sees it: at its native size (node indices are the same unless
+    // an input Resizing or crop was dropped).
+    let graph = try withoutInputResizing(classifier)
     let shapes = try graph.staticShapes()
     let end = (try? ClassifierHead.find(in: graph, shapes: shapes))?.encoderEnd ?? graph.outputIndices[0]
     return try encoderStages(graph, upTo: end)
