@@ -11,6 +11,23 @@ import TestFixtures
         FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString)-\(name)").path
     }
 
+    /// Keras pairs a legacy .h5's weights with `model.layers` by position, in its
+    /// `map_graph` order: deepest first. An FCN fusion that crops its skip puts the
+    /// skip's score layer one level deeper than the upsampling beside it, so Keras
+    /// lists `score_s1` before `upscore2` (keras-check found SegKit writing them
+    /// the other way round, and Keras refusing the file).
+    @Test func legacyH5LayersAreListedInKerasOwnModelOrder() throws {
+        let (seg, _) = try build("fcn-8s", "vgg.k2.h5")
+        #expect(seg.graph.nodes.contains { $0.layer is Cropping2D })
+        let path = scratch("order.h5")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try KerasWriter(graph: seg.graph, name: "fcn8s", metadata: ["recipe": "fcn-8s"]).write(to: path)
+        let names = try HDF5File(readingFrom: path).root.group("model_weights").stringsAttribute("layer_names")
+        let position = { (n: String) in names.firstIndex(of: n) ?? -1 }
+        #expect(position("score_s1") >= 0 && position("score_s1") < position("upscore2"), "\(names)")
+        #expect(names.first == "input_1" || names.first?.hasPrefix("input") == true, "\(names)")
+    }
+
     @Test(arguments: ["fcn.keras", "fcn.h5"])
     func segkitReadsItsOwnConvolutionalizedFilesBackUnchanged(_ name: String) throws {
         let model = try KerasModel.load(Fixtures.path("residual.k2.h5"))
