@@ -63,11 +63,15 @@ RECIPES := heatmap-bilinear heatmap-nearest transposed transposed-skips fcn-32s 
 KC_NETS := mnist_convnet.k3.keras:28:30:4 vgg_valid.k2.h5:150:150:8 pool3.k3.keras:54:60:9 \
     mini_xception.k2.h5:48:48:4 bn_head.k3.keras:32:32:4 binary_sigmoid.k2.h5:32:32:4 \
     two_outputs.k3.keras:32:32:4:main mobilenet_v1.k3.keras:64:64:32 \
-    resnet50v2.k3.keras:64:64:32 inception_v3.k2.h5:75:75:32
+    resnet50v2.k3.keras:64:64:32 inception_v3.k2.h5:75:75:32 \
+    efficientnet_b0.k3.keras:64:64:32 mobilenet_v3_small.k2.h5:64:64:32 convnext_tiny.k3.keras:32:32:32 \
+    inception_resnet_v2.k3.keras:75:83:16 regnetx002.k2.h5:64:64:32 tf_tutorial.k3.keras:64:64:8 \
+    arith_net.k2.h5:32:32:4 augment_zoo.k3.keras:64:32:4
 KC_H5_NETS := vgg_valid.k2.h5 mini_xception.k2.h5 binary_sigmoid.k2.h5 two_outputs.k3.keras mobilenet_v1.k3.keras
 # The Keras Applications sum float32 rounding over 28-100 layers: a relative bound
 # (as the importer tests use for them; MobileNet v1 reaches 8e-5 on logits of ~3).
-KC_DEEP_NETS := mobilenet_v1.k3.keras resnet50v2.k3.keras inception_v3.k2.h5
+KC_DEEP_NETS := mobilenet_v1.k3.keras resnet50v2.k3.keras inception_v3.k2.h5 efficientnet_b0.k3.keras \
+    mobilenet_v3_small.k2.h5 convnext_tiny.k3.keras inception_resnet_v2.k3.keras regnetx002.k2.h5
 KC_DEEP_TOL := rel=1e-4
 keras-check: build
 	@mkdir -p $(KERAS_CHECK_DIR) && cp $(KC_SEGKIT) $(KC_BIN)
