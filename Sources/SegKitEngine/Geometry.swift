@@ -162,6 +162,12 @@ extension Graph {
                 out.trailingPadding = max(0, out.trailingPadding - after)
                 return out
             }
+        case let p as Permute:
+            switch p.dims {
+            case [1, 2, 3]: return g
+            case [2, 1, 3]: return NodeGeometry(rows: g.cols, cols: g.rows)
+            default: return nil    // channels moved into space: no map of the image
+            }
         case let r as Resizing:
             // Half-pixel centres: output o sits at (o + ½)·in/out − ½ of the input.
             return both { a, k in

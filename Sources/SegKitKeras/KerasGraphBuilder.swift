@@ -173,9 +173,10 @@ struct KerasGraphBuilder {
             throw KerasImportError.unsupportedOption(layer: spec.name, className: "InputLayer", option: "dtype", value: dtype, file: file)
         }
         let shape = dims.map(\.int)
-        guard shape.count == 4 || shape.count == 2 else {
+        // Images (H, W, C), grey images without a channel axis (H, W), or vectors.
+        guard shape.count == 4 || shape.count == 3 || shape.count == 2 else {
             throw KerasImportError.unsupportedOption(layer: spec.name, className: "InputLayer", option: "shape",
-                                                     value: "\(dims.count - 1)-D per sample (SegKit takes images, H×W×C)", file: file)
+                                                     value: "\(dims.count - 1)-D per sample (SegKit takes images, H×W×C or H×W)", file: file)
         }
         return [nil] + shape.dropFirst()
     }

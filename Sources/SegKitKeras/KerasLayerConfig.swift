@@ -95,6 +95,9 @@ struct KerasLayerConfig {
             className = "Resizing"
             c.merge(["height": .int(l.height), "width": .int(l.width), "interpolation": .string(l.interpolation.rawValue),
                      "crop_to_aspect_ratio": false, "data_format": "channels_last"]) { $1 }
+        case let l as Permute:
+            className = "Permute"
+            c["dims"] = .array(l.dims.map { .int($0) })
         case let l as LayerScale:
             className = "LayerScale"
             c.merge(["init_values": 1e-6, "projection_dim": .int(l.gamma.value.count)]) { $1 }

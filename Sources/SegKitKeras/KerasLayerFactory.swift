@@ -29,7 +29,7 @@ struct KerasLayerFactory {
         "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
         "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
         "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop", "RandomCrop", "LayerScale", "CustomScaleLayer", "Custom>CustomScaleLayer",
+        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop", "RandomCrop", "Permute", "LayerScale", "CustomScaleLayer", "Custom>CustomScaleLayer",
     ]).union(identityAtInference)
 
     /// Layers that are the identity when a model predicts (augmentation, noise,
@@ -181,6 +181,9 @@ struct KerasLayerFactory {
             layer = PReLU(name: name, alpha: try c.weight(shape.map { $0! }))
         case _ where Self.identityAtInference.contains(spec.className):
             layer = PassThrough(name: name, kerasClass: spec.className, config: spec.config)
+        case "Permute":
+            guard let dims = c.value("dims")?.array?.compactMap(\.int), !dims.isEmpty else { throw c.unsupported("dims", "\(c.value("dims") ?? .null)") }
+            layer = try Permute(name: name, dims: dims)
         case "LayerScale":
             // Keras's ConvNeXt layer (module keras.src.applications.convnext; tf_keras writes no module).
             let channels = try c.positive("projection_dim")

@@ -56,6 +56,8 @@ The nets, all with every format above unless said otherwise:
   mixed_f16                                built under the mixed_float16 policy, float32 softmax
   arith_net                                tensor arithmetic and ops: x / 127.5 - 1, x + 3, x * (1/6),
                                            relu6, mean over axes 1, 2, Reshape to channels
+  flat_input                               (28, 28) input without a channel axis, Reshape((28, 28, 1)),
+                                           a Permute of height and width
 Inputs in 0..255 for the nets that rescale pixels themselves (INPUT_SCALE), else 0..1. A probe
 whose layer name has a "/" (tf.keras's MobileNetV3) is a dataset in nested groups of that path.
 
@@ -553,6 +555,20 @@ def prelu_net():
     return keras.Model(inp, x, name="prelu_net"), ["prelu_shared", "conv2", "prelu_full", "gap"]
 
 
+def flat_input():
+    """An MNIST CNN fed (28, 28) images without a channel axis: Reshape((28, 28, 1))
+    first, and a Permute of height and width after a pooling."""
+    inp = keras.Input((28, 28), name="digits")
+    x = L.Reshape((28, 28, 1), name="to_channels")(inp)
+    x = L.Conv2D(8, 3, activation="relu", name="conv1")(x)
+    x = L.MaxPooling2D(2, name="pool1")(x)
+    x = L.Permute((2, 1, 3), name="transpose")(x)
+    x = L.Conv2D(16, 3, activation="relu", name="conv2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(4, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="flat_input"), ["to_channels", "transpose", "conv2"]
+
+
 def mixed_f16():
     """Built under the mixed_float16 policy (float16 compute, float32 weights),
     with a float32 softmax as the Keras mixed-precision guide recommends. The
@@ -801,7 +817,7 @@ save_all("tf_tutorial", tf_tutorial, every, low_entropy=True)  # Dense(128) on 8
 # it deep-copies the configs, and the value_range of RandomBrightness, RandomColorDegeneration,
 # RandomPosterization, RandomSaturation and RandomSharpness is a TrackedList), so no .k3.h5.
 save_all("augment_zoo", augment_zoo, ["keras", "weights"] if K == "3" else every)
-for net, build in [("prelu_net", prelu_net), ("mixed_f16", mixed_f16), ("arith_net", arith_net)]:
+for net, build in [("prelu_net", prelu_net), ("mixed_f16", mixed_f16), ("arith_net", arith_net), ("flat_input", flat_input)]:
     save_all(net, build, every)
 if args.only is not None and set(args.only) - nets_named:
     sys.exit("make_fixtures.py: no net named " + ", ".join(sorted(set(args.only) - nets_named)))

@@ -82,4 +82,14 @@ import Testing
         #expect(try residual.forward([tensor([2], [1, 1]), tensor([2], [100, -100])], mode: .inference).output.scalars == [18, -16])
         try GradientCheck().check(residual, [data.normal([2, 3, 3, 2]), data.normal([2, 3, 3, 2])])
     }
+
+    @Test func permuteReordersTheAxesAfterTheBatch() throws {
+        // (1, 2, 3, 1) with height and width swapped: [[1, 2, 3], [4, 5, 6]] → its transpose.
+        let swap = try Permute(name: "p", dims: [2, 1, 3])
+        let y = try swap.forward([tensor([1, 2, 3, 1], [1, 2, 3, 4, 5, 6])], mode: .inference).output
+        #expect(y.shape == [1, 3, 2, 1] && y.scalars == [1, 4, 2, 5, 3, 6])
+        #expect(throws: EngineError.self) { try Permute(name: "p", dims: [1, 1, 3]) }
+        var data = TestData(seed: 103)
+        try GradientCheck().check(try Permute(name: "p", dims: [3, 1, 2]), [data.normal([2, 3, 4, 5])])
+    }
 }

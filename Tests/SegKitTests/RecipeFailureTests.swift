@@ -170,4 +170,28 @@ import TestFixtures
         #expect(seg.graph.index(of: "logits_1") != nil)
         #expect(Set(seg.graph.layers.map(\.name)).count == seg.graph.layers.count)
     }
+
+    /// Was: "sets shape = 2-D per sample": a CNN fed (28, 28) images reshaped to (28, 28, 1).
+    @Test func aClassifierOfGreyImagesWithoutAChannelAxisGetsASegmenter() throws {
+        let g = Graph()
+        let x = try g.addInput(name: "digits", shape: [nil, 28, 28])
+        var y = try g.add(try Reshape(name: "to_channels", target: [28, 28, 1]), inputs: [x])
+        var rng = SeededGenerator(seed: 5)
+        y = try g.add(try Conv2D(name: "conv", kernel: Tensor.randomNormal(shape: [3, 3, 1, 4], using: &rng), bias: nil,
+                                 strides: (2, 2), padding: .same, activation: .relu()), inputs: [y])
+        y = try g.add(GlobalPooling2D(name: "gap", .average), inputs: [y])
+        g.outputIndices = [try g.add(try Dense(name: "fc", kernel: Tensor.randomNormal(shape: [4, 3], using: &rng), bias: nil,
+                                               activation: .softmax), inputs: [y])]
+        let r = try Recipe.load("transposed-skips", recipeFolder: recipeFolder)
+        let seg = try SegmenterBuilder(recipe: r).build(classifier: g)
+        #expect(try seg.runner.scores(randomImages([2, 28, 28, 1])).shape == [2, 28, 28, 3])
+        #expect(try seg.runner.scores(randomImages([1, 33, 47, 1])).shape == [1, 33, 47, 3])
+    }
+
+    /// A Permute that swaps height and width is refused for segmenters, naming it (Keras's own file).
+    @Test func aPermuteOfHeightAndWidthIsRefusedNamingTheLayer() throws {
+        let r = try Recipe.load("transposed", recipeFolder: recipeFolder)
+        let graph = try model("flat_input.k3.keras").graph
+        #expect { try SegmenterBuilder(recipe: r).build(classifier: graph) } throws: { "\($0)".contains("'transpose'") }
+    }
 }

@@ -36,12 +36,17 @@ public func selectingOutput(_ graph: Graph, named name: String) throws -> Graph 
     return g
 }
 
-/// Refuses a graph that can only run at one input size: a PReLU with a slope per
-/// pixel (`shared_axes` not covering height and width).
+/// Refuses a graph a segmenter cannot be made of: a PReLU with a slope per pixel
+/// (`shared_axes` not covering height and width: it runs at one input size), a
+/// Permute that moves height and width (the maps after it would lie transposed
+/// against the image).
 ///
-/// - Throws: `SurgeryError.unsupported` naming the layer and the fix.
+/// - Throws: `SurgeryError.unsupported` naming the layer and the reason.
 func requireAnyInputSize(_ graph: Graph) throws {
     for node in graph.nodes {
+        if let p = node.layer as? Permute, p.dims.count == 3, p.dims != [1, 2, 3] {
+            throw SurgeryError.unsupported(layer: node.name, reason: "Permute \(p.dims) moves the image's height and width: the maps after it lie transposed against the image")
+        }
         if let p = node.layer as? PReLU, p.alpha.value.rank == 3, p.alpha.value.shape[0] != 1 || p.alpha.value.shape[1] != 1 {
             throw SurgeryError.unsupported(layer: node.name, reason: "PReLU has a slope per pixel (alpha \(p.alpha.value.shape)): it runs at one input size only; a segmenter needs shared_axes [1, 2]")
         }
@@ -62,6 +67,19 @@ public func withoutInputResizing(_ graph: Graph) throws -> Graph {
     try requireAnyInputSize(graph)
     var skipped: [Int: Int] = [:]    // a dropped node → the node it forwards
     var node = graph.inputIndices[0]
+    // Grey images without a channel axis, (H, W) → Reshape((H, W, 1)): the segmenter
+    // takes (H, W, 1) images of any size.
+    var greyInput = false
+    if let input = graph.nodes[node].layer as? InputLayer, input.shape.count == 3 {
+        let consumers = graph.nodes.indices.filter { graph.nodes[$0].inputs.contains(node) }
+        guard consumers.count == 1, let reshape = graph.nodes[consumers[0]].layer as? Reshape, let target = reshape.target,
+              target.count == 3, target[2] == 1 else {
+            throw SurgeryError.unsupported(layer: graph.nodes[node].name, reason: "a segmenter needs image input (H, W, C), or (H, W) reshaped to (H, W, 1) first")
+        }
+        skipped[consumers[0]] = node
+        greyInput = true
+        node = consumers[0]
+    }
     while true {
         let consumers = graph.nodes.indices.filter { graph.nodes[$0].inputs.contains(node) }
         guard consumers.count == 1, let next = consumers.first else { break }
@@ -80,7 +98,7 @@ public func withoutInputResizing(_ graph: Graph) throws -> Graph {
         if let input = n.layer as? InputLayer {
             var shape = input.shape
             for k in 1..<max(1, shape.count - 1) { shape[k] = nil }
-            map[i] = try g.addInput(name: n.name, shape: shape)
+            map[i] = try g.addInput(name: n.name, shape: greyInput ? [nil, nil, nil, 1] : shape)
         } else if let source = skipped[i] {
             map[i] = map[source]
         } else {
