@@ -58,6 +58,7 @@ The nets, all with every format above unless said otherwise:
                                            relu6, mean over axes 1, 2, Reshape to channels
   flat_input                               (28, 28) input without a channel axis, Reshape((28, 28, 1)),
                                            a Permute of height and width
+  float16_net                              built under the float16 policy: weights stored as float16
 Inputs in 0..255 for the nets that rescale pixels themselves (INPUT_SCALE), else 0..1. A probe
 whose layer name has a "/" (tf.keras's MobileNetV3) is a dataset in nested groups of that path.
 
@@ -555,6 +556,25 @@ def prelu_net():
     return keras.Model(inp, x, name="prelu_net"), ["prelu_shared", "conv2", "prelu_full", "gap"]
 
 
+def float16_net():
+    """Built under the float16 policy: its weights are stored as float16 (the
+    policy is reset to float32 afterwards)."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float16")
+    try:
+        inp = keras.Input((16, 16, 3), name="image")
+        x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inp)
+        x = L.BatchNormalization(name="bn1")(x)
+        x = L.MaxPooling2D(2, name="pool1")(x)
+        x = L.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(x)
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+        x = L.Dense(3, activation="softmax", name="predictions")(x)
+        model = keras.Model(inp, x, name="float16_net")
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    return model, ["conv1", "conv2"]
+
+
 def flat_input():
     """An MNIST CNN fed (28, 28) images without a channel axis: Reshape((28, 28, 1))
     first, and a Permute of height and width after a pooling."""
@@ -817,7 +837,8 @@ save_all("tf_tutorial", tf_tutorial, every, low_entropy=True)  # Dense(128) on 8
 # it deep-copies the configs, and the value_range of RandomBrightness, RandomColorDegeneration,
 # RandomPosterization, RandomSaturation and RandomSharpness is a TrackedList), so no .k3.h5.
 save_all("augment_zoo", augment_zoo, ["keras", "weights"] if K == "3" else every)
-for net, build in [("prelu_net", prelu_net), ("mixed_f16", mixed_f16), ("arith_net", arith_net), ("flat_input", flat_input)]:
+for net, build in [("prelu_net", prelu_net), ("mixed_f16", mixed_f16), ("arith_net", arith_net), ("flat_input", flat_input),
+                   ("float16_net", float16_net)]:
     save_all(net, build, every)
 if args.only is not None and set(args.only) - nets_named:
     sys.exit("make_fixtures.py: no net named " + ", ".join(sorted(set(args.only) - nets_named)))
