@@ -25,13 +25,7 @@ public struct Segmenter {
     public func scores(_ x: Tensor) throws -> Tensor {
         let (_, h, w, _) = x.nhwc
         let p = try sizeRule.placement(height: h, width: w)
-        let padded = p.isIdentity ? x : reflectPad(x, top: p.padTop, bottom: p.padBottom, left: p.padLeft, right: p.padRight)
-        let y = try graph.forward([padded]).outputs(of: graph)[0]
-        guard y.rank == 4, y.shape[1] >= p.outputTop + h, y.shape[2] >= p.outputLeft + w else {
-            throw EngineError.shapeMismatch(op: "segmenter", expected: "an output covering the \(h)x\(w) image", found: "\(y.shape)")
-        }
-        if y.shape[1] == h && y.shape[2] == w { return y }
-        return crop(y, y: p.outputTop, x: p.outputLeft, height: h, width: w)
+        return try p.imageScores(graph.forward([p.padded(x)]).outputs(of: graph)[0], height: h, width: w)
     }
 }
 

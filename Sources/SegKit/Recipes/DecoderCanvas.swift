@@ -20,11 +20,15 @@ struct DecoderCanvas {
         return "\(base)_\(k)"
     }
 
-    func geometry(_ node: Int) throws -> NodeGeometry {
-        guard let g = try graph.geometry(height: reference.height, width: reference.width)[node] else {
-            throw EngineError.graph("node '\(graph.nodes[node].name)' is not a 4-D map")
+    func geometry(_ node: Int) throws -> NodeGeometry { try geometry(of: [node])[0] }
+
+    /// The geometry of `nodes`, from one pass over the graph.
+    func geometry(of nodes: [Int]) throws -> [NodeGeometry] {
+        let all = try graph.geometry(height: reference.height, width: reference.width)
+        return try nodes.map { node in
+            guard let g = all[node] else { throw EngineError.graph("node '\(graph.nodes[node].name)' is not a 4-D map") }
+            return g
         }
-        return g
     }
 
     func channels(_ node: Int) throws -> Int {
@@ -40,7 +44,8 @@ struct DecoderCanvas {
     ///
     /// - Throws: `EngineError.graph` when the strides differ or the maps share no pixel.
     func aligned(_ a: Int, _ b: Int, name: String) throws -> (Int, Int) {
-        let (ga, gb) = (try geometry(a), try geometry(b))
+        let pair = try geometry(of: [a, b])
+        let (ga, gb) = (pair[0], pair[1])
         var cropA = [(0, 0), (0, 0)], cropB = [(0, 0), (0, 0)]
         for axis in 0..<2 {
             let (x, y) = (ga[axis], gb[axis])

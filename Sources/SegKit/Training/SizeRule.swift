@@ -116,6 +116,18 @@ extension Placement {
         isIdentity ? x : reflectPad(x, top: padTop, bottom: padBottom, left: padLeft, right: padRight)
     }
 
+    /// The part of the graph's output `y` (for the padded images) that lies on the
+    /// `height` x `width` images.
+    ///
+    /// - Throws: `EngineError.shapeMismatch` when `y` does not cover them.
+    public func imageScores(_ y: Tensor, height: Int, width: Int) throws -> Tensor {
+        guard y.rank == 4, y.shape[1] >= outputTop + height, y.shape[2] >= outputLeft + width else {
+            throw EngineError.shapeMismatch(op: "segmenter", expected: "an output covering the \(height)x\(width) image", found: "\(y.shape)")
+        }
+        if y.shape[1] == height && y.shape[2] == width { return y }
+        return crop(y, y: outputTop, x: outputLeft, height: height, width: width)
+    }
+
     /// Per-pixel values of `count` images of `height` x `width` (masks, pixel
     /// weights) laid out on the output grid, `fill` where no image pixel is.
     public func outputAligned<T>(_ values: [T], count: Int, height: Int, width: Int, fill: T) -> [T] {
