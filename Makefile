@@ -2,7 +2,7 @@
 # packages SegKit needs first (only those that are missing).
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS := libhdf5-dev libopenblas-dev libpng-dev zlib1g-dev pkg-config dataset-fashion-mnist
+DEBS := libhdf5-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev pkg-config dataset-fashion-mnist
 
 .PHONY: deps build release test demo fixtures keras-check bench-compare fuzz
 

@@ -20,12 +20,15 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CZlibGzip", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "HDF5", dependencies: ["CHDF5"]),
         // libpng reports errors by longjmp, which Swift cannot catch: reading and
         // writing live in C, which keeps every jump inside it.
         .target(name: "CPNG", dependencies: ["CLibPNG"]),
+        // libjpeg-turbo's fatal errors jump out of the decoder the same way: C again.
+        .target(name: "CJPEG", dependencies: ["CLibJPEG"]),
         // The engine's few hand-written C kernels (direct convolution for layers
         // with few channels, compiled per vector ISA) and the allocator policy.
         .target(name: "CKernels"),
@@ -37,7 +40,7 @@ let package = Package(
             name: "SegKitKeras",
             dependencies: ["SegKitEngine", "HDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
-        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras", "HDF5", "CZlibGzip", "CPNG", .product(name: "Yams", package: "Yams")]),
+        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras", "HDF5", "CZlibGzip", "CPNG", "CJPEG", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "segkit",
             dependencies: [

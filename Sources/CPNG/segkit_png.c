@@ -55,6 +55,18 @@ int segkit_png_read(const char *path, uint64_t max_pixels, segkit_png *out) {
         png_longjmp(png, 1);
     }
     out->is_palette = color == PNG_COLOR_TYPE_PALETTE;
+    if (out->is_palette) {
+        png_colorp entries = NULL;
+        int n = 0;
+        if (png_get_PLTE(png, info, &entries, &n) == PNG_INFO_PLTE && entries) {
+            out->palette_size = n > 256 ? 256 : n;
+            for (int i = 0; i < out->palette_size; i++) {
+                out->palette[3 * i] = entries[i].red;
+                out->palette[3 * i + 1] = entries[i].green;
+                out->palette[3 * i + 2] = entries[i].blue;
+            }
+        }
+    }
     if (depth < 8) png_set_packing(png);                 /* 1/2/4-bit samples to one byte each, values kept */
     if (png_get_valid(png, info, PNG_INFO_tRNS) && !out->is_palette) png_set_tRNS_to_alpha(png);
     if (depth == 16) png_set_swap(png);                  /* native little-endian 16-bit samples */

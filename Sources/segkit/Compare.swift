@@ -25,6 +25,8 @@ struct Compare: ParsableCommand {
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("set"), help: "Override an option of every recipe, KEY=VALUE (repeatable).") var overrides: [String] = []
     @Option(help: "Test images shown in the report.") var examples: Int = 6
+    @Option(help: "A class id that does not count (default: the data layout's, e.g. VOC's 255).") var ignoreLabel: Int32?
+    @Option(help: "Train on random H,W crops (default: whole images, in size buckets when sizes differ).") var crop: String?
     @Option(help: "Report folder.") var out: String
 
     func run() throws {
@@ -39,20 +41,26 @@ struct Compare: ParsableCommand {
         let classes = try naming(classifier) {
             try segmentationClasses(of: try output.map { try selectingOutput(probe.graph, named: $0) } ?? probe.graph)
         }
-        let classNames = classes == FashionCanvas.classes ? FashionCanvas.classNames : (0..<classes).map { "class_\($0)" }
-        let all = try data.load()
-        let test = try DataSource.parse(testData, fashionFolder: data.fashionDir).load()
-        try all.validate(classes: classes, ignoreLabel: nil, source: data.data)
-        try test.validate(classes: classes, ignoreLabel: nil, source: testData)
+        let channels = inputChannels(of: probe.graph)
+        let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: ignoreLabel)
+        let all = loaded.samples
+        let test = try data.open(testData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples
+        let classNames = loaded.classes?.names.count == classes ? loaded.classes!.names : (0..<classes).map { "class_\($0)" }
         let largest = counts.last!
         guard all.count >= largest + 1 else { throw ValidationError("--data has \(all.count) samples; --labels needs \(largest) plus validation samples") }
-        let val = all.subset(Array(max(largest, all.count - valCount)..<all.count))
+        let val = all.selecting(Array(max(largest, all.count - valCount)..<all.count))
         var training = TrainingConfig()
         training.epochs = epochs
         training.batchSize = batch
         training.optimizer = optimizer
         training.learningRate = lr
         training.seed = seed
+        training.ignoreLabel = loaded.ignoreLabel
+        if let crop {
+            let v = crop.split(separator: ",").compactMap { Int($0) }
+            guard v.count == 2, v[0] > 0, v[1] > 0, v[0] <= 8192, v[1] <= 8192 else { throw ValidationError("--crop '\(crop)': takes H,W in pixels, e.g. 256,256") }
+            training.crop = (v[0], v[1])
+        }
         training.inputScale = try data.inputScale.map(InputScaling.init(parsing:)) ?? .defaultScaling(for: probe.graph)
         var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
                                     labelCounts: counts, training: training, recipeFolder: folder) {
@@ -64,24 +72,26 @@ struct Compare: ParsableCommand {
               + "\(val.count) validation and \(test.count) test image(s); \(epochs) epoch(s) each")
         var kept: [String: BuiltSegmenter] = [:]
         let started = Date()
-        let results = try comparison.run(train: all, validation: val, test: test, classes: classes, background: classes - 1,
+        let background = loaded.classes?.background ?? classes - 1
+        let results = try comparison.run(train: all, validation: val, test: test, classes: classes, background: background,
                                          progress: { print(String(format: "[%5.0fs] ", Date().timeIntervalSince(started)) + $0) },
                                          observer: ProgressPrinter(), keep: { name, n, seg in if n == largest { kept[name] = seg } })
         // Example images: input, ground truth, and each contender's prediction, as overlays.
         try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
-        let palette = ClassPalette(classes: classes, background: classes - 1)
+        let palette = ClassPalette(classes: classes, background: background)
         var rows: [(caption: String, files: [(label: String, file: String)])] = []
         for i in 0..<min(examples, test.count) {
-            let one = test.subset([i])
-            let x = try Tensor(shape: [1, one.height, one.width, one.channels], scalars: one.isByteValued ? one.pixels.map(training.inputScale.apply) : one.pixels)
+            let one = try test.sample(i)
+            let x = try Tensor(shape: [1, one.height, one.width, one.channels],
+                               scalars: test.isByteValued ? one.pixels.map(training.inputScale.apply) : one.pixels)
             var files: [(String, String)] = []
             func save(_ label: String, _ name: String, _ labels: [Int]) throws {
                 try PNGImage.write("\(out)/images/\(name)", width: one.width, height: one.height, channels: 3,
                                    pixels: palette.overlay(pixels: one.pixels, channels: one.channels, labels: labels))
                 files.append((label, "images/\(name)"))
             }
-            try save("image", "test\(i)_image.png", [Int](repeating: classes - 1, count: one.labelsPerImage))
-            try save("ground truth", "test\(i)_truth.png", one.masks.map(Int.init))
+            try save("image", "test\(i)_image.png", [Int](repeating: classes - 1, count: one.height * one.width))
+            try save("ground truth", "test\(i)_truth.png", one.mask.map(Int.init))
             for c in comparison.contenders {
                 guard let seg = kept[c] else { continue }
                 let scores = try seg.runner.scores(x)
@@ -92,7 +102,7 @@ struct Compare: ParsableCommand {
         let recipeTexts = comparison.contenders.compactMap { name -> (String, String)? in
             (try? String(contentsOfFile: "\(folder)/\(name).yaml", encoding: .utf8)).map { (name, $0) }
         }
-        let report = ComparisonReport(results: results, classNames: classNames, background: classes - 1, commandLine: commandLine,
+        let report = ComparisonReport(results: results, classNames: classNames, background: background, commandLine: commandLine,
                                       recipeFiles: recipeTexts)
         try report.write(to: out, examples: rows)
         printTable(header: ComparisonReport.tableHeader, rows: report.table, rightAligned: Set(1...8))

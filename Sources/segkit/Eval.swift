@@ -17,17 +17,20 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let file = try SegmenterFile(segmenter)
-        let (classes, names) = (file.classes, file.classNames)
-        let dataset = try data.load()
-        try dataset.validate(classes: classes, ignoreLabel: ignoreLabel, source: data.data)
+        let classes = file.classes
+        let loaded = try data.open(classes: classes, channels: inputChannels(of: file.model.graph), ignoreLabel: ignoreLabel)
+        let dataset = loaded.samples
+        let names = file.classNames == SegmenterFile.defaultNames(classes) && loaded.classes?.names.count == classes ? loaded.classes!.names : file.classNames
         let scale = try file.inputScaling(override: data.inputScale)
-        let m = try evaluate(file.runner, dataset, classes: classes, scale: scale, batch: batch, ignoreLabel: ignoreLabel)
-        let bg = background ?? classes - 1
+        let m = try Evaluator(runner: file.runner, classes: classes, inputScale: scale, batchSize: batch, ignoreLabel: loaded.ignoreLabel)
+            .evaluate(dataset).matrix
+        let bg = background ?? loaded.classes?.background ?? classes - 1
         if json {
             print(EvaluationReport(matrix: m, background: bg, classNames: names).json.jsonText)
             return
         }
-        print("\(dataset.count) image(s) of \(data.data), input scale \(scale)")
+        print("\(dataset.count) image(s) of \(data.data) (\(sizeSummary(dataset))), input scale \(scale)"
+              + (loaded.ignoreLabel.map { ", label \($0) ignored" } ?? ""))
         print(String(format: "pixel accuracy %.4f   mean accuracy %.4f   mIoU %.4f   mIoU without background %.4f   FWIoU %.4f",
                      m.pixelAccuracy, m.meanAccuracy, m.meanIoU, m.meanIoU(excluding: bg), m.frequencyWeightedIoU))
         let rows = (0..<classes).map { c -> [String] in
@@ -38,16 +41,4 @@ struct Eval: ParsableCommand {
         print("confusion matrix (rows: truth, columns: prediction):")
         for (c, row) in m.counts.enumerated() { print("  " + String(format: "%2d ", c) + row.map { String(format: "%7d", $0) }.joined()) }
     }
-}
-
-/// Runs `runner` over `data` in batches and accumulates the confusion matrix.
-func evaluate(_ runner: Segmenter, _ data: SegmentationDataset, classes: Int, scale: InputScaling, batch: Int, ignoreLabel: Int32?) throws -> ConfusionMatrix {
-    var m = ConfusionMatrix(classes: classes, ignoreLabel: ignoreLabel)
-    for start in stride(from: 0, to: data.count, by: max(batch, 1)) {
-        let part = data.subset(Array(start..<min(start + batch, data.count)))
-        let pixels = part.isByteValued ? part.pixels.map(scale.apply) : part.pixels
-        let x = try Tensor(shape: [part.count, part.height, part.width, part.channels], scalars: pixels)
-        m.add(scores: try runner.scores(x).scalars, labels: part.masks)
-    }
-    return m
 }

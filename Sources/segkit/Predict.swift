@@ -6,10 +6,10 @@ import SegKitKeras
 
 /// `segkit predict`: a class-id mask PNG and a colour overlay PNG per image.
 struct Predict: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Segment PNG images: NAME_mask.png (class ids), NAME_overlay.png, legend.txt/legend.png.")
+    static let configuration = CommandConfiguration(abstract: "Segment PNG or JPEG images: NAME_mask.png (class ids), NAME_overlay.png, legend.txt/legend.png.")
 
     @Argument(help: "The segmenter (.keras or .h5).") var segmenter: String
-    @Argument(help: "A PNG image, or a folder of them.") var images: String
+    @Argument(help: "A PNG or JPEG image, or a folder of them.") var images: String
     @Option(help: "Output folder.") var out: String
     @Option(help: "Images larger than this (either side) are segmented tile by tile (overlap-tile).") var tile: Int = 512
     @Option(help: "Mirrored margin around each tile, ≥ the receptive-field radius.") var margin: Int = 32
@@ -23,24 +23,31 @@ struct Predict: ParsableCommand {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: images, isDirectory: &isFolder) else { throw ValidationError("\(images): no such file or folder") }
         let files = isFolder.boolValue
-            ? try FileManager.default.contentsOfDirectory(atPath: images).filter { $0.lowercased().hasSuffix(".png") }.sorted().map { images + "/" + $0 }
+            ? try FileManager.default.contentsOfDirectory(atPath: images)
+                .filter { !$0.hasPrefix(".") && ImageFile.imageExtensions.contains(($0 as NSString).pathExtension.lowercased()) }
+                .sorted().map { images + "/" + $0 }
             : [images]
-        guard !files.isEmpty else { throw ValidationError("\(images): no PNG images") }
+        guard !files.isEmpty else { throw ValidationError("\(images): no PNG or JPEG images") }
+        let channels = inputChannels(of: file.model.graph)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let palette = ClassPalette(classes: classes, background: classes - 1)
         for file in files {
-            let png = try PNGImage(path: file)
-            let (pixels, channels) = png.imagePixels
-            let x = try Tensor(shape: [1, png.height, png.width, channels], scalars: pixels.map(scale.apply))
-            let scores = max(png.width, png.height) > tile ? try runner.tiledScores(x, tile: tile, margin: margin) : try runner.scores(x)
+            var image = try ImageFile.readImage(file)
+            if image.channels == 1 && channels == 3 { image = image.replicatedToRGB() }
+            if let channels, image.channels != channels {
+                throw ValidationError("\(file): a colour image, and this segmenter takes grey images (1 channel); build it with --input-channels 3")
+            }
+            let pixels = image.pixels
+            let x = try Tensor(shape: [1, image.height, image.width, image.channels], scalars: pixels.map(scale.apply))
+            let scores = max(image.width, image.height) > tile ? try runner.tiledScores(x, tile: tile, margin: margin) : try runner.scores(x)
             let labels = argmax(scores)
             let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-            try writeAtomically("\(out)/\(stem)_mask.png") { try PNGImage.write($0, width: png.width, height: png.height, channels: 1, pixels: labels.map { UInt8(clamping: $0) }) }
+            try writeAtomically("\(out)/\(stem)_mask.png") { try PNGImage.write($0, width: image.width, height: image.height, channels: 1, pixels: labels.map { UInt8(clamping: $0) }) }
             try writeAtomically("\(out)/\(stem)_overlay.png") {
-                try PNGImage.write($0, width: png.width, height: png.height, channels: 3,
-                                   pixels: palette.overlay(pixels: pixels, channels: channels, labels: labels))
+                try PNGImage.write($0, width: image.width, height: image.height, channels: 3,
+                                   pixels: palette.overlay(pixels: pixels, channels: image.channels, labels: labels))
             }
-            print("\(file): \(png.width)x\(png.height) → \(out)/\(stem)_mask.png, \(stem)_overlay.png")
+            print("\(file): \(image.width)x\(image.height) → \(out)/\(stem)_mask.png, \(stem)_overlay.png")
         }
         try palette.writeLegend(folder: out, names: names)
     }

@@ -17,8 +17,11 @@ struct SegmenterFile {
             throw ValidationError("\(path): cannot tell the class count (not built by segkit build?)")
         }
         self.classes = classes
-        classNames = meta["class_names"]?.array?.compactMap(\.string) ?? (0..<classes).map { "class_\($0)" }
+        classNames = meta["class_names"]?.array?.compactMap(\.string) ?? Self.defaultNames(classes)
     }
+
+    /// The names of classes nobody named: class_0, class_1, …
+    static func defaultNames(_ classes: Int) -> [String] { (0..<classes).map { "class_\($0)" } }
 
     var metadata: JSONValue { model.segkitMetadata ?? [:] }
 

@@ -24,7 +24,10 @@ struct Train: ParsableCommand {
     @Option(help: "ce, weighted-ce, dice or ce+dice.") var loss: String = "ce"
     @Option(help: "auto, or one weight per class (comma-separated).") var classWeights: String?
     @Option(help: "U-Net border weights W0,SIGMA (e.g. 10,5).") var borderWeight: String?
-    @Option(help: "Comma-separated: flip, shift, elastic.") var augment: String?
+    @Option(help: "Comma-separated: flip, shift, elastic, scale:A-B (random rescale by A…B before the crop, e.g. scale:0.5-2.0).")
+    var augment: String?
+    @Option(help: "Train on random H,W crops (smaller images padded with ignored pixels); without it, whole images in size buckets.")
+    var crop: String?
     @Option var seed: UInt64 = 0
     @Option(help: "Stop after this many epochs without a better val mIoU.") var patience: Int?
     @Option(help: "Memory for the frozen-encoder feature cache before it spills to disk.") var cacheMb: Int = 1024
@@ -63,10 +66,25 @@ struct Train: ParsableCommand {
             config.borderWeight = (v[0], v[1])
         }
         if let augment {
-            config.augment = Set(try augment.split(separator: ",").map { name in
-                guard let a = Augmentation(rawValue: String(name)) else { throw ValidationError("--augment: flip, shift, elastic") }
-                return a
-            })
+            for item in augment.split(separator: ",").map(String.init) {
+                if item.hasPrefix("scale:") {
+                    let v = item.dropFirst(6).split(separator: "-").compactMap { Float($0) }
+                    guard v.count == 2, v[0] > 0, v[0] <= v[1], v[1] <= 8 else {
+                        throw ValidationError("--augment '\(item)': scale takes A-B with 0 < A ≤ B ≤ 8, e.g. scale:0.5-2.0")
+                    }
+                    config.scaleRange = v[0]...v[1]
+                } else {
+                    guard let a = Augmentation(rawValue: item) else { throw ValidationError("--augment '\(item)': one of flip, shift, elastic, scale:A-B") }
+                    config.augment.insert(a)
+                }
+            }
+        }
+        if let crop {
+            let v = crop.split(separator: ",").compactMap { Int($0) }
+            guard v.count == 2, v[0] > 0, v[1] > 0, v[0] <= 8192, v[1] <= 8192 else {
+                throw ValidationError("--crop '\(crop)': takes H,W in pixels, e.g. 256,256")
+            }
+            config.crop = (v[0], v[1])
         }
         config.seed = seed
         config.patience = patience
@@ -75,19 +93,23 @@ struct Train: ParsableCommand {
         config.ignoreLabel = ignoreLabel
         config.inputScale = try file.inputScaling(override: data.inputScale)
 
-        var train = try data.load()
-        try train.validate(classes: classes, ignoreLabel: ignoreLabel, source: data.data)
-        var val: SegmentationDataset?
+        let channels = inputChannels(of: model.graph)
+        let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: ignoreLabel)
+        config.ignoreLabel = loaded.ignoreLabel
+        config.skipBadSamples = data.skipBad
+        var train = loaded.samples
+        var val: (any LabelledImages)?
         if let valData {
-            val = try DataSource.parse(valData, fashionFolder: data.fashionDir).load()
-            try val!.validate(classes: classes, ignoreLabel: ignoreLabel, source: valData)
+            val = try data.open(valData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples
         } else if valFraction > 0 {
             let held = max(1, Int(Double(train.count) * valFraction))
-            guard held < train.count else { throw ValidationError("--val-fraction leaves no training samples") }
-            val = train.subset(Array((train.count - held)..<train.count))
-            train = train.prefix(train.count - held)
+            guard held < train.count else { throw ValidationError("--val-fraction \(valFraction) leaves no training samples of the \(train.count)") }
+            val = train.selecting(Array((train.count - held)..<train.count))
+            train = train.first(train.count - held)
         }
-        print("Training \(model.name) on \(train.count) sample(s) of \(data.data), validating on \(val?.count ?? 0); input scale \(config.inputScale)")
+        print("Training \(model.name) on \(train.count) sample(s) of \(data.data) (\(sizeSummary(train))), validating on \(val?.count ?? 0); "
+              + "input scale \(config.inputScale)" + (config.ignoreLabel.map { "; label \($0) ignored" } ?? ""))
+        print(batchingSummary(train, config))
         let trainer = try Trainer(graph: model.graph, classes: classes, config: config, runner: file.runner)
         if resume != nil {
             guard let state = model.trainingState else { throw ValidationError("\(start) holds no training state (use NAME.last.keras)") }
@@ -96,6 +118,10 @@ struct Train: ParsableCommand {
         }
         var metadata = meta.object ?? [:]
         metadata["input_scale"] = .string(config.inputScale.description)
+        // The data's class names, when the segmenter had none of its own.
+        if let names = loaded.classes?.names, names.count == classes, file.classNames == SegmenterFile.defaultNames(classes) {
+            metadata["class_names"] = .array(names.map(JSONValue.string))
+        }
         let interrupt = InterruptFlag()
         interrupt.install()
         trainer.shouldStop = { interrupt.isRaised }
@@ -118,6 +144,9 @@ struct Train: ParsableCommand {
         } catch let e as TrainingError {
             if case .interrupted = e { print("\(e)\nresume with: segkit train \(segmenter) … --resume \(last) --out \(out)"); return }
             throw e
+        }
+        if !trainer.skippedSamples.isEmpty {
+            FileHandle.standardError.write(Data("skipped \(trainer.skippedSamples.count) sample(s) that could not be decoded while training:\n  \(trainer.skippedSamples.prefix(10).joined(separator: "\n  "))\n".utf8))
         }
         let best = val == nil ? String(format: "Lowest training loss %.4f", -trainer.bestScore)
                               : String(format: "Best val mIoU %.4f", trainer.bestScore)
@@ -142,23 +171,23 @@ struct Train: ParsableCommand {
     }
 }
 
-/// `--data` and how its pixels are scaled.
-struct DataOptions: ParsableArguments {
-    @Option(help: "An HDF5 file (images, masks) or fashion-canvas:[count=N,size=S,items=A-B,split=train|test,seed=K].")
-    var data: String
-    @Option(help: "Where Fashion-MNIST's IDX files are (default: Debian's dataset-fashion-mnist).") var fashionDir: String?
-    @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's, else unit; raw if it has its own Rescaling).")
-    var inputScale: String?
-    @Flag(help: "Skip unreadable or mismatched image/mask pairs (and say how many) instead of stopping at the first.")
-    var skipBad = false
-
-    func load() throws -> SegmentationDataset {
-        var skipped: [String] = []
-        let d = try DataSource.parse(data, fashionFolder: fashionDir).load(skipBad: skipBad) { skipped.append($0) }
-        if !skipped.isEmpty {
-            FileHandle.standardError.write(Data("skipped \(skipped.count) bad sample(s) of \(data):\n  \(skipped.prefix(10).joined(separator: "\n  "))\n".utf8))
-        }
-        return d
+/// How training batches are formed, and what the feature cache does with them, in words.
+func batchingSummary(_ train: any LabelledImages, _ config: TrainingConfig) -> String {
+    var parts: [String] = []
+    if let range = config.scaleRange { parts.append("images rescaled by \(range.lowerBound)-\(range.upperBound)") }
+    if let crop = config.crop {
+        parts.append("random \(crop.width)x\(crop.height) crops (smaller images padded with ignored pixels)")
+    } else if config.scaleRange != nil || train.uniformSize == nil {
+        let sizes = train.sizeCounts.count
+        parts.append(config.scaleRange != nil
+            ? "one image per batch (rescaled images differ in size; --crop H,W batches them)"
+            : "\(sizes) image sizes: each batch holds images of one size (size buckets; --crop H,W mixes them)")
+        if config.scaleRange != nil { return "Batches: " + parts.joined(separator: ", ") }
+    } else {
+        parts.append("whole \(train.size(of: 0).width)x\(train.size(of: 0).height) images")
     }
-
+    if !config.augment.isEmpty { parts.append(config.augment.map(\.rawValue).sorted().joined(separator: "+")) }
+    let random = config.crop != nil || config.scaleRange != nil || !config.augment.isEmpty
+    return "Batches: " + parts.joined(separator: ", ")
+        + (random && config.useCache ? "; the frozen-encoder cache is off (every step sees new pixels)" : "")
 }

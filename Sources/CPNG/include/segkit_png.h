@@ -12,6 +12,8 @@ typedef struct {
     int channels;      /* 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA, 1 for palette indices */
     int bit_depth;     /* 8 or 16 after unpacking */
     int is_palette;
+    int palette_size;     /* palette entries (palette images only) */
+    uint8_t palette[256 * 3]; /* RGB per entry, so an image (not a mask) can be expanded */
     uint16_t *samples; /* free with segkit_png_free */
     char error[256];
 } segkit_png;

@@ -54,12 +54,12 @@ public struct Comparison {
     /// Trains every contender on the first N samples of `train` for every N,
     /// validates on `validation` each epoch and scores on `test`. `progress`
     /// hears a line per step of the plan; `observer` sees the training itself.
-    public func run(train: SegmentationDataset, validation: SegmentationDataset, test: SegmentationDataset, classes: Int,
+    public func run(train: any LabelledImages, validation: any LabelledImages, test: any LabelledImages, classes: Int,
                     background: Int, progress: (String) -> Void, observer: TrainingObserver?,
                     keep: ((String, Int, BuiltSegmenter) -> Void)? = nil) throws -> [ContenderResult] {
         var results: [ContenderResult] = []
         for n in labelCounts {
-            let subset = train.prefix(n)
+            let subset = train.first(n)
             for name in contenders {
                 let seg = try build(name, classes: classes, channels: train.channels)
                 let total = seg.graph.parameters.reduce(0) { $0 + $1.value.count }
@@ -74,7 +74,8 @@ public struct Comparison {
                     history = try trainer.fit(train: subset, val: validation, observer: observer, checkpoint: { _ in }, improved: { _ in })
                     seconds = Date().timeIntervalSince(started)
                 }
-                let matrix = try Self.evaluate(seg, test, classes: classes, scale: training.inputScale, batch: training.batchSize)
+                let matrix = try Self.evaluate(seg, test, classes: classes, scale: training.inputScale, batch: training.batchSize,
+                                               ignoreLabel: training.ignoreLabel)
                 results.append(ContenderResult(
                     contender: name, labels: n, totalParameters: total, trainableParameters: trainable, trainingSeconds: seconds,
                     imagesPerSecond: seconds > 0 ? Double(subset.count * history.count) / seconds : 0,
@@ -86,16 +87,11 @@ public struct Comparison {
         return results
     }
 
-    /// Test-set confusion matrix through the pad-and-crop runner.
-    public static func evaluate(_ seg: BuiltSegmenter, _ data: SegmentationDataset, classes: Int, scale: InputScaling, batch: Int) throws -> ConfusionMatrix {
-        let runner = seg.runner
-        var m = ConfusionMatrix(classes: classes)
-        for start in stride(from: 0, to: data.count, by: max(batch, 1)) {
-            let part = data.subset(Array(start..<min(start + batch, data.count)))
-            let x = try Tensor(shape: [part.count, part.height, part.width, part.channels],
-                               scalars: part.isByteValued ? part.pixels.map(scale.apply) : part.pixels)
-            m.add(scores: try runner.scores(x).scalars, labels: part.masks)
-        }
-        return m
+    /// Test-set confusion matrix (each image at its own size).
+    ///
+    /// - Throws: `DataError` for an unreadable sample, `EngineError` from the graph.
+    public static func evaluate(_ seg: BuiltSegmenter, _ data: any LabelledImages, classes: Int, scale: InputScaling, batch: Int,
+                                ignoreLabel: Int32? = nil) throws -> ConfusionMatrix {
+        try Evaluator(runner: seg.runner, classes: classes, inputScale: scale, batchSize: batch, ignoreLabel: ignoreLabel).evaluate(data).matrix
     }
 }

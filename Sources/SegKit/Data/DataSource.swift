@@ -1,13 +1,17 @@
 import Foundation
 
-/// Where `--data` comes from: an HDF5 file (`images`, `masks`), or the
-/// generated running example, `fashion-canvas:` with optional settings
+/// Where `--data` comes from: an HDF5 file (`images`, `masks`), a folder of
+/// image/mask pairs, a named layout (`voc:DIR[:SPLIT]`, `pets:DIR[:SPLIT][:border=B]`),
+/// or the generated running example, `fashion-canvas:` with optional settings
 /// `count=N,size=S,items=A-B,split=train|test,seed=K,overlap=yes`.
 public enum DataSource: Sendable {
     case hdf5(String)
-    case pngFolder(String)
+    case folder(String)
+    case voc(String, split: String)
+    case pets(String, split: String, border: DatasetLayout.PetBorder)
     case fashionCanvas(FashionCanvas)
 
+    /// - Throws: `DataError.notFound` quoting the bad part of `text`.
     public static func parse(_ text: String, fashionFolder: String? = nil) throws -> DataSource {
         if text.hasPrefix("fashion-canvas") {
             var spec = FashionCanvas()
@@ -33,9 +37,34 @@ public enum DataSource: Sendable {
             }
             return .fashionCanvas(spec)
         }
+        if text.hasPrefix("voc:") {
+            let parts = text.dropFirst(4).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count <= 2, !parts[0].isEmpty else { throw DataError.notFound("'\(text)': expected voc:DIR or voc:DIR:SPLIT (train, val, trainval)") }
+            return .voc(parts[0], split: parts.count > 1 ? parts[1] : "train")
+        }
+        if text.hasPrefix("pets:") {
+            let parts = text.dropFirst(5).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            guard !parts[0].isEmpty else { throw DataError.notFound("'\(text)': expected pets:DIR[:SPLIT][:border=ignore|pet|background|class]") }
+            var split = "trainval", border = DatasetLayout.PetBorder.ignore
+            for part in parts.dropFirst() {
+                if part.hasPrefix("border=") {
+                    guard let b = DatasetLayout.PetBorder(rawValue: String(part.dropFirst(7))) else {
+                        throw DataError.notFound("'\(part)' in '\(text)': border is one of ignore, pet, background, class")
+                    }
+                    border = b
+                } else if ["trainval", "test", "all"].contains(part) {
+                    split = part
+                } else {
+                    throw DataError.notFound("'\(part)' in '\(text)': a pets split is trainval, test or all; the border option border=ignore|pet|background|class")
+                }
+            }
+            return .pets(parts[0], split: split, border: border)
+        }
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: text, isDirectory: &isFolder) else { throw DataError.notFound("--data \(text): no such file or folder") }
-        return isFolder.boolValue ? .pngFolder(text) : .hdf5(text)
+        guard FileManager.default.fileExists(atPath: text, isDirectory: &isFolder) else {
+            throw DataError.notFound("--data \(text): no such file or folder (or a layout: voc:DIR, pets:DIR, fashion-canvas:…)")
+        }
+        return isFolder.boolValue ? .folder(text) : .hdf5(text)
     }
 
     private static func int(_ s: String, _ what: String) throws -> Int {
@@ -43,22 +72,115 @@ public enum DataSource: Sendable {
         return v
     }
 
-    /// Loads the data; `skipBad` skips unusable PNG pairs (reported through `skipped`).
-    public func load(skipBad: Bool = false, skipped: ((String) -> Void)? = nil) throws -> SegmentationDataset {
+    /// Opens the data for a segmenter.
+    ///
+    /// - Throws: `DataError` naming the file (relative to the data folder), the
+    ///   sample or pixel, the value found and the option that fixes it.
+    public func open(_ request: DataRequest) throws -> LoadedData {
+        var classes: DatasetClasses?
         switch self {
-        case let .hdf5(path): return try SegmentationDataset.readHDF5(path)
-        case let .pngFolder(path):
-            let (data, bad) = try SegmentationDataset.readPNGFolder(path, skipBad: skipBad)
-            bad.forEach { skipped?($0) }
-            return data
-        case let .fashionCanvas(spec): return try spec.generate()
+        case let .hdf5(path):
+            return try LoadedData.inMemory(try SegmentationDataset.readHDF5(path), request: request)
+        case let .fashionCanvas(spec):
+            var data = try spec.generate()
+            data.source = "fashion-canvas"
+            return try LoadedData.inMemory(data, request: request,
+                                           classes: DatasetClasses(names: FashionCanvas.classNames, background: Int(FashionCanvas.background)))
+        case let .folder(root):
+            let encoding: MaskEncoding = try request.maskColours.map { .colours(try MaskColours(path: $0)) } ?? .classIds
+            if case let .colours(c) = encoding { classes = DatasetClasses(names: c.names, background: c.names.firstIndex(of: "background")) }
+            return try LoadedData.files(root: root, pairs: try DatasetLayout.folder(root), encoding: encoding, classes: classes, request: request)
+        case let .voc(dir, split):
+            let (root, pairs, c) = try DatasetLayout.voc(dir, split: split)
+            return try LoadedData.files(root: root, pairs: pairs, encoding: .classIds, classes: c, request: request)
+        case let .pets(dir, split, border):
+            let (pairs, encoding, c) = try DatasetLayout.pets(dir, split: split, border: border)
+            return try LoadedData.files(root: dir, pairs: pairs, encoding: encoding, classes: c, request: request)
         }
     }
 
     public var description: String {
         switch self {
-        case let .hdf5(p), let .pngFolder(p): return p
+        case let .hdf5(p), let .folder(p): return p
+        case let .voc(d, s): return "Pascal VOC \(d) (\(s))"
+        case let .pets(d, s, b): return "Oxford-IIIT Pet \(d) (\(s), border \(b.rawValue))"
         case let .fashionCanvas(s): return "fashion-canvas (\(s.count) \(s.split.rawValue) canvases of \(s.canvasSize)x\(s.canvasSize), \(s.minItems)-\(s.maxItems) items, seed \(s.seed))"
         }
+    }
+}
+
+/// What the command asks of the data: the segmenter's classes and channels,
+/// the labels to accept, how to treat faults.
+public struct DataRequest: Sendable {
+    /// The segmenter's class count (nil: accept any id).
+    public var classes: Int?
+    /// The segmenter's input channels (nil: the data's).
+    public var channels: Int?
+    /// `--ignore-label` (nil: the layout's, e.g. VOC's 255).
+    public var ignoreLabel: Int32?
+    public var maskColours: String?
+    public var skipBad = false
+    /// Memory for decoded samples before a folder is read lazily.
+    public var memoryBudget = ImagePairSet.defaultMemoryBudget
+
+    public init(classes: Int? = nil, channels: Int? = nil, ignoreLabel: Int32? = nil, maskColours: String? = nil, skipBad: Bool = false) {
+        self.classes = classes
+        self.channels = channels
+        self.ignoreLabel = ignoreLabel
+        self.maskColours = maskColours
+        self.skipBad = skipBad
+    }
+}
+
+/// Opened data, what its layout says about classes, and what was skipped or converted.
+public struct LoadedData: Sendable {
+    public var samples: any LabelledImages
+    public var classes: DatasetClasses?
+    /// The ignore label in force: `--ignore-label`, else the layout's.
+    public var ignoreLabel: Int32?
+    /// One message per skipped sample (`--skip-bad`).
+    public var skipped: [String]
+    /// What was converted on the way (grey images replicated, lazily read), for the user.
+    public var notes: [String]
+
+    static func files(root: String, pairs: [ImagePair], encoding: MaskEncoding, classes: DatasetClasses?, request: DataRequest) throws -> LoadedData {
+        let ignore = request.ignoreLabel ?? classes?.ignoreLabel
+        let check = request.classes.map { LabelCheck(classes: $0, ignoreLabel: ignore) }
+        let (set, skipped) = try ImagePairSet.open(root: root, pairs: pairs, encoding: encoding, check: check, channels: request.channels,
+                                                   skipBad: request.skipBad, memoryBudget: request.memoryBudget)
+        var notes: [String] = []
+        if set.replicatedGrey > 0 {
+            notes.append("\(set.replicatedGrey) grey image(s) repeated into 3 channels for this colour segmenter (build one with --input-channels 1 to train on grey)")
+        }
+        if !set.inMemory { notes.append("\(set.count) images larger than memory allows: decoded as they are needed, ahead of the compute") }
+        return LoadedData(samples: set, classes: classes, ignoreLabel: ignore, skipped: skipped, notes: notes)
+    }
+
+    static func inMemory(_ data: SegmentationDataset, request: DataRequest, classes: DatasetClasses? = nil) throws -> LoadedData {
+        var data = data, notes: [String] = [], skipped: [String] = []
+        if let want = request.channels, want != data.channels {
+            guard want == 3, data.channels == 1 else {
+                throw DataError.badFile(data.source, "has \(data.channels)-channel images and this segmenter takes \(want); "
+                                        + "build the segmenter with --input-channels \(data.channels)")
+            }
+            data.pixels = data.pixels.flatMap { [$0, $0, $0] }
+            data.channels = 3
+            notes.append("\(data.count) grey image(s) repeated into 3 channels for this colour segmenter (build one with --input-channels 1 to train on grey)")
+        }
+        let ignore = request.ignoreLabel ?? classes?.ignoreLabel
+        var samples: any LabelledImages = data
+        if let k = request.classes {
+            let check = LabelCheck(classes: k, ignoreLabel: ignore)
+            var good: [Int] = []
+            for i in 0..<data.count {
+                do {
+                    try check.check(try data.mask(i), width: data.width, name: "\(data.source) sample \(i)")
+                    good.append(i)
+                } catch let e as DataError where request.skipBad { skipped.append("\(e)") }
+            }
+            guard !good.isEmpty else { throw DataError.notFound("\(data.source): no usable sample (\(skipped.count) skipped)") }
+            if good.count < data.count { samples = data.subset(good) }
+        }
+        return LoadedData(samples: samples, classes: classes, ignoreLabel: ignore, skipped: skipped, notes: notes)
     }
 }

@@ -9,6 +9,8 @@ public struct PNGImage: Sendable {
     public let bitDepth: Int
     public let isPalette: Bool
     public let samples: [UInt16]
+    /// A palette image's colours, RGB per entry (empty otherwise).
+    public let palette: [UInt8]
 
     public static let maxPixels: UInt64 = 1 << 28
 
@@ -25,26 +27,8 @@ public struct PNGImage: Sendable {
         channels = Int(png.channels)
         bitDepth = Int(png.bit_depth)
         isPalette = png.is_palette != 0
+        palette = withUnsafeBytes(of: png.palette) { Array($0.prefix(3 * Int(png.palette_size))) }
         samples = Array(UnsafeBufferPointer(start: png.samples, count: width * height * channels))
-    }
-
-    /// Pixel values for a network: alpha dropped (grey or RGB), 16-bit scaled to 0…255.
-    public var imagePixels: (pixels: [Float], channels: Int) {
-        let keep = channels == 2 ? 1 : channels == 4 ? 3 : channels
-        let scale: Float = bitDepth == 16 ? 1 / 257 : 1
-        var out = [Float](repeating: 0, count: width * height * keep)
-        for p in 0..<(width * height) {
-            for c in 0..<keep { out[p * keep + c] = Float(samples[p * channels + c]) * scale }
-        }
-        return (out, keep)
-    }
-
-    /// Class ids of a mask: a single-channel image's values, or a palette image's indices.
-    public func maskLabels(path: String) throws -> [Int32] {
-        guard channels == 1 else {
-            throw DataError.badFile(path, "a mask must have one channel of class ids (or a palette), found \(channels) channels")
-        }
-        return samples.map { Int32($0) }
     }
 
     /// Writes 8-bit grey (1 channel) or RGB (3 channels) pixels.
@@ -56,46 +40,5 @@ public struct PNGImage: Sendable {
         guard status == 0 else {
             throw DataError.badFile(path, String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
-    }
-}
-
-extension SegmentationDataset {
-    /// A folder with `images/` and `masks/` PNGs paired by file name. With
-    /// `skipBad`, unreadable or mismatched pairs are skipped and counted;
-    /// otherwise the first one is an error naming the file.
-    public static func readPNGFolder(_ folder: String, skipBad: Bool = false) throws -> (SegmentationDataset, skipped: [String]) {
-        let fm = FileManager.default
-        let imagesDir = folder + "/images", masksDir = folder + "/masks"
-        guard fm.fileExists(atPath: imagesDir), fm.fileExists(atPath: masksDir) else {
-            throw DataError.notFound("\(folder): expected the folders images/ and masks/")
-        }
-        let names = try fm.contentsOfDirectory(atPath: imagesDir).filter { $0.lowercased().hasSuffix(".png") }.sorted()
-        guard !names.isEmpty else { throw DataError.notFound("\(imagesDir): no PNG images") }
-        var pixels: [Float] = [], masks: [Int32] = []
-        var size: (Int, Int, Int)?
-        var skipped: [String] = []
-        for name in names {
-            let imagePath = imagesDir + "/" + name, maskPath = masksDir + "/" + name
-            do {
-                guard fm.fileExists(atPath: maskPath) else { throw DataError.badFile(maskPath, "no mask for image \(name)") }
-                let image = try PNGImage(path: imagePath), mask = try PNGImage(path: maskPath)
-                guard (image.width, image.height) == (mask.width, mask.height) else {
-                    throw DataError.badFile(maskPath, "mask is \(mask.width)x\(mask.height), its image \(image.width)x\(image.height)")
-                }
-                let (px, c) = image.imagePixels
-                if let size, size != (image.height, image.width, c) {
-                    throw DataError.badFile(imagePath, "is \(image.width)x\(image.height)x\(c); the folder's first image is \(size.1)x\(size.0)x\(size.2)")
-                }
-                let labels = try mask.maskLabels(path: maskPath)
-                size = (image.height, image.width, c)
-                pixels += px
-                masks += labels
-            } catch let error as DataError where skipBad {
-                skipped.append("\(error)")
-            }
-        }
-        guard let (h, w, c) = size else { throw DataError.notFound("\(folder): no usable image/mask pair (\(skipped.count) skipped)") }
-        return (SegmentationDataset(count: masks.count / (h * w), height: h, width: w, channels: c, pixels: pixels, masks: masks,
-                                    isByteValued: true), skipped)
     }
 }

@@ -13,6 +13,8 @@ public struct SegmentationDataset: Sendable {
     public var masks: [Int32]
     /// Whether `pixels` hold 0…255 integers (uint8 sources) that input scaling maps.
     public var isByteValued: Bool
+    /// Where the samples came from (a file, the generator), for messages.
+    public var source = "data"
 
     public init(count: Int, height: Int, width: Int, channels: Int, pixels: [Float], masks: [Int32], isByteValued: Bool) {
         self.count = count
@@ -30,9 +32,11 @@ public struct SegmentationDataset: Sendable {
     /// The first `n` samples (the labelled-set sizes of a comparison).
     public func prefix(_ n: Int) -> SegmentationDataset {
         let k = min(n, count)
-        return SegmentationDataset(count: k, height: height, width: width, channels: channels,
-                                   pixels: Array(pixels[0..<(k * pixelsPerImage)]), masks: Array(masks[0..<(k * labelsPerImage)]),
-                                   isByteValued: isByteValued)
+        var out = SegmentationDataset(count: k, height: height, width: width, channels: channels,
+                                      pixels: Array(pixels[0..<(k * pixelsPerImage)]), masks: Array(masks[0..<(k * labelsPerImage)]),
+                                      isByteValued: isByteValued)
+        out.source = source
+        return out
     }
 
     /// The masks of samples `indices`, one after another (a training batch's labels).
@@ -48,16 +52,10 @@ public struct SegmentationDataset: Sendable {
         var px: [Float] = []
         px.reserveCapacity(indices.count * pixelsPerImage)
         for i in indices { px += pixels[(i * pixelsPerImage)..<((i + 1) * pixelsPerImage)] }
-        return SegmentationDataset(count: indices.count, height: height, width: width, channels: channels, pixels: px, masks: masks(of: indices),
-                                   isByteValued: isByteValued)
-    }
-
-    /// Checks every mask against K classes (and the ignore label), naming the first bad sample.
-    public func validate(classes: Int, ignoreLabel: Int32?, source: String) throws {
-        for (i, label) in masks.enumerated() where (label < 0 || Int(label) >= classes) && label != ignoreLabel {
-            let sample = i / labelsPerImage, pixel = i % labelsPerImage
-            throw DataError.badSample("\(source) sample \(sample)", "mask class id \(label) at (row \(pixel / width), column \(pixel % width)) is not in 0..<\(classes)")
-        }
+        var out = SegmentationDataset(count: indices.count, height: height, width: width, channels: channels, pixels: px, masks: masks(of: indices),
+                                      isByteValued: isByteValued)
+        out.source = source
+        return out
     }
 
     // MARK: HDF5
@@ -77,8 +75,10 @@ public struct SegmentationDataset: Sendable {
         let px = try images.readFloats(limit: limit)
         let byteValued = try images.elementClass() == .integer
         let mk = try masks.readInt64s(limit: limit).map { Int32(clamping: $0) }
-        return SegmentationDataset(count: shape[0], height: shape[1], width: shape[2], channels: shape[3], pixels: px, masks: mk,
-                                   isByteValued: byteValued)
+        var data = SegmentationDataset(count: shape[0], height: shape[1], width: shape[2], channels: shape[3], pixels: px, masks: mk,
+                                       isByteValued: byteValued)
+        data.source = (path as NSString).lastPathComponent
+        return data
     }
 
     /// Writes `images` (as float32, or uint8-valued floats) and `masks` (int64).

@@ -16,8 +16,9 @@ public struct ClassPalette: Sendable {
         (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255), (170, 110, 40), (128, 0, 0),
     ]
 
+    /// The colour of class `c`; white for a label that is no class (an ignored pixel of a ground-truth mask).
     public func color(_ c: Int) -> (UInt8, UInt8, UInt8) {
-        c == background ? (0, 0, 0) : Self.base[c % Self.base.count]
+        c == background ? (0, 0, 0) : c < 0 || c >= classes ? (255, 255, 255) : Self.base[c % Self.base.count]
     }
 
     public func hex(_ c: Int) -> String {

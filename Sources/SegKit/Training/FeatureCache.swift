@@ -13,9 +13,8 @@ import SegKitKeras
 final class FeatureCache {
     /// Frozen nodes read by trainable ones.
     let nodes: [Int]
-    private var perSampleShape: [Int: [Int]] = [:]
-    /// Per node, every sample's values in sample order (in memory).
-    private var memory: [Int: UnsafeMutableBufferPointer<Float>] = [:]
+    /// Per node and batch, the batch's values (in memory).
+    private var memory: [Int: [Int: UnsafeMutableBufferPointer<Float>]] = [:]
     private var spill: HDF5File?
 
     /// The boundary between the frozen prefix and the trainable rest, or nil
@@ -42,80 +41,77 @@ final class FeatureCache {
         return computes && !boundary.isEmpty ? boundary.sorted() : nil
     }
 
-    init(graph: Graph, nodes: [Int], samples: Int, batches: (Int) throws -> (Range<Int>, Tensor), batchCount: Int, limitBytes: Int) throws {
+    /// Runs the frozen part over `batches` (each of equally sized samples,
+    /// together covering every sample once; `input(b)` is batch b's padded
+    /// input) and keeps the boundary nodes' values: in memory when the whole
+    /// cache (estimated from the first batch, per input pixel) fits `limitBytes`,
+    /// else in a scratch HDF5 file.
+    ///
+    /// - Throws: `EngineError` from the graph, `HDF5Error` from the scratch file.
+    init(graph: Graph, nodes: [Int], batches: [[Int]], totalInputPixels: Int, input: (Int) throws -> Tensor, limitBytes: Int) throws {
         self.nodes = nodes
         var spillFile: HDF5File?
-        var size = 1
-        for b in 0..<batchCount {
-            let (range, x) = try batches(b)
+        for (b, members) in batches.enumerated() {
+            let x = try input(b)
             let pass = try graph.forward([x], mode: .inference, keep: Set(nodes))
             if b == 0 {
-                size = range.count
-                var perSample = 0
-                for n in nodes {
-                    let shape = Array(pass.values[n]!.shape.dropFirst())
-                    perSampleShape[n] = shape
-                    perSample += shape.reduce(1, *)
-                }
-                // In memory up to the limit (and while memory lasts), else on disk.
-                if 4 * samples * perSample <= limitBytes {
-                    for n in nodes {
-                        let count = samples * perSampleShape[n]!.reduce(1, *)
-                        guard let store = segkit_allocate_store(count) else { break }
-                        memory[n] = UnsafeMutableBufferPointer(start: store, count: count)
-                    }
-                }
-                if memory.count < nodes.count {
-                    for store in memory.values { segkit_free_store(store.baseAddress) }
-                    memory = [:]
+                let perInputPixel = Double(nodes.reduce(0) { $0 + pass.values[$1]!.count }) / Double(max(x.count / max(x.shape[3], 1), 1))
+                if 4 * perInputPixel * Double(totalInputPixels) > Double(limitBytes) {
                     spillFile = try ScratchFile().withPath { try HDF5File(creating: $0, reportedAs: "the feature cache's scratch file") }
                 }
             }
+            for (row, i) in members.enumerated() { location[i] = (b, row) }
             for n in nodes {
                 let t = pass.values[n]!
+                shapes[n, default: [:]][b] = Array(t.shape.dropFirst())
                 if let spillFile {
                     // One dataset per (node, batch): written once, read back by rows.
                     try spillFile.root.writeDataset("n\(n)_b\(b)", shape: t.shape, floats: t.scalars)
                 } else {
-                    let per = t.count / range.count
-                    _ = UnsafeMutableBufferPointer(rebasing: memory[n]![(range.lowerBound * per)..<(range.upperBound * per)])
-                        .initialize(from: t.scalars)
+                    guard let store = segkit_allocate_store(t.count) else {
+                        throw EngineError.invalidArgument(op: "feature cache", message: "out of memory while keeping \(4 * t.count) bytes of one batch's features (try --cache-mb 0 to spill to disk)")
+                    }
+                    let buffer = UnsafeMutableBufferPointer(start: store, count: t.count)
+                    _ = buffer.initialize(from: t.scalars)
+                    memory[n, default: [:]][b] = buffer
                 }
             }
         }
         spill = spillFile
-        batchSize = size
     }
 
-    private let batchSize: Int
+    /// Per sample: its batch and row in it.
+    private var location: [Int: (batch: Int, row: Int)] = [:]
+    /// Per node and batch: the per-sample shape.
+    private var shapes: [Int: [Int: [Int]]] = [:]
 
-    deinit { for store in memory.values { segkit_free_store(store.baseAddress) } }
+    deinit { for stores in memory.values { for store in stores.values { segkit_free_store(store.baseAddress) } } }
 
     var isSpilled: Bool { spill != nil }
 
-    /// The cached outputs for `indices`, batched in that order.
+    /// The cached outputs for `indices` (samples of one size), batched in that order.
+    ///
+    /// - Throws: `HDF5Error` reading a spilled cache.
     func values(for indices: [Int]) throws -> [Int: Tensor] {
         var out: [Int: Tensor] = [:]
+        let places = indices.map { location[$0]! }
         for n in nodes {
-            let shape = perSampleShape[n]!
+            let shape = shapes[n]![places[0].batch]!
             let per = shape.reduce(1, *)
             if let spill {
                 var data = [Float]()
                 data.reserveCapacity(per * indices.count)
-                for i in indices {
-                    let d = try spill.root.dataset("n\(n)_b\(i / batchSize)")
-                    data += try d.readFloats(rows: (i % batchSize)..<(i % batchSize + 1))
-                }
+                for (b, row) in places { data += try spill.root.dataset("n\(n)_b\(b)").readFloats(rows: row..<(row + 1)) }
                 out[n] = try Tensor(shape: [indices.count] + shape, scalars: data)
                 continue
             }
             // From memory: the samples copied in by the engine's workers (a
             // decoder-only step otherwise spent a tenth of its time here).
-            let src = UncheckedSendable(memory[n]!.baseAddress!)
+            let sources = UncheckedSendable(places.map { memory[n]![$0.batch]!.baseAddress! + $0.row * per })
             out[n] = Tensor.uninitialized(shape: [indices.count] + shape) { batch in
                 let dst = UncheckedSendable(batch.baseAddress!)
                 Parallel.forEachRange(indices.count) { samples in
-                    for s in samples { (dst.value + s * per).update(from: src.value + indices[s] * per, count: per) }
+                    for s in samples { (dst.value + s * per).update(from: sources.value[s], count: per) }
                 }
             }
         }

@@ -92,72 +92,53 @@ public final class Trainer {
 
     var parameters: [Parameter] { graph.trainableParameters }
 
-    /// A reproducible generator for (epoch, step, purpose).
-    func generator(_ epoch: Int, _ step: Int, _ purpose: UInt64) -> SeededGenerator {
-        var g = SeededGenerator(seed: config.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step) &* 0xC2B2_AE3D_27D4_EB4F) ^ purpose)
-        _ = g.next()
-        return g
-    }
-
-    func order(epoch: Int, count: Int) -> [Int] {
-        var g = generator(epoch, 0, 1)
-        return Array(0..<count).shuffled(using: &g)
-    }
-
-    /// A batch of scaled images (and its masks), augmented when configured.
-    func batch(_ data: SegmentationDataset, _ indices: [Int], epoch: Int, step: Int, augment: Bool) throws -> (Tensor, [Int32]) {
-        let per = data.pixelsPerImage, labels = data.labelsPerImage
-        var pixels = [Float](), masks = [Int32]()
-        pixels.reserveCapacity(per * indices.count)
-        masks.reserveCapacity(labels * indices.count)
-        var g = generator(epoch, step, 2)
-        for i in indices {
-            var p = Array(data.pixels[(i * per)..<((i + 1) * per)])
-            var m = Array(data.masks[(i * labels)..<((i + 1) * labels)])
-            if augment && !config.augment.isEmpty {
-                Augmentation.apply(config.augment, pixels: &p, mask: &m, height: data.height, width: data.width, channels: data.channels, rng: &g)
-            }
-            pixels += data.isByteValued ? p.map(config.inputScale.apply) : p
-            masks += m
-        }
-        let placement = try runner.sizeRule.placement(height: data.height, width: data.width)
-        let x = try Tensor(shape: [indices.count, data.height, data.width, data.channels], scalars: pixels)
-        return (placement.padded(x), placement.outputAligned(masks, count: indices.count, height: data.height, width: data.width, fill: ignoreLabel))
-    }
-
     /// The label of pixels the loss and the metrics skip: `--ignore-label`, or −1
-    /// (never a class id) for the padding `SizeRule` adds.
+    /// (never a class id) for the padding `SizeRule` and `--crop` add.
     var ignoreLabel: Int32 { config.ignoreLabel ?? -1 }
 
-    /// Masks of `indices`, on the output grid.
-    func alignedMasks(_ data: SegmentationDataset, _ indices: [Int]) throws -> [Int32] {
-        let placement = try runner.sizeRule.placement(height: data.height, width: data.width)
-        return placement.outputAligned(data.masks(of: indices), count: indices.count, height: data.height, width: data.width, fill: ignoreLabel)
+    /// Samples left out while training under `--skip-bad` (a file damaged past its header).
+    public private(set) var skippedSamples: [String] = []
+
+    /// A batch as the graph takes it: images padded to the size it runs at, masks
+    /// (and optional pixel weights) on its output grid.
+    func tensors(_ batch: SampleBatch, weights: [Float]? = nil) throws -> (x: Tensor, labels: [Int32], weights: [Float]?) {
+        let placement = try runner.sizeRule.placement(height: batch.height, width: batch.width)
+        let x = try Tensor(shape: [batch.count, batch.height, batch.width, batch.channels], scalars: batch.pixels)
+        return (placement.padded(x),
+                placement.outputAligned(batch.masks, count: batch.count, height: batch.height, width: batch.width, fill: ignoreLabel),
+                weights.map { placement.outputAligned($0, count: batch.count, height: batch.height, width: batch.width, fill: 0) })
     }
 
     /// Trains for the configured epochs (continuing a restored run), calling
     /// `checkpoint` after every epoch (and on interruption) and `improved` when
-    /// the epoch's score (`bestScore`) beats the best so far.
-    public func fit(train: SegmentationDataset, val: SegmentationDataset?, observer: TrainingObserver?,
+    /// the epoch's score (`bestScore`) beats the best so far. Samples of any
+    /// sizes: see `TrainingBatches` for cropping and size buckets.
+    ///
+    /// - Throws: `TrainingError` (non-finite loss, interruption), `DataError` for a
+    ///   sample that cannot be read, `EngineError` from the graph.
+    public func fit(train: any LabelledImages, val: (any LabelledImages)?, observer: TrainingObserver?,
                     checkpoint: (Trainer) throws -> Void, improved: (Trainer) throws -> Void) throws -> [EpochRecord] {
-        let steps = (train.count + config.batchSize - 1) / config.batchSize
+        let pipeline = TrainingBatches(data: train, config: config, ignoreLabel: ignoreLabel, skipBad: config.skipBadSamples)
+        let steps = pipeline.plan(epoch: 0).count
         var classWeights = config.classWeights
-        if config.autoClassWeights { classWeights = balancedClassWeights(train.masks, classes: classes, ignoreLabel: config.ignoreLabel) }
-        let background = Int32(classes - 1)
-        let borderMaps: [[Float]]? = config.borderWeight.map { bw in
-            (0..<train.count).map { i in
-                borderWeightMap(mask: Array(train.masks[(i * train.labelsPerImage)..<((i + 1) * train.labelsPerImage)]),
-                                height: train.height, width: train.width, background: background,
-                                classWeights: classWeights ?? [Float](repeating: 1, count: classes), w0: bw.w0, sigma: bw.sigma)
-            }
+        if config.autoClassWeights {
+            var masks: [Int32] = []
+            for i in 0..<train.count { masks += try train.mask(i) }
+            classWeights = balancedClassWeights(masks, classes: classes, ignoreLabel: config.ignoreLabel)
         }
-        // The frozen-encoder feature cache, when it is exact.
+        let background = Int32(classes - 1)
+        // The frozen-encoder feature cache, when it is exact: every step sees each
+        // sample as it is (no augmentation, crop or rescale).
         var cache: FeatureCache?
-        if config.useCache, config.augment.isEmpty, let boundary = FeatureCache.boundary(of: graph) {
-            cache = try FeatureCache(graph: graph, nodes: boundary, samples: train.count, batches: { b in
-                let range = (b * self.config.batchSize)..<min((b + 1) * self.config.batchSize, train.count)
-                return (range, try self.batch(train, Array(range), epoch: 0, step: 0, augment: false).0)
-            }, batchCount: steps, limitBytes: config.cacheMB << 20)
+        let deterministic = config.augment.isEmpty && config.crop == nil && config.scaleRange == nil
+        if config.useCache, deterministic, let boundary = FeatureCache.boundary(of: graph) {
+            var g = SeededGenerator(seed: 0)
+            let groups = TrainingBatches.buckets(train, batch: config.batchSize, shuffle: &g)
+            let pixels = (0..<train.count).reduce(0) { let s = train.size(of: $1); return $0 + s.height * s.width }
+            let prefetch = Prefetcher(count: groups.count) { b in try pipeline.assemble(groups[b], epoch: 0, step: 0, augment: false) }
+            defer { prefetch.cancel() }
+            cache = try FeatureCache(graph: graph, nodes: boundary, batches: groups, totalInputPixels: pixels,
+                                     input: { b in try self.tensors(try prefetch.take(b)).x }, limitBytes: config.cacheMB << 20)
         }
         usedCache = cache != nil
         observer?.trainingWillStart(epochs: config.epochs, stepsPerEpoch: steps,
@@ -166,29 +147,40 @@ public final class Trainer {
         while epoch < config.epochs {
             let started = Date()
             optimizer.learningRate = config.learningRate(epoch: epoch)
-            let order = order(epoch: epoch, count: train.count)
+            let plan = pipeline.plan(epoch: epoch)
+            let first = step, currentEpoch = epoch
+            // Batches decoded and transformed ahead of the compute (not needed from the cache).
+            let prefetch = cache == nil
+                ? Prefetcher(count: steps - first) { k in try pipeline.assemble(plan[first + k], epoch: currentEpoch, step: first + k, augment: true) }
+                : nil
+            defer { prefetch?.cancel() }
             while step < steps {
                 if shouldStop() {
                     try checkpoint(self)
                     throw TrainingError.interrupted(epoch: epoch + 1, step: step)
                 }
-                let indices = Array(order[(step * config.batchSize)..<min((step + 1) * config.batchSize, train.count)])
                 for (k, d) in dropouts.enumerated() { d.reseed(config.seed ^ UInt64(epoch * 1_000_003 + step * 101 + k)) }
-                let labels: [Int32]
+                let labels: [Int32], weights: [Float]?
                 let pass: ForwardPass
                 if let cache {
-                    labels = try alignedMasks(train, indices)
+                    let indices = plan[step]
+                    let size = train.size(of: indices[0])
+                    var masks: [Int32] = []
+                    for i in indices { masks += try train.mask(i) }
+                    let batch = SampleBatch(count: indices.count, height: size.height, width: size.width, channels: train.channels,
+                                            pixels: [], masks: masks)
+                    let aligned = try alignedLabels(batch, background: background, classWeights: classWeights)
+                    (labels, weights) = (aligned.labels, aligned.weights)
                     pass = try graph.forward([], mode: .training, given: try cache.values(for: indices))
                 } else {
-                    let (x, m) = try batch(train, indices, epoch: epoch, step: step, augment: true)
-                    labels = m
-                    pass = try graph.forward([x], mode: .training)
+                    let batch = try prefetch!.take(step - first)
+                    skippedSamples += batch.skipped
+                    guard batch.count > 0 else { step += 1; continue }
+                    let aligned = try alignedLabels(batch, background: background, classWeights: classWeights)
+                    (labels, weights) = (aligned.labels, aligned.weights)
+                    pass = try graph.forward([try tensors(batch).x], mode: .training)
                 }
                 let logits = pass.outputs(of: graph)[0]
-                let weights = try borderMaps.map { maps in
-                    try runner.sizeRule.placement(height: train.height, width: train.width)
-                        .outputAligned(indices.flatMap { maps[$0] }, count: indices.count, height: train.height, width: train.width, fill: 0)
-                }
                 let (loss, grad) = try config.loss.evaluate(logits: logits, labels: labels, classWeights: classWeights,
                                                             pixelWeights: weights, ignoreLabel: ignoreLabel)
                 guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, step: step + 1, loss: loss) }
@@ -222,19 +214,28 @@ public final class Trainer {
         return history
     }
 
-    /// Confusion matrix and mean cross-entropy on `data` (inference mode, any size).
-    public func evaluate(_ data: SegmentationDataset) throws -> (ConfusionMatrix, Float) {
-        var matrix = ConfusionMatrix(classes: classes, ignoreLabel: ignoreLabel)
-        var loss: Double = 0, batches = 0
-        for start in stride(from: 0, to: data.count, by: config.batchSize) {
-            let indices = Array(start..<min(start + config.batchSize, data.count))
-            let (x, m) = try batch(data, indices, epoch: 0, step: 0, augment: false)
-            let y = try graph.forward([x]).outputs(of: graph)[0]
-            matrix.add(scores: y.scalars, labels: m)
-            loss += Double(try SoftmaxCrossEntropy(ignoreLabel: ignoreLabel)(logits: y, labels: m).loss)
-            batches += 1
+    /// A batch's masks on the output grid, with U-Net's border weights (computed
+    /// on the masks as the batch has them, after cropping and flips) when configured.
+    private func alignedLabels(_ batch: SampleBatch, background: Int32, classWeights: [Float]?) throws -> (labels: [Int32], weights: [Float]?) {
+        let weights: [Float]? = config.borderWeight.map { bw in
+            let per = batch.height * batch.width
+            return (0..<batch.count).flatMap { i in
+                borderWeightMap(mask: Array(batch.masks[(i * per)..<((i + 1) * per)]), height: batch.height, width: batch.width, background: background,
+                                classWeights: classWeights ?? [Float](repeating: 1, count: classes), w0: bw.w0, sigma: bw.sigma)
+            }
         }
-        return (matrix, Float(loss / Double(max(batches, 1))))
+        let placement = try runner.sizeRule.placement(height: batch.height, width: batch.width)
+        return (placement.outputAligned(batch.masks, count: batch.count, height: batch.height, width: batch.width, fill: ignoreLabel),
+                weights.map { placement.outputAligned($0, count: batch.count, height: batch.height, width: batch.width, fill: 0) })
+    }
+
+    /// Confusion matrix and mean cross-entropy on `data` (inference mode, each image at its own size).
+    ///
+    /// - Throws: `DataError` for an unreadable sample, `EngineError` from the graph.
+    public func evaluate(_ data: any LabelledImages) throws -> (ConfusionMatrix, Float) {
+        let result = try Evaluator(runner: runner, classes: classes, inputScale: config.inputScale, batchSize: config.batchSize,
+                                   ignoreLabel: ignoreLabel).evaluate(data)
+        return (result.matrix, result.loss)
     }
 
     // MARK: state for checkpoints

@@ -19,6 +19,14 @@ public struct TrainingConfig: Sendable {
     /// U-Net's border weight map (w0, σ), per training mask.
     public var borderWeight: (w0: Float, sigma: Float)?
     public var augment: Set<Augmentation> = []
+    /// `--augment scale:A-B`: each training image rescaled by a factor drawn
+    /// uniformly from A…B (bilinear image, nearest-neighbour mask) before the crop.
+    public var scaleRange: ClosedRange<Float>?
+    /// `--crop H,W`: a random H x W window of each (rescaled) training image,
+    /// smaller images padded with ignored pixels. nil: whole images.
+    public var crop: (height: Int, width: Int)?
+    /// `--skip-bad`: a sample whose file turns out damaged while training is left out (and counted), not fatal.
+    public var skipBadSamples = false
     public var seed: UInt64 = 0
     /// Stop after this many epochs without a better validation mIoU.
     public var patience: Int?
