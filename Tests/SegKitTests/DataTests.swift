@@ -19,7 +19,7 @@ import Testing
         spec.split = .test
         let c = try spec.generate()
         #expect(c.pixels != a.pixels, "test canvases must use test items")
-        try a.validate(classes: 11, ignoreLabel: nil, source: "canvas")
+        _ = try LoadedData.inMemory(a, request: DataRequest(classes: 11))
     }
 
     @Test func crowdedCanvasesKeepItemsApart() throws {
@@ -44,6 +44,8 @@ import Testing
         try d.writeHDF5(path)
         let back = try SegmentationDataset.readHDF5(path)
         #expect(back.pixels == d.pixels && back.masks == d.masks && back.height == 32)
-        #expect { try back.validate(classes: 5, ignoreLabel: nil, source: path) } throws: { "\($0)".contains("sample") && "\($0)".contains("not in 0..<5") }
+        #expect { try LoadedData.inMemory(back, request: DataRequest(classes: 5)) } throws: {
+            "\($0)".contains("\((path as NSString).lastPathComponent) sample 0") && "\($0)".contains("(0 to 4)") && "\($0)".contains("--ignore-label")
+        }
     }
 }

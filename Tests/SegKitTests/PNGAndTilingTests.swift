@@ -18,13 +18,13 @@ func scratchFolder() throws -> String {
         try PNGImage.write(dir + "/g.png", width: 4, height: 3, channels: 1, pixels: grey)
         let g = try PNGImage(path: dir + "/g.png")
         #expect((g.width, g.height, g.channels, g.bitDepth) == (4, 3, 1, 8))
-        #expect(g.imagePixels.pixels == grey.map(Float.init))
-        #expect(try g.maskLabels(path: "g.png") == grey.map(Int32.init))
+        #expect(g.decodedImage.pixels == grey.map(Float.init))
+        #expect(try MaskFile(path: dir + "/g.png", encoding: .classIds).labels == grey.map(Int32.init))
         let rgb = (0..<18).map { UInt8($0 * 10) }
         try PNGImage.write(dir + "/c.png", width: 3, height: 2, channels: 3, pixels: rgb)
         let c = try PNGImage(path: dir + "/c.png")
-        #expect(c.imagePixels.channels == 3 && c.imagePixels.pixels == rgb.map(Float.init))
-        #expect { try c.maskLabels(path: dir + "/c.png") } throws: { "\($0)".contains("one channel") }
+        #expect(c.decodedImage.channels == 3 && c.decodedImage.pixels == rgb.map(Float.init))
+        #expect { try MaskFile(path: dir + "/c.png", encoding: .classIds) } throws: { "\($0)".contains("RGB mask") && "\($0)".contains("--mask-colors") }
     }
 
     @Test func corruptTruncatedAndNonPNGFilesAreClearErrors() throws {
@@ -49,10 +49,10 @@ func scratchFolder() throws -> String {
         }
         try PNGImage.write("\(dir)/images/c.png", width: 4, height: 4, channels: 1, pixels: [UInt8](repeating: 0, count: 16))
         try PNGImage.write("\(dir)/masks/c.png", width: 5, height: 4, channels: 1, pixels: [UInt8](repeating: 0, count: 20))
-        #expect { try SegmentationDataset.readPNGFolder(dir) } throws: { "\($0)".contains("masks/c.png") && "\($0)".contains("5x4") }
-        let (data, skipped) = try SegmentationDataset.readPNGFolder(dir, skipBad: true)
-        #expect(data.count == 2 && skipped.count == 1)
-        #expect { try data.validate(classes: 1, ignoreLabel: nil, source: dir) } throws: { "\($0)".contains("sample 0") }
+        #expect { try DataSource.folder(dir).open(DataRequest()) } throws: { "\($0)".contains("masks/c.png") && "\($0)".contains("5x4") }
+        let loaded = try DataSource.folder(dir).open(DataRequest(skipBad: true))
+        #expect(loaded.samples.count == 2 && loaded.skipped.count == 1)
+        #expect { try DataSource.folder(dir).open(DataRequest(classes: 1)) } throws: { "\($0)".hasPrefix("masks/a.png: class id 1 at (row 0, column 0)") }
     }
 }
 
