@@ -13,6 +13,8 @@ struct DataOptions: ParsableArguments {
     @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's, else unit; raw if it has its own Rescaling).")
     var inputScale: String?
     @Option(help: "Colour-coded RGB masks: a file of 'R,G,B name' lines; line k is class k.") var maskColors: String?
+    @Option(help: "Memory (MiB) for decoded samples; a folder or layout larger than this is decoded as batches need it, ahead of the compute.")
+    var dataMemoryMb: Int = 2048
     @Flag(help: "Skip unusable image/mask pairs (unreadable, mismatched, class ids out of range) and say how many, instead of stopping at the first.")
     var skipBad = false
 
@@ -21,7 +23,8 @@ struct DataOptions: ParsableArguments {
     func open(_ source: String? = nil, classes: Int?, channels: Int?, ignoreLabel: Int32?) throws -> LoadedData {
         let text = source ?? data
         var request = DataRequest(classes: classes, channels: channels, ignoreLabel: ignoreLabel, maskColours: maskColors, skipBad: skipBad)
-        if let mb = ProcessInfo.processInfo.environment["SEGKIT_DATA_MEMORY_MB"].flatMap(Int.init) { request.memoryBudget = mb << 20 }
+        guard dataMemoryMb >= 0 else { throw ValidationError("--data-memory-mb must be 0 or more, not \(dataMemoryMb)") }
+        request.memoryBudget = dataMemoryMb << 20
         let loaded = try DataSource.parse(text, fashionFolder: fashionDir).open(request)
         if !loaded.skipped.isEmpty {
             let shown = loaded.skipped.prefix(10).joined(separator: "\n  ")

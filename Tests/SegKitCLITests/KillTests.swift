@@ -65,6 +65,6 @@ import SegKitEngine
         for sub in ["images", "masks"] { try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true) }
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = try CLI.run(["eval", CLI.fixture("plain_cnn.k3.keras"), "--data", dir])
-        #expect(r.status != 0 && r.stderr.contains("no PNG images"))
+        #expect(r.status != 0 && r.stderr.contains("no PNG or JPEG images"))
     }
 }
