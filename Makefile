@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS := libhdf5-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev pkg-config dataset-fashion-mnist
 
-.PHONY: deps build release test demo fixtures keras-check bench-compare fuzz
+.PHONY: deps build release test demo fixtures keras-check bench-compare bench-data fuzz
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -135,3 +135,16 @@ bench-compare: release
 	done
 	@.build/release/segkit bench --summarize $(subst $(space),$(comma),$(foreach p,$(BENCH_PAIRS),$(BENCH_DIR)/segkit-$(p).json)) \
 	    --compare-with $(subst $(space),$(comma),$(foreach p,$(BENCH_PAIRS),$(BENCH_DIR)/keras-$(p).json))
+
+# Memory when the data is larger than memory (the real-datasets issue): 20,000
+# generated 128x128 canvases as a PNG folder, one epoch of transposed-skips on
+# the demo classifier with 256 MiB for decoded samples (so the folder is read
+# lazily, batches decoded ahead of the compute); `train` prints its peak memory.
+BENCH_DATA_DIR ?= /tmp/segkit-bench-data
+BENCH_DATA_COUNT ?= 20000
+bench-data: release
+	@mkdir -p $(BENCH_DATA_DIR)
+	@[ -d $(BENCH_DATA_DIR)/canvases ] || .build/release/segkit data fashion-canvas:count=$(BENCH_DATA_COUNT),size=128,seed=1 --folder --out $(BENCH_DATA_DIR)/canvases
+	.build/release/segkit build --recipe transposed-skips --classifier Recipes/demo/classifier.keras --out $(BENCH_DATA_DIR)/seg.keras
+	.build/release/segkit train $(BENCH_DATA_DIR)/seg.keras --data $(BENCH_DATA_DIR)/canvases --data-memory-mb 256 \
+	    --epochs 1 --batch 32 --val-fraction 0.01 --no-cache --out $(BENCH_DATA_DIR)/trained.keras

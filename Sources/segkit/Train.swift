@@ -150,7 +150,7 @@ struct Train: ParsableCommand {
         }
         let best = val == nil ? String(format: "Lowest training loss %.4f", -trainer.bestScore)
                               : String(format: "Best val mIoU %.4f", trainer.bestScore)
-        print("\(best) → \(out); checkpoint \(last); history \(history)")
+        print("\(best) → \(out); checkpoint \(last); history \(history); peak memory \(Int(Benchmarks.peakRSSMiB)) MiB")
     }
 
     /// NAME.keras → (NAME.last.keras, NAME.history.csv).
