@@ -75,7 +75,7 @@ struct Compare: ParsableCommand {
         let background = loaded.classes?.background ?? classes - 1
         let results = try comparison.run(train: all, validation: val, test: test, classes: classes, background: background,
                                          progress: { print(String(format: "[%5.0fs] ", Date().timeIntervalSince(started)) + $0) },
-                                         observer: ProgressPrinter(), keep: { name, n, seg in if n == largest { kept[name] = seg } })
+                                         observer: ProgressPrinter(batchSize: batch), keep: { name, n, seg in if n == largest { kept[name] = seg } })
         // Example images: input, ground truth, and each contender's prediction, as overlays.
         try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
         let palette = ClassPalette(classes: classes, background: background)

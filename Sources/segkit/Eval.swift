@@ -23,7 +23,7 @@ struct Eval: ParsableCommand {
         let names = file.classNames == SegmenterFile.defaultNames(classes) && loaded.classes?.names.count == classes ? loaded.classes!.names : file.classNames
         let scale = try file.inputScaling(override: data.inputScale)
         let m = try Evaluator(runner: file.runner, classes: classes, inputScale: scale, batchSize: batch, ignoreLabel: loaded.ignoreLabel)
-            .evaluate(dataset).matrix
+            .evaluate(dataset, progress: ImageProgress("evaluated").update).matrix
         let bg = background ?? loaded.classes?.background ?? classes - 1
         if json {
             print(EvaluationReport(matrix: m, background: bg, classNames: names).json.jsonText)

@@ -6,6 +6,12 @@ final class ProgressPrinter: TrainingObserver {
     let live = isatty(STDOUT_FILENO) != 0
     private var epochs = 0
     private var lastPlain = -1
+    /// Images per step, for the images/s figure (the last step of an epoch may hold fewer).
+    let batchSize: Int
+
+    init(batchSize: Int) { self.batchSize = batchSize }
+
+    private func rate(_ step: Int, _ elapsed: Double) -> Double { Double(step * batchSize) / max(elapsed, 1e-9) }
 
     func trainingWillStart(epochs: Int, stepsPerEpoch: Int, cached: String?) {
         self.epochs = epochs
@@ -18,14 +24,15 @@ final class ProgressPrinter: TrainingObserver {
         if live {
             let width = 30, done = width * step / steps
             let bar = String(repeating: "=", count: max(done - 1, 0)) + (done > 0 ? (step == steps ? "=" : ">") : "") + String(repeating: ".", count: width - done)
-            let line = String(format: "Epoch %d/%d %d/%d [%@] - %.0fs %.0fms/step - loss: %.4f - ETA: %.0fs", epoch, epochs, step, steps, bar, elapsed, perStep * 1000, loss, eta)
+            let line = String(format: "Epoch %d/%d %d/%d [%@] - %.0fs %.0fms/step %.0f img/s - loss: %.4f - ETA: %.0fs", epoch, epochs, step, steps, bar,
+                              elapsed, perStep * 1000, rate(step, elapsed), loss, eta)
             FileHandle.standardOutput.write(Data(("\r" + line + "\u{1B}[K").utf8))
         } else {
             // A line at every tenth of the epoch.
             let decile = 10 * step / steps
             if decile != lastPlain && (decile % 2 == 0 || step == steps) {
                 lastPlain = decile
-                print(String(format: "epoch %d/%d step %d/%d - %.1fs - loss: %.4f", epoch, epochs, step, steps, elapsed, loss))
+                print(String(format: "epoch %d/%d step %d/%d - %.1fs %.0f img/s - loss: %.4f", epoch, epochs, step, steps, elapsed, rate(step, elapsed), loss))
             }
         }
     }
@@ -39,6 +46,28 @@ final class ProgressPrinter: TrainingObserver {
         if let m = r.valMeanIoU { line += String(format: " - val_mIoU: %.4f", m) }
         if improved { line += " (best)" }
         print(line)
+    }
+}
+
+/// Progress of a pass over many images (`eval`): a live line on a terminal;
+/// otherwise a line at every fifth of the way, for sets of 500 images or more.
+final class ImageProgress {
+    let live = isatty(STDOUT_FILENO) != 0
+    let verb: String
+    private let started = Date()
+    private var lastPlain = -1
+
+    init(_ verb: String) { self.verb = verb }
+
+    func update(_ done: Int, _ total: Int) {
+        let elapsed = Date().timeIntervalSince(started)
+        let line = String(format: "%@ %d/%d images - %.0fs - %.0f img/s", verb, done, total, elapsed, Double(done) / max(elapsed, 1e-9))
+        if live {
+            FileHandle.standardOutput.write(Data(("\r" + line + "\u{1B}[K" + (done == total ? "\r\u{1B}[K" : "")).utf8))
+        } else if total >= 500, 5 * done / total != lastPlain {
+            lastPlain = 5 * done / total
+            print(line)
+        }
     }
 }
 

@@ -139,7 +139,7 @@ struct Train: ParsableCommand {
             }
         }
         do {
-            _ = try trainer.fit(train: train, val: val, observer: ProgressPrinter(),
+            _ = try trainer.fit(train: train, val: val, observer: ProgressPrinter(batchSize: batch),
                                 checkpoint: { try save($0, last, true) }, improved: { try save($0, out, false) })
         } catch let e as TrainingError {
             if case .interrupted = e { print("\(e)\nresume with: segkit train \(segmenter) … --resume \(last) --out \(out)"); return }

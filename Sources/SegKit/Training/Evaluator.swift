@@ -23,8 +23,10 @@ public struct Evaluator {
     /// The confusion matrix and mean softmax cross-entropy (per batch, over the
     /// pixels not ignored) of `data`.
     ///
+    /// `progress` hears (images done, images in all) after every batch.
+    ///
     /// - Throws: `DataError` for a sample that cannot be read, `EngineError` from the graph.
-    public func evaluate(_ data: any LabelledImages) throws -> (matrix: ConfusionMatrix, loss: Float) {
+    public func evaluate(_ data: any LabelledImages, progress: ((Int, Int) -> Void)? = nil) throws -> (matrix: ConfusionMatrix, loss: Float) {
         var config = TrainingConfig()
         config.inputScale = inputScale
         let pipeline = TrainingBatches(data: data, config: config, ignoreLabel: ignoreLabel ?? -1, skipBad: false)
@@ -32,7 +34,7 @@ public struct Evaluator {
         let prefetch = Prefetcher(count: batches.count) { b in try pipeline.assemble(batches[b], epoch: 0, step: 0, augment: false) }
         defer { prefetch.cancel() }
         var matrix = ConfusionMatrix(classes: classes, ignoreLabel: ignoreLabel)
-        var loss: Double = 0
+        var loss: Double = 0, done = 0
         let crossEntropy = SoftmaxCrossEntropy(ignoreLabel: ignoreLabel ?? -1)
         for b in batches.indices {
             let batch = try prefetch.take(b)
@@ -40,6 +42,8 @@ public struct Evaluator {
             let y = try runner.scores(x)
             matrix.add(scores: y.scalars, labels: batch.masks)
             loss += Double(try crossEntropy(logits: y, labels: batch.masks).loss)
+            done += batches[b].count
+            progress?(done, data.count)
         }
         return (matrix, Float(loss / Double(max(batches.count, 1))))
     }
