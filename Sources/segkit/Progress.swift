@@ -15,7 +15,7 @@ final class ProgressPrinter: TrainingObserver {
 
     func trainingWillStart(epochs: Int, stepsPerEpoch: Int, cached: String?) {
         self.epochs = epochs
-        print("Training \(epochs) epoch(s) of \(stepsPerEpoch) step(s)" + (cached.map { "; frozen-encoder features cached (\($0))" } ?? ""))
+        print("Training \(epochs) epoch(s) of \(stepsPerEpoch) step(s)" + (cached.map { "; frozen-encoder features \($0)" } ?? ""))
     }
 
     func stepFinished(epoch: Int, step: Int, steps: Int, loss: Float, elapsed: Double) {

@@ -187,7 +187,8 @@ func batchingSummary(_ train: any LabelledImages, _ config: TrainingConfig) -> S
         parts.append("whole \(train.size(of: 0).width)x\(train.size(of: 0).height) images")
     }
     if !config.augment.isEmpty { parts.append(config.augment.map(\.rawValue).sorted().joined(separator: "+")) }
-    let random = config.crop != nil || config.scaleRange != nil || !config.augment.isEmpty
+    // Crops alone can come from the cache (windows of whole-image maps); anything else changes the pixels every step.
+    let changesPixels = config.scaleRange != nil || !config.augment.isEmpty
     return "Batches: " + parts.joined(separator: ", ")
-        + (random && config.useCache ? "; the frozen-encoder cache is off (every step sees new pixels)" : "")
+        + (changesPixels && config.useCache ? "; no frozen-encoder feature cache (every step sees new pixels)" : "")
 }

@@ -93,4 +93,18 @@ import SegKit
         let scale = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--augment", "scale:2-1", "--out", "\(folder)/c.keras"])
         #expect(scale.status != 0 && scale.stderr.contains("'scale:2-1'"), "\(scale.stderr)")
     }
+
+    @Test func cropsWithoutOtherAugmentationComeFromTheFeatureCache() throws {
+        let seg = "\(folder)/skips.keras"
+        let b = try CLI.run(["build", "--recipe", "transposed-skips", "--classifier", CLI.fixture("plain_cnn.k3.keras"), "--input-channels", "3",
+                             "--classes", "3", "--out", seg])
+        #expect(b.status == 0, "\(b.stderr)")
+        let t = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--crop", "40,40", "--epochs", "1", "--batch", "2", "--out", "\(folder)/crop.keras"])
+        #expect(t.status == 0, "\(t.stderr)")
+        #expect(t.stdout.contains("frozen-encoder features cached (in memory), crops taken as windows of the whole images' maps"), "\(t.stdout)")
+        let flip = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--crop", "40,40", "--augment", "flip", "--epochs", "1", "--out", "\(folder)/crop.keras"])
+        #expect(flip.status == 0 && flip.stdout.contains("no frozen-encoder feature cache (every step sees new pixels)"), "\(flip.stdout)")
+        let big = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--crop", "80,40", "--epochs", "1", "--out", "\(folder)/crop.keras"])
+        #expect(big.status == 0 && big.stdout.contains("not cached: ") && big.stdout.contains("smaller than the 40x80 crop"), "\(big.stdout)")
+    }
 }

@@ -107,3 +107,59 @@ import TestFixtures
         #expect(Array(s.pixels[0..<4]) == [0, 2.5, 7.5, 10])
     }
 }
+
+@Suite struct CachedCropTests {
+    /// A crop served from the cache is the window of the whole image's maps that
+    /// lies over it: away from the crop's border (by the receptive-field radius)
+    /// it equals running the encoder on the crop itself.
+    @Test func aCachedCropEqualsTheEncoderOnTheCropAwayFromItsBorder() throws {
+        let seg = try build("transposed-skips", "plain_cnn.k3.keras", ["input_channels=3", "classes=3"]).0
+        var rng = SeededGenerator(seed: 4)
+        let (h, w) = (120, 136)
+        let data = SegmentationDataset(count: 1, height: h, width: w, channels: 3,
+                                       pixels: (0..<(h * w * 3)).map { _ in Float(rng.next() % 256) }, masks: [Int32](repeating: 0, count: h * w),
+                                       isByteValued: true)
+        let nodes = try #require(FeatureCache.boundary(of: seg.graph))
+        let runner = seg.runner
+        let crop = (height: 88, width: 96)
+        let crops = try CachedCrops(graph: seg.graph, runner: runner, nodes: nodes, data: data, crop: crop)
+        let pipeline = TrainingBatches(data: data, config: TrainingConfig(), ignoreLabel: -1, skipBad: false)
+        let whole = try pipeline.assemble([0], epoch: 0, step: 0, augment: false)
+        let placement = try runner.sizeRule.placement(height: h, width: w)
+        let cache = try FeatureCache(graph: seg.graph, nodes: nodes, batches: [[0]], totalInputPixels: h * w, input: { _ in
+            placement.padded(try Tensor(shape: [1, h, w, 3], scalars: whole.pixels))
+        }, limitBytes: 1 << 30)
+        var g = SeededGenerator(seed: 9)
+        for _ in 0..<6 {
+            let (row, col, at) = crops.choose(size: (h, w), rng: &g)
+            let windows = try cache.windows(for: [0], at: [at], size: crops.windowSize)
+            // The encoder on the crop alone (an origin outside the image takes the mirror padding the cache saw).
+            var pixels: [Float] = []
+            for r in row..<(row + crop.height) {
+                for c in col..<(col + crop.width) { pixels += whole.pixels[((mirrorIndex(r, h) * w + mirrorIndex(c, w)) * 3)..<((mirrorIndex(r, h) * w + mirrorIndex(c, w)) * 3 + 3)] }
+            }
+            let pc = try runner.sizeRule.placement(height: crop.height, width: crop.width)
+            let x = pc.padded(try Tensor(shape: [1, crop.height, crop.width, 3], scalars: pixels))
+            let pass = try seg.graph.forward([x], mode: .inference, keep: Set(nodes))
+            let geometry = try seg.graph.geometry(height: x.shape[1], width: x.shape[2])
+            for n in nodes {
+                let direct = pass.values[n]!, window = windows[n]!
+                #expect(direct.shape == window.shape)
+                let g = geometry[n]!
+                let margin = Int((Double(g.rows.receptiveField) / 2 + Double(max(pc.padTop, pc.padLeft, pc.padBottom, pc.padRight))) / g.rows.stride) + 1
+                let (_, rows, cols, c) = direct.nhwc
+                var compared = 0
+                for r in margin..<max(margin, rows - margin) {
+                    for col in margin..<max(margin, cols - margin) {
+                        for k in 0..<c {
+                            let i = (r * cols + col) * c + k
+                            #expect(abs(direct.scalars[i] - window.scalars[i]) <= 1e-3 * max(1, abs(direct.scalars[i])))
+                            compared += 1
+                        }
+                    }
+                }
+                #expect(compared > 0, "crop too small to have an interior at node \(seg.graph.nodes[n].name)")
+            }
+        }
+    }
+}

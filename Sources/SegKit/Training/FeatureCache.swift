@@ -117,4 +117,36 @@ final class FeatureCache {
         }
         return out
     }
+
+    /// Windows of the cached outputs: for sample `indices[k]`, node n's rows
+    /// `windows[k][n].0 ..< + size[n].rows` and columns likewise (`CachedCrops`).
+    ///
+    /// - Throws: `HDF5Error` reading a spilled cache.
+    func windows(for indices: [Int], at windows: [[Int: (Int, Int)]], size: [Int: (rows: Int, cols: Int)]) throws -> [Int: Tensor] {
+        var out: [Int: Tensor] = [:]
+        let places = indices.map { location[$0]! }
+        for n in nodes {
+            let (h, w) = size[n]!
+            let channels = shapes[n]![places[0].batch]![2]
+            var data = [Float](repeating: 0, count: indices.count * h * w * channels)
+            for (k, (b, row)) in places.enumerated() {
+                let shape = shapes[n]![b]!
+                let (r0, c0) = windows[k][n]!
+                func copyWindow(_ full: UnsafeBufferPointer<Float>) {
+                    for r in 0..<h {
+                        let src = ((r0 + r) * shape[1] + c0) * channels, dst = ((k * h + r) * w) * channels
+                        data.replaceSubrange(dst..<(dst + w * channels), with: full[src..<(src + w * channels)])
+                    }
+                }
+                if let spill {
+                    try spill.root.dataset("n\(n)_b\(b)").readFloats(rows: row..<(row + 1)).withUnsafeBufferPointer(copyWindow)
+                } else {
+                    let per = shape.reduce(1, *)
+                    copyWindow(UnsafeBufferPointer(start: memory[n]![b]!.baseAddress! + row * per, count: per))
+                }
+            }
+            out[n] = try Tensor(shape: [indices.count, h, w, channels], scalars: data)
+        }
+        return out
+    }
 }

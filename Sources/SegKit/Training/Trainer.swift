@@ -27,6 +27,7 @@ public struct EpochRecord: Sendable, Equatable {
 
 /// What a training run reports as it goes (the CLI draws a Keras-like bar).
 public protocol TrainingObserver: AnyObject {
+    /// `cached` says what happens to the frozen encoder's features ("cached (in memory)", "not cached: why"), nil when there is nothing to say.
     func trainingWillStart(epochs: Int, stepsPerEpoch: Int, cached: String?)
     func stepFinished(epoch: Int, step: Int, steps: Int, loss: Float, elapsed: Double)
     func epochFinished(_ record: EpochRecord, improved: Bool)
@@ -71,6 +72,8 @@ public final class Trainer {
     private var epochsWithoutImprovement = 0
     public var shouldStop: () -> Bool = { false }
     public private(set) var usedCache = false
+    /// Why the feature cache was not used though asked for (nil: it was, or was not asked for).
+    public private(set) var cacheNote: String?
 
     /// Runs the graph at any image size (`SizeRule`): batches are padded to the
     /// size it runs at, masks laid out on its output grid.
@@ -127,22 +130,34 @@ public final class Trainer {
             classWeights = balancedClassWeights(masks, classes: classes, ignoreLabel: config.ignoreLabel)
         }
         let background = Int32(classes - 1)
-        // The frozen-encoder feature cache, when it is exact: every step sees each
-        // sample as it is (no augmentation, crop or rescale).
+        // The frozen-encoder feature cache, when it is exact (every step sees each
+        // sample as it is: no augmentation, crop or rescale), or crops alone
+        // (`CachedCrops`: windows of the whole images' cached maps).
         var cache: FeatureCache?
+        var crops: CachedCrops?
         let deterministic = config.augment.isEmpty && config.crop == nil && config.scaleRange == nil
-        if config.useCache, deterministic, let boundary = FeatureCache.boundary(of: graph) {
-            var g = SeededGenerator(seed: 0)
-            let groups = TrainingBatches.buckets(train, batch: config.batchSize, shuffle: &g)
-            let pixels = (0..<train.count).reduce(0) { let s = train.size(of: $1); return $0 + s.height * s.width }
-            let prefetch = Prefetcher(count: groups.count) { b in try pipeline.assemble(groups[b], epoch: 0, step: 0, augment: false) }
-            defer { prefetch.cancel() }
-            cache = try FeatureCache(graph: graph, nodes: boundary, batches: groups, totalInputPixels: pixels,
-                                     input: { b in try self.tensors(try prefetch.take(b)).x }, limitBytes: config.cacheMB << 20)
+        let onlyCrops = config.augment.isEmpty && config.scaleRange == nil && config.crop != nil
+        cacheNote = nil
+        if config.useCache, deterministic || onlyCrops, let boundary = FeatureCache.boundary(of: graph) {
+            if let crop = config.crop {
+                do { crops = try CachedCrops(graph: graph, runner: runner, nodes: boundary, data: train, crop: crop) } catch {
+                    cacheNote = "not cached: \(error)"
+                }
+            }
+            if deterministic || crops != nil {
+                var g = SeededGenerator(seed: 0)
+                let groups = TrainingBatches.buckets(train, batch: config.batchSize, shuffle: &g)
+                let pixels = (0..<train.count).reduce(0) { let s = train.size(of: $1); return $0 + s.height * s.width }
+                let prefetch = Prefetcher(count: groups.count) { b in try pipeline.assemble(groups[b], epoch: 0, step: 0, augment: false) }
+                defer { prefetch.cancel() }
+                cache = try FeatureCache(graph: graph, nodes: boundary, batches: groups, totalInputPixels: pixels,
+                                         input: { b in try self.tensors(try prefetch.take(b)).x }, limitBytes: config.cacheMB << 20)
+            }
         }
         usedCache = cache != nil
         observer?.trainingWillStart(epochs: config.epochs, stepsPerEpoch: steps,
-                                    cached: cache.map { $0.isSpilled ? "spilled to disk" : "in memory" })
+                                    cached: cache.map { ($0.isSpilled ? "cached (spilled to disk)" : "cached (in memory)")
+                                        + (crops != nil ? ", crops taken as windows of the whole images' maps" : "") } ?? cacheNote)
         let dropouts = graph.layers.compactMap { $0 as? Dropout }
         while epoch < config.epochs {
             let started = Date()
@@ -164,14 +179,28 @@ public final class Trainer {
                 let pass: ForwardPass
                 if let cache {
                     let indices = plan[step]
-                    let size = train.size(of: indices[0])
-                    var masks: [Int32] = []
-                    for i in indices { masks += try train.mask(i) }
+                    var masks: [Int32] = [], windows: [[Int: (Int, Int)]] = []
+                    for (k, i) in indices.enumerated() {
+                        let size = train.size(of: i), mask = try train.mask(i)
+                        guard let crops else { masks += mask; continue }
+                        var g = SeededGenerator(seed: config.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step) &* 0xC2B2_AE3D_27D4_EB4F)
+                                                ^ (UInt64(k) &* 0x1656_67B1_9E37_79F9) ^ 3)
+                        let (row, col, at) = crops.choose(size: size, rng: &g)
+                        windows.append(at)
+                        // The crop's mask; pixels outside the image (an origin in the padding) are ignored.
+                        for r in row..<(row + crops.crop.height) {
+                            for c in col..<(col + crops.crop.width) {
+                                masks.append(r >= 0 && r < size.height && c >= 0 && c < size.width ? mask[r * size.width + c] : ignoreLabel)
+                            }
+                        }
+                    }
+                    let size = crops?.crop ?? train.size(of: indices[0])
                     let batch = SampleBatch(count: indices.count, height: size.height, width: size.width, channels: train.channels,
                                             pixels: [], masks: masks)
                     let aligned = try alignedLabels(batch, background: background, classWeights: classWeights)
                     (labels, weights) = (aligned.labels, aligned.weights)
-                    pass = try graph.forward([], mode: .training, given: try cache.values(for: indices))
+                    let given = try crops.map { try cache.windows(for: indices, at: windows, size: $0.windowSize) } ?? cache.values(for: indices)
+                    pass = try graph.forward([], mode: .training, given: given)
                 } else {
                     let batch = try prefetch!.take(step - first)
                     skippedSamples += batch.skipped
