@@ -83,7 +83,7 @@ import Testing
         let lazy = try DataSource.parse("\(dataFixtures)/mixed").open(small)
         let eager = try DataSource.parse("\(dataFixtures)/mixed").open(DataRequest(classes: 3))
         #expect((lazy.samples as? ImagePairSet)?.inMemory == false && (eager.samples as? ImagePairSet)?.inMemory == true)
-        #expect(lazy.notes.contains { $0.contains("decoded as they are needed") })
+        #expect(lazy.notes.contains { $0.contains("decoded as it is needed") })
         for i in 0..<5 {
             let a = try lazy.samples.sample(i), b = try eager.samples.sample(i)
             #expect(a.pixels == b.pixels && a.mask == b.mask && a.name == b.name)

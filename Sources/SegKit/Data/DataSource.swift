@@ -98,15 +98,6 @@ public enum DataSource: Sendable {
             return try LoadedData.files(root: dir, pairs: pairs, encoding: encoding, classes: c, request: request)
         }
     }
-
-    public var description: String {
-        switch self {
-        case let .hdf5(p), let .folder(p): return p
-        case let .voc(d, s): return "Pascal VOC \(d) (\(s))"
-        case let .pets(d, s, b): return "Oxford-IIIT Pet \(d) (\(s), border \(b.rawValue))"
-        case let .fashionCanvas(s): return "fashion-canvas (\(s.count) \(s.split.rawValue) canvases of \(s.canvasSize)x\(s.canvasSize), \(s.minItems)-\(s.maxItems) items, seed \(s.seed))"
-        }
-    }
 }
 
 /// What the command asks of the data: the segmenter's classes and channels,
@@ -152,7 +143,7 @@ public struct LoadedData: Sendable {
         if set.replicatedGrey > 0 {
             notes.append("\(set.replicatedGrey) grey image(s) repeated into 3 channels for this colour segmenter (build one with --input-channels 1 to train on grey)")
         }
-        if !set.inMemory { notes.append("\(set.count) images larger than memory allows: decoded as they are needed, ahead of the compute") }
+        if !set.inMemory { notes.append("\(set.count) images are more than --data-memory-mb holds decoded: each batch is decoded as it is needed, ahead of the compute") }
         return LoadedData(samples: set, classes: classes, ignoreLabel: ignore, skipped: skipped, notes: notes)
     }
 

@@ -25,14 +25,6 @@ public struct DecodedImage: Sendable {
         }
     }
 
-    /// Bytes held (for memory budgets).
-    public var byteCount: Int {
-        switch storage {
-        case let .bytes(b): return b.count
-        case let .floats(f): return 4 * f.count
-        }
-    }
-
     /// A grey image repeated into 3 channels (what Keras users do with
     /// `tf.image.grayscale_to_rgb` to feed an RGB encoder).
     public func replicatedToRGB() -> DecodedImage {

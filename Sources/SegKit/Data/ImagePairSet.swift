@@ -64,8 +64,9 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
         let wanted = channels ?? (headers.contains { (try? $0.get().2) == 3 } ? 3 : 1)
         let total = headers.reduce(0) { sum, h in sum + ((try? h.get()).map { $0.0 * $0.1 * (wanted + 4) } ?? 0) }
         let keep = total <= memoryBudget
-        // Then every mask (and, when it all fits, every image) decoded and checked.
-        let decoded = parallelMap(Array(zip(pairs, headers))) { pair, header -> Result<(DecodedImage?, [Int32]), DataError> in
+        // Then every mask (and, when it all fits, every image) decoded and checked;
+        // a lazily read set keeps neither (memory then holds sizes and names only).
+        let decoded = parallelMap(Array(zip(pairs, headers))) { pair, header -> Result<(DecodedImage, [Int32])?, DataError> in
             do {
                 let (_, _, c) = try header.get()
                 if c == 3 && wanted == 1 {
@@ -73,8 +74,7 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
                                             + "build the segmenter with --input-channels 3 to train on colour")
                 }
                 let mask = try loadMask(root: root, pair: pair, encoding: encoding, check: check)
-                let image = keep ? try loadImage(root: root, pair: pair, channels: wanted) : nil
-                return .success((image, mask))
+                return .success(keep ? (try loadImage(root: root, pair: pair, channels: wanted), mask) : nil)
             } catch let e as DataError { return .failure(e) } catch { return .failure(.badFile(pair.image, "\(error)")) }
         }
         var skipped: [String] = [], kept: [ImagePair] = [], sizes: [(Int, Int)] = [], stored: [(DecodedImage, [Int32])] = []
@@ -84,12 +84,12 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
             case let .failure(e):
                 guard skipBad else { throw e }
                 skipped.append("\(e)")
-            case let .success((image, mask)):
+            case let .success(sample):
                 let h = try headers[k].get()
                 kept.append(pairs[k])
                 sizes.append((h.0, h.1))
                 if h.2 == 1 && wanted == 3 { grey += 1 }
-                if keep, let image { stored.append((image, keep ? mask : [])) }
+                if let sample { stored.append(sample) }
             }
         }
         guard !kept.isEmpty else { throw DataError.notFound("\(root): no usable image/mask pair (\(skipped.count) skipped)") }

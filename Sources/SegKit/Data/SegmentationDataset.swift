@@ -29,16 +29,6 @@ public struct SegmentationDataset: Sendable {
     public var pixelsPerImage: Int { height * width * channels }
     public var labelsPerImage: Int { height * width }
 
-    /// The first `n` samples (the labelled-set sizes of a comparison).
-    public func prefix(_ n: Int) -> SegmentationDataset {
-        let k = min(n, count)
-        var out = SegmentationDataset(count: k, height: height, width: width, channels: channels,
-                                      pixels: Array(pixels[0..<(k * pixelsPerImage)]), masks: Array(masks[0..<(k * labelsPerImage)]),
-                                      isByteValued: isByteValued)
-        out.source = source
-        return out
-    }
-
     /// The masks of samples `indices`, one after another (a training batch's labels).
     public func masks(of indices: [Int]) -> [Int32] {
         var out: [Int32] = []

@@ -82,7 +82,18 @@ func softmaxInPlace(_ v: UnsafeMutableBufferPointer<Float>, width: Int) {
 /// scaled so the pixel-weighted mean weight is 1; absent classes get weight 1.
 public func balancedClassWeights(_ masks: [Int32], classes: Int, ignoreLabel: Int32?) -> [Float] {
     var counts = [Int](repeating: 0, count: classes)
-    for m in masks where m != ignoreLabel && m >= 0 && Int(m) < classes { counts[Int(m)] += 1 }
+    countClasses(masks, into: &counts, ignoreLabel: ignoreLabel)
+    return balancedClassWeights(counts: counts)
+}
+
+/// Adds the pixels of each class in `masks` to `counts` (ignored and out-of-range labels skipped).
+public func countClasses(_ masks: [Int32], into counts: inout [Int], ignoreLabel: Int32?) {
+    for m in masks where m != ignoreLabel && m >= 0 && Int(m) < counts.count { counts[Int(m)] += 1 }
+}
+
+/// "auto" class weights from per-class pixel counts (a set read mask by mask).
+public func balancedClassWeights(counts: [Int]) -> [Float] {
+    let classes = counts.count
     let present = counts.filter { $0 > 0 }.count
     let total = counts.reduce(0, +)
     guard present > 0 else { return [Float](repeating: 1, count: classes) }

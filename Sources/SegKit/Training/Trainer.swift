@@ -125,9 +125,9 @@ public final class Trainer {
         let steps = pipeline.plan(epoch: 0).count
         var classWeights = config.classWeights
         if config.autoClassWeights {
-            var masks: [Int32] = []
-            for i in 0..<train.count { masks += try train.mask(i) }
-            classWeights = balancedClassWeights(masks, classes: classes, ignoreLabel: config.ignoreLabel)
+            var counts = [Int](repeating: 0, count: classes)
+            for i in 0..<train.count { countClasses(try train.mask(i), into: &counts, ignoreLabel: config.ignoreLabel) }
+            classWeights = balancedClassWeights(counts: counts)
         }
         let background = Int32(classes - 1)
         // The frozen-encoder feature cache, when it is exact (every step sees each
