@@ -17,7 +17,7 @@ import TestFixtures
             try KerasModel.load(Fixtures.path("plain_cnn.k3.keras"))
         }
         comparison.overrides = ["depth=2"]   // the baseline stays small for a unit test; other recipes ignore it
-        let results = try comparison.run(train: p.train, validation: p.val.prefix(8), test: p.val, classes: 11, background: 10,
+        let results = try comparison.run(train: p.train, validation: p.val.first(8), test: p.val, classes: 11, background: 10,
                                          progress: { _ in }, observer: nil)
         #expect(results.count == 6)
         #expect(results.first { $0.contender == "heatmap-bilinear" }?.trainingSeconds == 0, "a heatmap is evaluated as it is")
@@ -48,7 +48,7 @@ import TestFixtures
         for _ in 0..<2 {
             let comparison = Comparison(recipes: ["transposed-skips"], baseline: nil, labelCounts: [8], training: training,
                                         recipeFolder: recipeFolder) { try KerasModel.load(Fixtures.path("plain_cnn.k3.keras")) }
-            let results = try comparison.run(train: p.train, validation: p.val.prefix(4), test: p.val, classes: 11, background: 10,
+            let results = try comparison.run(train: p.train, validation: p.val.first(4), test: p.val, classes: 11, background: 10,
                                              progress: { _ in }, observer: nil)
             tables.append(results.map { [$0.contender, "\($0.labels)", "\($0.meanIoU)", "\($0.pixelAccuracy)"] })
         }
