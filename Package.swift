@@ -48,10 +48,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The fuzzing harness: mutated Keras files through `segkit forward` in child processes.
+        // The fuzzing harness: mutated Keras files, data, segmenters and command lines
+        // through the `segkit` binary in child processes.
         .executableTarget(
             name: "segkit-fuzz",
-            dependencies: ["SegKitEngine", "SegKitKeras", "HDF5", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+            dependencies: ["SegKit", "SegKitEngine", "SegKitKeras", "HDF5", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         .testTarget(name: "SegKitEngineTests", dependencies: ["SegKitEngine"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CHDF5", "COpenBLAS", "SegKitEngine"]),

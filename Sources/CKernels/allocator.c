@@ -1,6 +1,7 @@
 #include "segkit_kernels.h"
 #include <malloc.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -24,3 +25,11 @@ float *segkit_allocate_store(size_t floats) {
 }
 
 void segkit_free_store(float *store) { free(store); }
+
+/* A kernel's scratch allocation failed: the kernel returns without its work,
+   and the engine turns the flag into an "out of memory" error after the op. */
+static _Atomic int allocation_failed;
+
+void segkit_note_allocation_failure(void) { atomic_store(&allocation_failed, 1); }
+
+int segkit_take_allocation_failure(void) { return atomic_exchange(&allocation_failed, 0); }

@@ -33,7 +33,7 @@ void segkit_conv2d_direct(const float *x, int cin, const float *x2, int cin2, se
     // where they are, with the weights of their channels.
     const int parts = x2 ? 2 : 1;
     tap *taps = malloc(sizeof(tap) * (size_t)rows.kernel * (size_t)cols.kernel * (size_t)parts);
-    if (!taps) abort();
+    if (!taps) { segkit_note_allocation_failure(); return; }
     const tile_shape s = {cout, cout_padded, bias, zeros, cout};
     const int cin_total = cin + (x2 ? cin2 : 0);
     for (int r = row_begin; r < row_end; r++) {
@@ -62,7 +62,7 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                                     const float *zeros, float *x, float *x2, int cx1, int row_begin, int row_end,
                                     const float *skip, int cskip, const float *wskip) {
     tap *taps = malloc(sizeof(tap) * ((size_t)rows.kernel * (size_t)cols.kernel + 1));
-    if (!taps) abort();
+    if (!taps) { segkit_note_allocation_failure(); return; }
     if (!x2) cx1 = cx;
     const tile_shape s = {cx, cx_padded, bias, zeros, cx1};
     for (int r = row_begin; r < row_end; r++) {
@@ -363,7 +363,7 @@ void segkit_conv2d_transpose_gradients_direct(const float *g, int cg, segkit_axi
                                               int row_begin, int row_end, float *g_sums) {
     // dx's row accumulates in whole vectors here (cx lanes of each are written out).
     v16 *dxrow = aligned_alloc(64, sizeof(v16) * (size_t)(cols.output > 0 ? cols.output : 1));
-    if (!dxrow) abort();
+    if (!dxrow) { segkit_note_allocation_failure(); return; }
     const float *x_end = x + (size_t)row_end * cols.output * (size_t)cx;
     for (int r = row_begin; r < row_end; r++) {
         int n = r / rows.output, oy = r % rows.output;

@@ -95,8 +95,10 @@ static void start_helpers(void) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&thread, &attr, helper, NULL) != 0) abort();
+        int failed = pthread_create(&thread, &attr, helper, NULL) != 0;
         pthread_attr_destroy(&attr);
+        // Fewer helpers only means less parallelism: the caller takes every part no helper takes.
+        if (failed) break;
     }
 }
 

@@ -18,7 +18,11 @@ void segkit_upsample_bilinear(const float *x, int h, int w, int c, int oh, int o
     int *lower = malloc(sizeof(int) * out_row);
     int *upper = malloc(sizeof(int) * out_row);
     float *weight = malloc(sizeof(float) * out_row);
-    if (!blend || !lower || !upper || !weight) abort();
+    if (!blend || !lower || !upper || !weight) {
+        free(blend); free(lower); free(upper); free(weight);
+        segkit_note_allocation_failure();
+        return;
+    }
     for (int ox = 0; ox < ow; ox++) {
         for (int k = 0; k < c; k++) {
             size_t j = (size_t)ox * c + k;

@@ -2,10 +2,14 @@ import Foundation
 
 /// Errors the engine reports instead of crashing: each names the op or layer
 /// and says what was expected and what was found.
-public enum EngineError: Error, Equatable, LocalizedError {
+public enum EngineError: Error, Equatable, LocalizedError, CustomStringConvertible {
     case shapeMismatch(op: String, expected: String, found: String)
     case invalidArgument(op: String, message: String)
     case graph(String)
+    /// A kernel's scratch memory could not be allocated (what was running).
+    case outOfMemory(String)
+
+    public var description: String { errorDescription ?? "engine error" }
 
     public var errorDescription: String? {
         switch self {
@@ -15,6 +19,8 @@ public enum EngineError: Error, Equatable, LocalizedError {
             return "\(op): \(message)"
         case let .graph(message):
             return "graph: \(message)"
+        case let .outOfMemory(what):
+            return "out of memory while \(what)"
         }
     }
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// The record of one forward pass: the values still held and, in training mode,
 /// what each node's backward pass needs.
 public struct ForwardPass {
@@ -111,7 +113,8 @@ extension Graph {
             mode == .training && !needsGradient[index] && !nodes[index].layer.trainingChangesOutput ? .inference : mode
         }
         /// Marks `index` as run: its value and cache stored, its inputs released after their last use.
-        func finish(_ index: Int, _ result: LayerOutput) {
+        func finish(_ index: Int, _ result: LayerOutput) throws {
+            if segkit_take_allocation_failure() != 0 { throw EngineError.outOfMemory("running '\(nodes[index].name)'") }
             values[index] = result.output
             if modeOf(index) == .training { caches[index] = result.cache }
             for i in nodes[index].inputs {
@@ -140,8 +143,8 @@ extension Graph {
                     fusedSums[fold.add] = sum.output
                     fused.insert(fold.add)
                     // Read by nothing but their Add, which has the sum.
-                    finish(producer, LayerOutput(Tensor(zeros: [0]), cache: sum.cache))
-                    finish(projection, LayerOutput(Tensor(zeros: [0]), cache: term.cache))
+                    try finish(producer, LayerOutput(Tensor(zeros: [0]), cache: sum.cache))
+                    try finish(projection, LayerOutput(Tensor(zeros: [0]), cache: term.cache))
                     if let started { profiler?.record(node: producer, backward: false, since: started) }
                     continue
                 }
@@ -167,10 +170,10 @@ extension Graph {
                 try run(index)
                 return
             }
-            finish(concatenation, LayerOutput(Tensor(zeros: [0]), cache: concatenate.cache(forPartsOf: parts, mode: modeOf(concatenation))))
+            try finish(concatenation, LayerOutput(Tensor(zeros: [0]), cache: concatenate.cache(forPartsOf: parts, mode: modeOf(concatenation))))
             if let started { profiler?.record(node: index, backward: false, since: started) }
             partsRead[index] = concatenation
-            finish(index, result)
+            try finish(index, result)
         }
         func run(_ index: Int) throws {
             let node = nodes[index]
@@ -194,7 +197,7 @@ extension Graph {
                 throw EngineError.graph("at node '\(node.name)': \(error.localizedDescription)")
             }
             if let started { profiler?.record(node: index, backward: false, since: started) }
-            finish(index, result)
+            try finish(index, result)
         }
         return ForwardPass(mode: mode, values: values, caches: caches, keptInputGradients: inputGradients, fusedAdds: fused,
                            partsRead: partsRead)
@@ -257,6 +260,7 @@ extension Graph {
                 inputGrads = try node.layer.backward(
                     grad, cache: pass.caches[index], needInputGradients: node.inputs.map { needsGradient[$0] })
             }
+            if segkit_take_allocation_failure() != 0 { throw EngineError.outOfMemory("computing the gradients of '\(node.name)'") }
             if let started { profiler?.record(node: index, backward: true, since: started) }
             for (k, source) in node.inputs.enumerated() {
                 if let g = inputGrads[k] { accumulate(g, into: &grads[source]) }

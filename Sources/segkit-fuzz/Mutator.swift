@@ -5,12 +5,17 @@ import SegKitEngine
 import SegKitKeras
 import ZIPFoundation
 
-/// One fuzz case: a mutated copy of a fixture (and of its config, when it has one).
+/// One fuzz case: `segkit ARGUMENTS` run in the case's own folder, which holds
+/// its mutated inputs and receives its outputs.
 struct FuzzCase {
-    let fixture: String
+    /// models, cli, data or segmenters.
+    let corpus: String
+    /// The mutation (bitflip, truncate, …, or the subcommand for command lines).
     let kind: String
-    let model: String
-    let config: String?
+    /// What was mutated: a fixture's name, or the command line itself.
+    let label: String
+    let arguments: [String]
+    let directory: String
 }
 
 /// Seeded mutations of Keras files, each one a way real files get damaged or forged.
@@ -30,12 +35,13 @@ struct Mutator {
 
     mutating func int(_ n: Int) -> Int { Int(rng.next() % UInt64(max(n, 1))) }
 
-    mutating func make(_ index: Int) throws -> FuzzCase {
+    /// A mutated model file run by `segkit forward` on its fixture's input.
+    mutating func make(_ index: Int, directory: String) throws -> FuzzCase {
         let (model, config) = Self.seeds[int(Self.seeds.count)]
         let kind = Self.kinds[int(Self.kinds.count)]
         let ext = (model as NSString).pathExtension
-        let out = "\(work)/case\(index).\(model.hasSuffix(".weights.h5") ? "weights.h5" : ext)"
-        var configOut = config.map { _ in "\(work)/case\(index).json" }
+        let out = "\(directory)/model.\(model.hasSuffix(".weights.h5") ? "weights.h5" : ext)"
+        var configOut = config.map { _ in "\(directory)/config.json" }
         try? FileManager.default.removeItem(atPath: out)
         try FileManager.default.copyItem(atPath: "\(fixtures)/\(model)", toPath: out)
         if let config, let configOut {
@@ -54,7 +60,11 @@ struct Mutator {
         default: try bitflip(out)
         }
         if Bool.random(using: &rng) && configOut != nil && kind == "bitflip" { configOut = nil }  // also: weights without their config
-        return FuzzCase(fixture: model, kind: kind, model: out, config: configOut)
+        let net = model.components(separatedBy: ".k")[0], version = model.contains(".k2.") ? "k2" : "k3"
+        let input = "\(fixtures)/\(net).\(version).expected.h5"
+        return FuzzCase(corpus: "models", kind: kind, label: model,
+                        arguments: ["forward", out, "--input", input, "--output", "\(directory)/out.h5"] + (configOut.map { ["--config", $0] } ?? []),
+                        directory: directory)
     }
 
     mutating func bitflip(_ path: String) throws {
@@ -142,18 +152,22 @@ struct Mutator {
 
     mutating func corruptModelConfig(_ path: String) throws {
         let text = (try? HDF5File(readingFrom: path).root.stringAttribute("model_config")) ?? ""
+        try rewriteStringAttribute(path, "model_config", corruptJSON(text))
+    }
+
+    /// Replaces the root's string attribute `name` with `value`.
+    func rewriteStringAttribute(_ path: String, _ name: String, _ value: String) throws {
         let file = H5Fopen(path, segkit_h5f_acc_rdwr(), segkit_h5p_default())
         guard file >= 0 else { return }
         defer { H5Fclose(file) }
-        _ = H5Adelete_by_name(file, "/", "model_config", segkit_h5p_default())
+        _ = H5Adelete_by_name(file, "/", name, segkit_h5p_default())
         let g = H5Oopen(file, "/", segkit_h5p_default())
         defer { H5Oclose(g) }
         let type = H5Tcopy(segkit_h5t_c_s1())
         H5Tset_size(type, segkit_h5t_variable())
         let space = H5Screate(H5S_SCALAR)
-        let attr = H5Acreate2(g, "model_config", type, space, segkit_h5p_default(), segkit_h5p_default())
-        let corrupted = corruptJSON(text)
-        corrupted.withCString { c in
+        let attr = H5Acreate2(g, name, type, space, segkit_h5p_default(), segkit_h5p_default())
+        value.withCString { c in
             var p: UnsafePointer<CChar>? = c
             H5Awrite(attr, type, &p)
         }
@@ -209,13 +223,15 @@ struct Mutator {
         }
     }
 
-    mutating func rewriteZip(_ path: String, corrupting: String? = nil, dropping: String? = nil, extra: (String, Data)? = nil) throws {
+    mutating func rewriteZip(_ path: String, corrupting: String? = nil, dropping: String? = nil, extra: (String, Data)? = nil,
+                             replacing: (String, Data)? = nil) throws {
         let source = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
         var entries: [(String, Data)] = []
         for entry in source {
             var data = Data()
             _ = try source.extract(entry) { data.append($0) }
             if entry.path == dropping { continue }
+            if let replacing, entry.path == replacing.0 { data = replacing.1 }
             if entry.path == corrupting {
                 if entry.path.hasSuffix(".json"), let text = String(data: data, encoding: .utf8) {
                     data = Data(corruptJSON(text).utf8)

@@ -19,8 +19,17 @@ struct Bench: ParsableCommand {
     var summarize: String?
     @Flag(help: .hidden) var child = false
 
+    func validate() throws {
+        try require(steps, in: 10...100_000, "--steps")
+        try require(warmup, in: 0...100_000, "--warmup")
+        try require(epochSamples, in: 1...10_000_000, "--epoch-samples")
+        let spec = OptionSpec("--only", only)
+        try checkSpec {
+            for w in try spec.items() where !["i", "ii", "iii"].contains(w) { throw spec.fail(w, "is not a workload: i, ii or iii") }
+        }
+    }
+
     func run() throws {
-        guard steps >= 10 else { throw ValidationError("--steps must be at least 10") }
         let workloads = only.split(separator: ",").map(String.init)
         for w in workloads where Benchmarks.names[w] == nil { throw ValidationError("unknown workload '\(w)' (i, ii, iii)") }
         if child { try runChild(workloads[0]); return }

@@ -28,7 +28,7 @@ struct Build: ParsableCommand {
     var inputChannels: Int?
 
     @Option(help: "keep: the classifier's classes; new: a new zero-initialised score layer.")
-    var head: String?
+    var head: HeadChoice?
 
     @Option(name: .customLong("set"), help: "Override a recipe option, KEY=VALUE (repeatable).")
     var overrides: [String] = []
@@ -39,11 +39,20 @@ struct Build: ParsableCommand {
     @Option(help: "Output Keras file (.keras, or .h5 for legacy HDF5).")
     var out: String
 
+    func validate() throws {
+        if let classes { try require(classes, in: 1...65_536, "--classes") }
+        if let inputChannels { try require(inputChannels, in: 1...4096, "--input-channels") }
+        try checkSpec {
+            for o in overrides { _ = try OptionSpec("--set", o).setting(o) }
+            if let classNames { _ = try OptionSpec("--class-names", classNames).items() }
+        }
+    }
+
     func run() throws {
         var sets = overrides
         if let classes { sets.append("classes=\(classes)") }
         if let inputChannels { sets.append("input_channels=\(inputChannels)") }
-        if let head { sets.append("head=\(head)") }
+        if let head { sets.append("head=\(head.rawValue)") }
         if let output { sets.append("output=\(output)") }
         let r = try Recipe.load(recipe, overrides: sets, recipeFolder: try recipeFolder())
         let source = try classifier.map { try loadModel($0, config: config) }

@@ -20,7 +20,7 @@ struct Compare: ParsableCommand {
     @Option(help: "Validation samples, taken from the end of --data (after the largest N).") var valCount: Int = 32
     @Option var epochs: Int = 10
     @Option var batch: Int = 16
-    @Option var optimizer: String = "adam"
+    @Option var optimizer: TrainingConfig.OptimizerKind = .adam
     @Option var lr: Float = 1e-3
     @Option var seed: UInt64 = 0
     @Option(name: .customLong("set"), help: "Override an option of every recipe, KEY=VALUE (repeatable).") var overrides: [String] = []
@@ -29,13 +29,25 @@ struct Compare: ParsableCommand {
     @Option(help: "Train on random H,W crops (default: whole images, in size buckets when sizes differ).") var crop: String?
     @Option(help: "Report folder.") var out: String
 
+    func validate() throws {
+        try require(epochs, in: 1...1_000_000, "--epochs")
+        try require(batch, in: 1...65_536, "--batch")
+        try require(lr, in: 1e-12...100, "--lr")
+        try require(valCount, in: 1...10_000_000, "--val-count")
+        try require(examples, in: 0...1000, "--examples")
+        try checkSpec {
+            _ = try TrainingConfig.parseLabelCounts(labels)
+            if let crop { _ = try TrainingConfig.parseCrop(crop) }
+            for o in overrides { _ = try OptionSpec("--set", o).setting(o) }
+        }
+    }
+
     func run() throws {
         _ = try runComparison(commandLine: (["segkit"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
     }
 
     func runComparison(commandLine: String) throws -> ComparisonReport {
-        let counts = labels.split(separator: ",").compactMap { Int($0) }.sorted()
-        guard !counts.isEmpty, counts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--labels takes positive sizes, e.g. 50,100,200") }
+        let counts = try TrainingConfig.parseLabelCounts(labels)
         let folder = try recipeFolder()
         let probe = try loadModel(classifier, config: config)
         let classes = try naming(classifier) {
@@ -56,11 +68,7 @@ struct Compare: ParsableCommand {
         training.learningRate = lr
         training.seed = seed
         training.ignoreLabel = loaded.ignoreLabel
-        if let crop {
-            let v = crop.split(separator: ",").compactMap { Int($0) }
-            guard v.count == 2, v[0] > 0, v[1] > 0, v[0] <= 8192, v[1] <= 8192 else { throw ValidationError("--crop '\(crop)': takes H,W in pixels, e.g. 256,256") }
-            training.crop = (v[0], v[1])
-        }
+        if let crop { training.crop = try TrainingConfig.parseCrop(crop) }
         training.inputScale = try data.inputScale.map(InputScaling.init(parsing:)) ?? .defaultScaling(for: probe.graph)
         var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
                                     labelCounts: counts, training: training, recipeFolder: folder) {
@@ -86,8 +94,10 @@ struct Compare: ParsableCommand {
                                scalars: test.isByteValued ? one.pixels.map(training.inputScale.apply) : one.pixels)
             var files: [(String, String)] = []
             func save(_ label: String, _ name: String, _ labels: [Int]) throws {
-                try PNGImage.write("\(out)/images/\(name)", width: one.width, height: one.height, channels: 3,
-                                   pixels: palette.overlay(pixels: one.pixels, channels: one.channels, labels: labels))
+                try writeAtomically("\(out)/images/\(name)") {
+                    try PNGImage.write($0, width: one.width, height: one.height, channels: 3,
+                                       pixels: palette.overlay(pixels: one.pixels, channels: one.channels, labels: labels))
+                }
                 files.append((label, "images/\(name)"))
             }
             try save("image", "test\(i)_image.png", [Int](repeating: classes - 1, count: one.height * one.width))

@@ -15,6 +15,13 @@ struct DataCommand: ParsableCommand {
     var folder = false
     @Option var out: String
 
+    func validate() throws {
+        guard !(classifier && folder) else { throw ValidationError("--classifier and --folder: choose one (classifier data is HDF5 only)") }
+        try checkSpec {
+            guard case .fashionCanvas = try DataSource.parse(source) else { throw ValidationError("segkit data generates fashion-canvas data only, not '\(source)'") }
+        }
+    }
+
     func run() throws {
         guard case let .fashionCanvas(spec) = try DataSource.parse(source, fashionFolder: fashionDir) else {
             throw ValidationError("segkit data generates fashion-canvas data only")

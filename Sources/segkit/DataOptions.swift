@@ -18,14 +18,29 @@ struct DataOptions: ParsableArguments {
     @Flag(help: "Skip unusable image/mask pairs (unreadable, mismatched, class ids out of range) and say how many, instead of stopping at the first.")
     var skipBad = false
 
+    /// Range and spec checks, before any file is opened.
+    ///
+    /// - Throws: `ValidationError` quoting the bad part.
+    func validate() throws {
+        try require(dataMemoryMb, in: 0...(1 << 30), "--data-memory-mb")
+        try checkSpec {
+            if let inputScale { _ = try InputScaling(parsing: inputScale) }
+            if data.hasPrefix("fashion-canvas") || data.hasPrefix("voc:") || data.hasPrefix("pets:") { _ = try DataSource.parse(data) }
+        }
+    }
+
     /// Opens `source` (default `--data`) for a segmenter of `classes` classes and
     /// `channels` input channels, printing what was skipped or converted.
     func open(_ source: String? = nil, classes: Int?, channels: Int?, ignoreLabel: Int32?) throws -> LoadedData {
         let text = source ?? data
         var request = DataRequest(classes: classes, channels: channels, ignoreLabel: ignoreLabel, maskColours: maskColors, skipBad: skipBad)
-        guard dataMemoryMb >= 0 else { throw ValidationError("--data-memory-mb must be 0 or more, not \(dataMemoryMb)") }
         request.memoryBudget = dataMemoryMb << 20
-        let loaded = try DataSource.parse(text, fashionFolder: fashionDir).open(request)
+        let source = try DataSource.parse(text, fashionFolder: fashionDir)
+        // An HDF5 data set is read by libhdf5, which can crash on a damaged file: a child reads it first.
+        if case let .hdf5(path) = source, ProcessInfo.processInfo.environment["SEGKIT_CHECK_CHILD"] == nil {
+            try checkInChildProcess(["check-data", path], file: path)
+        }
+        let loaded = try source.open(request)
         if !loaded.skipped.isEmpty {
             let shown = loaded.skipped.prefix(10).joined(separator: "\n  ")
             FileHandle.standardError.write(Data("skipped \(loaded.skipped.count) bad sample(s) of \(text):\n  \(shown)\(loaded.skipped.count > 10 ? "\n  …" : "")\n".utf8))

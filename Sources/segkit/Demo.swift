@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegKit
 import SegKitKeras
 
 /// `segkit demo`: the main job on the built-in running example, nothing to supply.
@@ -11,13 +12,18 @@ struct Demo: ParsableCommand {
     @Option(help: "Labelled-set sizes to compare.") var labels: String = "20,60,180"
     @Option var epochs: Int = 8
 
+    func validate() throws {
+        try require(epochs, in: 1...1_000_000, "--epochs")
+        try checkSpec { _ = try TrainingConfig.parseLabelCounts(labels) }
+    }
+
     func run() throws {
         print(versionText())
         let classifier = try recipeFolder() + "/demo/classifier.keras"
         print("\n1. The classifier (trained with Keras by Recipes/demo/train_classifier.py): \(classifier)")
         try printSummary(try loadModel(classifier))
         print("\n2. Data: Fashion-MNIST items pasted on 128x128 canvases (Debian's dataset-fashion-mnist), 1-3 items each, class 10 = background")
-        let largest = labels.split(separator: ",").compactMap { Int($0) }.max() ?? 180
+        let largest = try TrainingConfig.parseLabelCounts(labels).last ?? 180
         let compare = try Compare.parse([
             "--classifier", classifier, "--recipes", "heatmap-bilinear,transposed-skips", "--baseline", "unet-scratch",
             "--data", "fashion-canvas:count=\(largest + 32),size=128,items=1-3,seed=1",

@@ -15,6 +15,11 @@ struct Eval: ParsableCommand {
     @Option(help: "A class id that does not count.") var ignoreLabel: Int32?
     @Flag(help: "Print JSON for machines.") var json = false
 
+    func validate() throws {
+        try require(batch, in: 1...65_536, "--batch")
+        if let background { try require(background, in: 0...65_535, "--background") }
+    }
+
     func run() throws {
         let file = try SegmenterFile(segmenter)
         let classes = file.classes
@@ -25,6 +30,7 @@ struct Eval: ParsableCommand {
         let m = try Evaluator(runner: file.runner, classes: classes, inputScale: scale, batchSize: batch, ignoreLabel: loaded.ignoreLabel)
             .evaluate(dataset, progress: ImageProgress("evaluated").update).matrix
         let bg = background ?? loaded.classes?.background ?? classes - 1
+        guard bg < classes else { throw ValidationError("--background \(bg): this segmenter has classes 0 to \(classes - 1)") }
         if json {
             print(EvaluationReport(matrix: m, background: bg, classNames: names).json.jsonText)
             return

@@ -23,7 +23,7 @@ struct ModelOptions: ParsableArguments {
 /// read to the end is read in this process.
 func loadModel(_ path: String, config: String? = nil) throws -> KerasModel {
     if ProcessInfo.processInfo.environment["SEGKIT_CHECK_CHILD"] == nil {
-        try checkInChildProcess(path, config: config)
+        try checkInChildProcess(["check-model", path] + (config.map { ["--config", $0] } ?? []), file: path)
     }
     return try KerasModel.load(path, configPath: config)
 }
@@ -32,11 +32,15 @@ struct ModelFileError: Error, CustomStringConvertible {
     let description: String
 }
 
-private func checkInChildProcess(_ path: String, config: String?) throws {
+/// Runs `segkit ARGUMENTS` (a hidden check command reading `file` completely)
+/// in a child process: its crash or hang becomes a clean error here.
+///
+/// - Throws: `ModelFileError` naming `file`: the child's own error, its signal, or its time-out.
+func checkInChildProcess(_ arguments: [String], file path: String) throws {
     let seconds = Double(ProcessInfo.processInfo.environment["SEGKIT_IMPORT_TIMEOUT"] ?? "") ?? 120
     let child = Process()
     child.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    child.arguments = ["check-model", path] + (config.map { ["--config", $0] } ?? [])
+    child.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     environment["SEGKIT_CHECK_CHILD"] = "1"
     environment["SWIFT_BACKTRACE"] = "enable=no"   // a crashing child only needs to end, quickly

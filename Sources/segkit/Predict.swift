@@ -15,6 +15,12 @@ struct Predict: ParsableCommand {
     @Option(help: "Mirrored margin around each tile, ≥ the receptive-field radius.") var margin: Int = 32
     @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's).") var inputScale: String?
 
+    func validate() throws {
+        try require(tile, in: 16...65_536, "--tile")
+        try require(margin, in: 0...4096, "--margin")
+        try checkSpec { if let inputScale { _ = try InputScaling(parsing: inputScale) } }
+    }
+
     func run() throws {
         let file = try SegmenterFile(segmenter)
         let (classes, names) = (file.classes, file.classNames)

@@ -16,12 +16,12 @@ struct Train: ParsableCommand {
     @Option(help: "Fraction of --data held out for validation when no --val-data.") var valFraction: Double = 0.1
     @Option var epochs: Int = 10
     @Option var batch: Int = 16
-    @Option(help: "sgd or adam.") var optimizer: String = "adam"
+    @Option var optimizer: TrainingConfig.OptimizerKind = .adam
     @Option var lr: Float = 1e-3
     @Option var momentum: Float = 0.9
     @Option var weightDecay: Float = 0
-    @Option(help: "constant, step or cosine.") var schedule: String = "constant"
-    @Option(help: "ce, weighted-ce, dice or ce+dice.") var loss: String = "ce"
+    @Option var schedule: TrainingConfig.Schedule = .constant
+    @Option var loss: SegmentationLoss = .ce
     @Option(help: "auto, or one weight per class (comma-separated).") var classWeights: String?
     @Option(help: "U-Net border weights W0,SIGMA (e.g. 10,5).") var borderWeight: String?
     @Option(help: "Comma-separated: flip, shift, elastic, scale:A-B (random rescale by A…B before the crop, e.g. scale:0.5-2.0).")
@@ -36,6 +36,23 @@ struct Train: ParsableCommand {
     @Option(help: "Continue a run from its .last.keras checkpoint.") var resume: String?
     @Option(help: "Where the best segmenter goes; beside it NAME.last.keras (checkpoint) and NAME.history.csv.") var out: String
 
+    func validate() throws {
+        try require(epochs, in: 1...1_000_000, "--epochs")
+        try require(batch, in: 1...65_536, "--batch")
+        try require(lr, in: 1e-12...100, "--lr")
+        try require(momentum, in: 0...0.9999, "--momentum")
+        try require(weightDecay, in: 0...10, "--weight-decay")
+        try require(valFraction, in: 0...0.99, "--val-fraction")
+        if let patience { try require(patience, in: 1...1_000_000, "--patience") }
+        try require(cacheMb, in: 0...(1 << 30), "--cache-mb")
+        try checkSpec {
+            if let classWeights, classWeights != "auto" { _ = try TrainingConfig.parseClassWeights(classWeights, classes: classWeights.split(separator: ",").count) }
+            if let borderWeight { _ = try TrainingConfig.parseBorderWeight(borderWeight) }
+            if let augment { _ = try TrainingConfig.parseAugment(augment) }
+            if let crop { _ = try TrainingConfig.parseCrop(crop) }
+        }
+    }
+
     func run() throws {
         let start = resume ?? segmenter
         let file = try SegmenterFile(start)
@@ -49,43 +66,16 @@ struct Train: ParsableCommand {
         config.learningRate = lr
         config.momentum = momentum
         config.weightDecay = weightDecay
-        guard let s = TrainingConfig.Schedule(rawValue: schedule) else { throw ValidationError("--schedule: constant, step or cosine") }
-        config.schedule = s
-        guard let l = SegmentationLoss(rawValue: loss) else { throw ValidationError("--loss: ce, weighted-ce, dice or ce+dice") }
-        config.loss = l
+        config.schedule = schedule
+        config.loss = loss
         if let classWeights {
-            if classWeights == "auto" { config.autoClassWeights = true } else {
-                let w = classWeights.split(separator: ",").compactMap { Float($0) }
-                guard w.count == classes else { throw ValidationError("--class-weights needs \(classes) numbers or auto") }
-                config.classWeights = w
-            }
+            let weights = try TrainingConfig.parseClassWeights(classWeights, classes: classes)
+            config.classWeights = weights
+            config.autoClassWeights = weights == nil
         }
-        if let borderWeight {
-            let v = borderWeight.split(separator: ",").compactMap { Float($0) }
-            guard v.count == 2, v[1] > 0 else { throw ValidationError("--border-weight takes W0,SIGMA") }
-            config.borderWeight = (v[0], v[1])
-        }
-        if let augment {
-            for item in augment.split(separator: ",").map(String.init) {
-                if item.hasPrefix("scale:") {
-                    let v = item.dropFirst(6).split(separator: "-").compactMap { Float($0) }
-                    guard v.count == 2, v[0] > 0, v[0] <= v[1], v[1] <= 8 else {
-                        throw ValidationError("--augment '\(item)': scale takes A-B with 0 < A ≤ B ≤ 8, e.g. scale:0.5-2.0")
-                    }
-                    config.scaleRange = v[0]...v[1]
-                } else {
-                    guard let a = Augmentation(rawValue: item) else { throw ValidationError("--augment '\(item)': one of flip, shift, elastic, scale:A-B") }
-                    config.augment.insert(a)
-                }
-            }
-        }
-        if let crop {
-            let v = crop.split(separator: ",").compactMap { Int($0) }
-            guard v.count == 2, v[0] > 0, v[1] > 0, v[0] <= 8192, v[1] <= 8192 else {
-                throw ValidationError("--crop '\(crop)': takes H,W in pixels, e.g. 256,256")
-            }
-            config.crop = (v[0], v[1])
-        }
+        if let borderWeight { config.borderWeight = try TrainingConfig.parseBorderWeight(borderWeight) }
+        if let augment { (config.augment, config.scaleRange) = try TrainingConfig.parseAugment(augment) }
+        if let crop { config.crop = try TrainingConfig.parseCrop(crop) }
         config.seed = seed
         config.patience = patience
         config.cacheMB = cacheMb

@@ -108,3 +108,30 @@ import SegKit
         #expect(big.status == 0 && big.stdout.contains("not cached: ") && big.stdout.contains("smaller than the 40x80 crop"), "\(big.stdout)")
     }
 }
+
+/// The no-crash issue's command lines: every option with fixed values is an
+/// enum, every number range-checked, every spec error quotes the bad part.
+@Suite struct OptionValidationTests {
+    @Test(arguments: [
+        (["data", "fashion-canvas:count=4,seed=-1", "--out", "/tmp/x.h5"], "'-1' is not a seed"),
+        (["data", "fashion-canvas:count=4,items=-", "--out", "/tmp/x.h5"], "'-' is not a range A-B"),
+        (["train", "x.keras", "--data", "d", "--optimizer", "sgdd", "--out", "/tmp/o.keras"], "Please provide one of 'sgd' and 'adam'"),
+        (["train", "x.keras", "--data", "d", "--epochs", "0", "--out", "/tmp/o.keras"], "--epochs must be from 1"),
+        (["train", "x.keras", "--data", "d", "--lr", "nan", "--out", "/tmp/o.keras"], "--lr must be a number"),
+        (["train", "x.keras", "--data", "d", "--crop", "3,x", "--out", "/tmp/o.keras"], "--crop '3,x': 'x' is not a crop width"),
+        (["train", "x.keras", "--data", "d", "--augment", "flip,,shift", "--out", "/tmp/o.keras"], "--augment 'flip,,shift': has an empty item"),
+        (["train", "x.keras", "--data", "d", "--class-weights", "1,a", "--out", "/tmp/o.keras"], "'a' is not a class weight"),
+        (["train", "x.keras", "--data", "d", "--schedule", "linear", "--out", "/tmp/o.keras"], "'constant', 'step' or 'cosine'"),
+        (["eval", "x.keras", "--data", "d", "--input-scale", "mean-std:1", "--out", "/tmp/o.keras"], "--input-scale 'mean-std:1'"),
+        (["build", "--recipe", "unet-scratch", "--set", "=4", "--out", "/tmp/q.keras"], "--set '=4': is not KEY=VALUE"),
+        (["build", "--recipe", "transposed", "--head", "maybe", "--out", "/tmp/q.keras"], "'keep' and 'new'"),
+        (["predict", "x.keras", "img", "--tile", "3", "--out", "/tmp/m"], "--tile must be from 16"),
+        (["compare", "--classifier", "c", "--data", "d", "--test-data", "t", "--labels", "2,a", "--out", "/tmp/r"], "--labels '2,a': 'a'"),
+    ])
+    func aBadOptionValueIsRefusedBeforeAnyFileIsOpenedQuotingIt(_ args: [String], _ message: String) throws {
+        let r = try CLI.run(args)
+        #expect(r.status == 64, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("Error: ") && r.stderr.contains(message), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").filter { $0.hasPrefix("Error: ") }.count == 1)
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SegKitEngine
+import SegKit
 
 @Suite(.serialized) struct KillTests {
     /// Starts `segkit args…` and returns the process (output discarded).
@@ -50,6 +51,54 @@ import SegKitEngine
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp) == [])
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
         #expect(left == ["tmp", "seg.keras", "t.keras", "t.last.keras", "t.history.csv"], "left: \(left.sorted()); resumed run: \(resumed.stdout) \(resumed.stderr)")
+    }
+
+    /// Every file in `folder` under its final name is whole: PNGs decode, JSON parses.
+    func expectWhole(_ folder: String, _ context: String) throws {
+        guard let walker = FileManager.default.enumerator(atPath: folder) else { return }
+        for case let f as String in walker where !(f as NSString).lastPathComponent.hasPrefix(".") {
+            let path = folder + "/" + f
+            if f.hasSuffix(".png") {
+                #expect((try? PNGImage(path: path)) != nil, "\(context): \(f) is damaged")
+            } else if f.hasSuffix(".json") {
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                #expect((try? JSONSerialization.jsonObject(with: data)) != nil, "\(context): \(f) is damaged")
+            } else if f.hasSuffix(".html") || f.hasSuffix(".csv") || f.hasSuffix(".txt") {
+                #expect(!(try Data(contentsOf: URL(fileURLWithPath: path))).isEmpty, "\(context): \(f) is empty")
+            }
+        }
+    }
+
+    @Test func killingCompareOrPredictNeverLeavesAHalfWrittenReportOrMaskAndARerunCompletes() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-kill-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/images", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let build = try CLI.run(["build", "--recipe", "transposed-skips", "--classifier", CLI.fixture("plain_cnn.k3.keras"), "--out", dir + "/seg.keras"])
+        #expect(build.status == 0, "\(build.stderr)")
+        for i in 0..<60 {
+            try PNGImage.write("\(dir)/images/im\(i).png", width: 96, height: 80, channels: 1, pixels: (0..<(96 * 80)).map { UInt8(($0 * 7 + i) % 251) })
+        }
+        let compare = ["compare", "--classifier", CLI.fixture("plain_cnn.k3.keras"), "--recipes", "heatmap-bilinear,transposed-skips", "--baseline", "none",
+                       "--data", "fashion-canvas:count=40,size=32", "--test-data", "fashion-canvas:count=16,size=32,split=test",
+                       "--labels", "4,8", "--epochs", "2", "--batch", "4", "--examples", "16", "--out", dir + "/report"]
+        let predict = ["predict", dir + "/seg.keras", dir + "/images", "--out", dir + "/masks"]
+        var rng = SeededGenerator(seed: 7)
+        for (command, folder) in [(compare, dir + "/report"), (predict, dir + "/masks")] {
+            for trial in 0..<4 {
+                let p = try start(command, environment: [:])
+                usleep(UInt32(300_000 + Int(rng.next() % 2_500_000)))
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                try expectWhole(folder, "\(command[0]) killed in trial \(trial)")
+            }
+            let rerun = try CLI.run(command)
+            #expect(rerun.status == 0, "\(rerun.stderr)")
+            try expectWhole(folder, "\(command[0]) rerun")
+            // The rerun cleared what the killed runs left half-written.
+            let temporaries = FileManager.default.enumerator(atPath: folder)?.compactMap { $0 as? String }.filter { $0.contains(".segkit-") } ?? []
+            #expect(temporaries.isEmpty, "left: \(temporaries)")
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/report/index.html") && FileManager.default.fileExists(atPath: dir + "/masks/im59_mask.png"))
     }
 
     @Test func anUnwritableOutputFolderIsReportedBeforeTraining() throws {

@@ -178,7 +178,7 @@ struct TinyProblem {
         let seg = try p.segmenter()
         var c = p.config(epochs: 3)
         c.learningRate = 1e30
-        c.optimizer = "sgd"
+        c.optimizer = .sgd
         c.momentum = 0
         let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
         var saved = 0
@@ -202,4 +202,37 @@ func writeCheckpoint(_ trainer: Trainer, _ seg: BuiltSegmenter, _ path: String) 
     var writer = KerasWriter(graph: trainer.graph, name: "seg", metadata: seg.metadata)
     writer.extraFiles = ["segkit_state.h5": state]
     try writer.write(to: path)
+}
+
+@Suite struct TrainingStateTests {
+    /// Was: a damaged history line crashed `--resume` (a fixed index into a split line).
+    @Test func aDamagedHistoryOrProgressInACheckpointIsAnErrorNotACrash() throws {
+        let p = try TinyProblem(count: 8)
+        let seg = try p.segmenter()
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: p.config(epochs: 1))
+        _ = try trainer.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in })
+        let dir = try scratchFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try trainer.saveState(to: dir + "/good.h5")
+        var state = try TrainingState.read(from: try HDF5File(readingFrom: dir + "/good.h5"))
+        #expect(state.history.count == 1 && state.progress[0] == 1)
+        state.progress = [1, -4, 0, 0]
+        try state.write(to: dir + "/negative.h5")
+        #expect { try TrainingState.read(from: try HDF5File(readingFrom: dir + "/negative.h5")) } throws: { "\($0)".contains("progress") }
+        // A history line cut short.
+        let cut = try HDF5File(creating: dir + "/cut.h5").root
+        try cut.writeStringsAttribute("parameters", state.parameterNames)
+        try cut.writeDataset("progress", shape: [4], int64s: [1, 0, 0, 0])
+        try cut.writeDataset("scalars", shape: [2], floats: [0, 0])
+        try cut.writeStringAttribute("history", "1,0.5")
+        try cut.writeStringAttribute("optimizer", "adam")
+        _ = try cut.createGroup("optimizer")
+        #expect { try TrainingState.read(from: try HDF5File(readingFrom: dir + "/cut.h5")) } throws: { "\($0)".contains("history, line 1 ('1,0.5')") }
+        // A step past the end of this data's epoch.
+        state.progress = [0, 50, 0, 0]
+        try state.write(to: dir + "/far.h5")
+        let fresh = try Trainer(graph: seg.graph, classes: seg.classes, config: p.config(epochs: 2))
+        try fresh.restore(from: try HDF5File(readingFrom: dir + "/far.h5"))
+        #expect { try fresh.fit(train: p.train, val: nil, observer: nil, checkpoint: { _ in }, improved: { _ in }) } throws: { "\($0)".contains("step 50") }
+    }
 }

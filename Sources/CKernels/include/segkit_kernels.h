@@ -165,4 +165,10 @@ int segkit_keep_freed_blocks(void);
 float *segkit_allocate_store(size_t floats);
 void segkit_free_store(float *store);
 
+/// Set by a kernel whose scratch allocation failed (it then returns without its
+/// work); read and cleared by the engine after each op, which reports
+/// "out of memory" instead of the process aborting.
+void segkit_note_allocation_failure(void);
+int segkit_take_allocation_failure(void);
+
 #endif

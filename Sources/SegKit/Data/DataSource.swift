@@ -11,51 +11,55 @@ public enum DataSource: Sendable {
     case pets(String, split: String, border: DatasetLayout.PetBorder)
     case fashionCanvas(FashionCanvas)
 
-    /// - Throws: `DataError.notFound` quoting the bad part of `text`.
+    /// - Throws: `SpecError` quoting the bad part of `text`, `DataError.notFound`
+    ///   for a file or folder that is not there.
     public static func parse(_ text: String, fashionFolder: String? = nil) throws -> DataSource {
-        if text.hasPrefix("fashion-canvas") {
-            var spec = FashionCanvas()
-            spec.folder = fashionFolder
-            let settings = text.dropFirst("fashion-canvas".count).drop { $0 == ":" }
-            for item in settings.split(separator: ",") where !item.isEmpty {
-                let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
-                guard kv.count == 2 else { throw DataError.notFound("fashion-canvas setting '\(item)' is not KEY=VALUE") }
-                switch kv[0] {
-                case "count": spec.count = try int(kv[1], "count")
-                case "size": spec.canvasSize = try int(kv[1], "size")
-                case "seed": spec.seed = UInt64(try int(kv[1], "seed"))
+        if text == "fashion-canvas" || text.hasPrefix("fashion-canvas:") {
+            var canvas = FashionCanvas()
+            canvas.folder = fashionFolder
+            let spec = OptionSpec("--data", text)
+            let settings = String(text.dropFirst("fashion-canvas".count).drop { $0 == ":" })
+            for item in settings.isEmpty ? [] : try spec.items(of: settings) {
+                let (key, value) = try spec.setting(item)
+                switch key {
+                case "count": canvas.count = try spec.int(value, in: 1...1_000_000, "a canvas count")
+                case "size": canvas.canvasSize = try spec.int(value, in: 28...4096, "a canvas size (pixels)")
+                case "seed": canvas.seed = UInt64(try spec.int(value, in: 0...Int.max, "a seed"))
                 case "split":
-                    guard let s = FashionCanvas.Split(rawValue: kv[1]) else { throw DataError.notFound("split must be train or test") }
-                    spec.split = s
+                    guard let s = FashionCanvas.Split(rawValue: value) else { throw spec.fail(item, "is not split=train or split=test") }
+                    canvas.split = s
                 case "items":
-                    let range = kv[1].split(separator: "-").map(String.init)
-                    spec.minItems = try int(range[0], "items")
-                    spec.maxItems = try int(range.count > 1 ? range[1] : range[0], "items")
-                case "overlap": spec.allowOverlap = ["yes", "true", "1"].contains(kv[1])
-                default: throw DataError.notFound("unknown fashion-canvas setting '\(kv[0])' (count, size, items, split, seed, overlap)")
+                    let (a, b) = try spec.range(value)
+                    canvas.minItems = try spec.int(a, in: 1...64, "an item count")
+                    canvas.maxItems = try spec.int(b, in: canvas.minItems...64, "an item count at least \(canvas.minItems)")
+                case "overlap":
+                    guard ["yes", "no", "true", "false", "1", "0"].contains(value) else { throw spec.fail(item, "is not overlap=yes or overlap=no") }
+                    canvas.allowOverlap = ["yes", "true", "1"].contains(value)
+                default: throw spec.fail(key, "is no fashion-canvas setting (count, size, items, split, seed, overlap)")
                 }
             }
-            return .fashionCanvas(spec)
+            return .fashionCanvas(canvas)
         }
         if text.hasPrefix("voc:") {
             let parts = text.dropFirst(4).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count <= 2, !parts[0].isEmpty else { throw DataError.notFound("'\(text)': expected voc:DIR or voc:DIR:SPLIT (train, val, trainval)") }
+            guard parts.count <= 2, !parts[0].isEmpty else { throw OptionSpec("--data", text).fail(text, "is not voc:DIR or voc:DIR:SPLIT (train, val, trainval)") }
             return .voc(parts[0], split: parts.count > 1 ? parts[1] : "train")
         }
         if text.hasPrefix("pets:") {
             let parts = text.dropFirst(5).split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            guard !parts[0].isEmpty else { throw DataError.notFound("'\(text)': expected pets:DIR[:SPLIT][:border=ignore|pet|background|class]") }
+            let spec = OptionSpec("--data", text)
+            guard !parts[0].isEmpty else { throw spec.fail(text, "is not pets:DIR[:SPLIT][:border=ignore|pet|background|class]") }
             var split = "trainval", border = DatasetLayout.PetBorder.ignore
             for part in parts.dropFirst() {
                 if part.hasPrefix("border=") {
                     guard let b = DatasetLayout.PetBorder(rawValue: String(part.dropFirst(7))) else {
-                        throw DataError.notFound("'\(part)' in '\(text)': border is one of ignore, pet, background, class")
+                        throw spec.fail(part, "is not border=ignore, pet, background or class")
                     }
                     border = b
                 } else if ["trainval", "test", "all"].contains(part) {
                     split = part
                 } else {
-                    throw DataError.notFound("'\(part)' in '\(text)': a pets split is trainval, test or all; the border option border=ignore|pet|background|class")
+                    throw spec.fail(part, "is not a pets split (trainval, test, all) nor border=ignore|pet|background|class")
                 }
             }
             return .pets(parts[0], split: split, border: border)
@@ -65,11 +69,6 @@ public enum DataSource: Sendable {
             throw DataError.notFound("--data \(text): no such file or folder (or a layout: voc:DIR, pets:DIR, fashion-canvas:…)")
         }
         return isFolder.boolValue ? .folder(text) : .hdf5(text)
-    }
-
-    private static func int(_ s: String, _ what: String) throws -> Int {
-        guard let v = Int(s) else { throw DataError.notFound("fashion-canvas \(what) must be a whole number, not '\(s)'") }
-        return v
     }
 
     /// Opens the data for a segmenter.

@@ -113,18 +113,16 @@ public struct Recipe: Decodable, Equatable, Sendable {
                 throw RecipeError.invalid(recipe: path, message: "a recipe is a YAML mapping of keys to values")
             }
             for o in overrides {
-                guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
-                    throw RecipeError.invalid(recipe: path, message: "--set takes KEY=VALUE, got '\(o)'")
-                }
-                let key = String(o[..<eq]), value = String(o[o.index(after: eq)...])
-                guard CodingKeys(stringValue: key) != nil else {
-                    throw RecipeError.invalid(recipe: path, message: "--set \(key): no such recipe option")
-                }
+                let spec = OptionSpec("--set", o)
+                let (key, value) = try spec.setting(o)
+                guard CodingKeys(stringValue: key) != nil else { throw spec.fail(key, "is no recipe option") }
                 mapping[Node(key)] = try Yams.compose(yaml: value) ?? Node("")
             }
             node = Node.mapping(mapping)
             return try YAMLDecoder().decode(Recipe.self, from: try Yams.serialize(node: node))
         } catch let e as RecipeError {
+            throw e
+        } catch let e as SpecError {
             throw e
         } catch {
             throw RecipeError.invalid(recipe: path, message: "\(error)")

@@ -1,4 +1,5 @@
 import Foundation
+import SegKitKeras
 
 /// Distinct colours per class for overlays, legends and reports; the
 /// background class is drawn as the image itself.
@@ -47,7 +48,7 @@ public struct ClassPalette: Sendable {
     /// legend.txt (id, colour, name) and legend.png (one 24-pixel swatch per class, in order).
     public func writeLegend(folder: String, names: [String]) throws {
         let text = (0..<classes).map { "\($0)\t\(hex($0))\t\($0 < names.count ? names[$0] : "class_\($0)")" }.joined(separator: "\n") + "\n"
-        try text.write(toFile: folder + "/legend.txt", atomically: true, encoding: .utf8)
+        try writeAtomically(folder + "/legend.txt") { try text.write(toFile: $0, atomically: false, encoding: .utf8) }
         var swatches = [UInt8](repeating: 255, count: 24 * 24 * classes * 3)
         for c in 0..<classes {
             let (r, g, b) = color(c)
@@ -56,6 +57,6 @@ public struct ClassPalette: Sendable {
                 swatches[o] = r; swatches[o + 1] = g; swatches[o + 2] = b
             } }
         }
-        try PNGImage.write(folder + "/legend.png", width: 24 * classes, height: 24, channels: 3, pixels: swatches)
+        try writeAtomically(folder + "/legend.png") { try PNGImage.write($0, width: 24 * classes, height: 24, channels: 3, pixels: swatches) }
     }
 }

@@ -12,18 +12,18 @@ public enum InputScaling: Equatable, Sendable, CustomStringConvertible {
     /// (value / 255 − mean) / std.
     case meanStd(Float, Float)
 
+    /// - Throws: `SpecError` quoting the bad part.
     public init(parsing text: String) throws {
         switch text {
         case "unit": self = .unit
         case "raw": self = .raw
         case "symmetric": self = .symmetric
         default:
-            let parts = text.split(separator: ":")
-            let numbers = parts.count == 2 ? parts[1].split(separator: ",").compactMap { Float($0) } : []
-            guard parts.first == "mean-std", numbers.count == 2, numbers[1] > 0 else {
-                throw DataError.notFound("--input-scale takes unit, raw, symmetric or mean-std:MEAN,STD, not '\(text)'")
-            }
-            self = .meanStd(numbers[0], numbers[1])
+            let spec = OptionSpec("--input-scale", text)
+            guard text.hasPrefix("mean-std:") else { throw spec.fail(text, "is not unit, raw, symmetric or mean-std:MEAN,STD") }
+            let numbers = try spec.items(of: String(text.dropFirst(9)))
+            guard numbers.count == 2 else { throw spec.fail(text, "is not mean-std:MEAN,STD (e.g. mean-std:0.45,0.22)") }
+            self = .meanStd(try spec.float(numbers[0], in: -1e6...1e6, "a mean"), try spec.float(numbers[1], in: 1e-6...1e6, "a standard deviation"))
         }
     }
 

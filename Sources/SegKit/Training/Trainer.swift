@@ -88,8 +88,8 @@ public final class Trainer {
         self.config = config
         guard !graph.trainableParameters.isEmpty else { throw TrainingError.nothingToTrain }
         switch config.optimizer {
-        case "sgd": optimizer = SGD(learningRate: config.learningRate, momentum: config.momentum, weightDecay: config.weightDecay)
-        default: optimizer = Adam(learningRate: config.learningRate, weightDecay: config.weightDecay)
+        case .sgd: optimizer = SGD(learningRate: config.learningRate, momentum: config.momentum, weightDecay: config.weightDecay)
+        case .adam: optimizer = Adam(learningRate: config.learningRate, weightDecay: config.weightDecay)
         }
     }
 
@@ -123,6 +123,9 @@ public final class Trainer {
                     checkpoint: (Trainer) throws -> Void, improved: (Trainer) throws -> Void) throws -> [EpochRecord] {
         let pipeline = TrainingBatches(data: train, config: config, ignoreLabel: ignoreLabel, skipBad: config.skipBadSamples)
         let steps = pipeline.plan(epoch: 0).count
+        guard step < steps else {
+            throw TrainingError.badState("the checkpoint stopped at step \(step) of an epoch, and an epoch of this data has \(steps) steps (resume with the data it was trained on)")
+        }
         var classWeights = config.classWeights
         if config.autoClassWeights {
             var counts = [Int](repeating: 0, count: classes)
@@ -270,57 +273,40 @@ public final class Trainer {
     // MARK: state for checkpoints
 
     /// Writes optimizer state and progress to an HDF5 file (an entry of the checkpoint archive).
+    ///
+    /// - Throws: `HDF5Error` when the file cannot be written.
     public func saveState(to path: String) throws {
-        let root = try HDF5File(creating: path).root
-        let names = parameters.map(\.name)
-        try root.writeStringsAttribute("parameters", names)
-        try root.writeDataset("progress", shape: [4], int64s: [Int64(epoch), Int64(step), Int64(optimizer.iterations), Int64(epochsWithoutImprovement)])
-        try root.writeDataset("scalars", shape: [2], floats: [Float(runningLoss), Float(bestScore)])
-        // Exact values (Swift's round-trip formatting), so a resumed history equals an uninterrupted one.
-        try root.writeStringAttribute("history", history.map(\.exactLine).joined(separator: "\n"))
-        try root.writeStringAttribute("optimizer", config.optimizer)
-        let g = try root.createGroup("optimizer")
-        for (key, arrays) in optimizer.state {
-            let k = try g.createGroup(key)
-            for (i, a) in arrays.enumerated() { try k.writeDataset(String(i), shape: [a.count], floats: a) }
-        }
+        try TrainingState(parameterNames: parameters.map(\.name), optimizer: config.optimizer.rawValue,
+                          progress: [Int64(epoch), Int64(step), Int64(optimizer.iterations), Int64(epochsWithoutImprovement)],
+                          runningLoss: Float(runningLoss), bestScore: Float(bestScore), history: history, optimizerState: optimizer.state)
+            .write(to: path)
     }
 
     /// Continues from a checkpoint's state: epoch, step, optimizer, best score, history.
+    ///
+    /// - Throws: `TrainingError.badState` naming what does not fit this run
+    ///   (another optimizer, another segmenter) or what is damaged.
     public func restore(from file: HDF5File) throws {
-        let root = try file.root
-        guard try root.stringAttribute("optimizer") == config.optimizer else {
-            throw TrainingError.badState("the checkpoint was trained with \(try root.stringAttribute("optimizer")), not \(config.optimizer)")
+        let state = try TrainingState.read(from: file)
+        guard state.optimizer == config.optimizer.rawValue else {
+            throw TrainingError.badState("the checkpoint was trained with \(state.optimizer), not \(config.optimizer)")
         }
-        guard try root.stringsAttribute("parameters").count == parameters.count else {
-            throw TrainingError.badState("the checkpoint has \(try root.stringsAttribute("parameters").count) trainable parameters, this segmenter \(parameters.count)")
+        guard state.parameterNames.count == parameters.count else {
+            throw TrainingError.badState("the checkpoint has \(state.parameterNames.count) trainable parameters, this segmenter \(parameters.count)")
         }
-        let progress = try root.dataset("progress").readInt64s()
-        let scalars = try root.dataset("scalars").readFloats()
-        guard progress.count == 4, scalars.count == 2 else {
-            throw TrainingError.badState("the checkpoint's progress holds \(progress.count) values and its scalars \(scalars.count), expected 4 and 2")
-        }
-        (epoch, step, optimizer.iterations, epochsWithoutImprovement) = (Int(progress[0]), Int(progress[1]), Int(progress[2]), Int(progress[3]))
-        runningLoss = Double(scalars[0])
-        bestScore = Double(scalars[1])
-        var state: [String: [[Float]]] = [:]
-        let g = try root.group("optimizer")
-        for key in try g.childNames() {
-            let k = try g.group(key)
-            let arrays = try (0..<(try k.childNames().count)).map { try k.dataset(String($0)).readFloats() }
+        for (key, arrays) in state.optimizerState {
             guard arrays.count == parameters.count else {
                 throw TrainingError.badState("the checkpoint's optimizer state '\(key)' has \(arrays.count) arrays, expected \(parameters.count)")
             }
             for (a, p) in zip(arrays, parameters) where a.count != p.value.count {
                 throw TrainingError.badState("the checkpoint's optimizer state '\(key)' has \(a.count) values for \(p.name), expected \(p.value.count)")
             }
-            state[key] = arrays
         }
-        optimizer.state = state
-        history = try root.stringAttribute("history").split(separator: "\n").map { line in
-            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            return EpochRecord(epoch: Int(f[0]) ?? 0, loss: Float(f[1]) ?? 0, valLoss: Float(f[2]), valPixelAccuracy: Double(f[3]),
-                               valMeanIoU: Double(f[4]), learningRate: Float(f[5]) ?? 0, seconds: Double(f[6]) ?? 0)
-        }
+        let p = state.progress
+        (epoch, step, optimizer.iterations, epochsWithoutImprovement) = (Int(p[0]), Int(p[1]), Int(p[2]), Int(p[3]))
+        runningLoss = Double(state.runningLoss)
+        bestScore = Double(state.bestScore)
+        optimizer.state = state.optimizerState
+        history = state.history
     }
 }

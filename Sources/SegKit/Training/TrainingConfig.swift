@@ -2,12 +2,12 @@ import Foundation
 
 /// Everything `segkit train` takes, with Keras-like defaults.
 public struct TrainingConfig: Sendable {
-    public enum Schedule: String, Sendable { case constant, step, cosine }
+    public enum Schedule: String, Sendable, CaseIterable { case constant, step, cosine }
+    public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adam }
 
     public var epochs = 10
     public var batchSize = 16
-    /// "sgd" or "adam".
-    public var optimizer = "adam"
+    public var optimizer: OptimizerKind = .adam
     public var learningRate: Float = 1e-3
     public var momentum: Float = 0.9
     public var weightDecay: Float = 0
