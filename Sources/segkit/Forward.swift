@@ -43,7 +43,7 @@ struct Forward: ParsableCommand {
         let x = try Tensor(shape: shape, scalars: try dataset.readFloats(limit: 1 << 30))
         // A segmenter runs by the size rule of predict and eval: its output has the
         // input's height and width; named layers are those of the padded input.
-        let placement = try (x.rank == 4 && !raw ? storedRunner(m) : nil).map { try $0.sizeRule.placement(height: x.shape[1], width: x.shape[2]) }
+        let placement = try (x.rank == 4 && !raw ? try storedRunner(m, file: model.model) : nil).map { try $0.sizeRule.placement(height: x.shape[1], width: x.shape[2]) }
         let pass = try m.graph.forward([placement?.padded(x) ?? x], mode: .inference, keep: Set(keep.values))
         var results: [(String, Tensor)] = pass.outputs(of: m.graph).enumerated().map { i, t in (i == 0 ? "output" : "output_\(i)", t) }
         if let placement { results[0].1 = try placement.imageScores(results[0].1, height: x.shape[1], width: x.shape[2]) }

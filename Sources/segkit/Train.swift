@@ -150,14 +150,17 @@ struct Train: ParsableCommand {
     }
 
     /// Fails before training, not after it, when the output folder is not writable.
+    /// The probe is created in place (FileManager.createFile writes through a temporary
+    /// it leaves behind when killed) and named like `writeAtomically`'s temporaries,
+    /// so a probe a killed run left is removed by the next write of `path`.
     static func checkWritable(_ path: String) throws {
         let folder = (path as NSString).deletingLastPathComponent
         let dir = folder.isEmpty ? "." : folder
-        let probe = dir + "/.segkit-write-test-\(UUID().uuidString)"
-        guard FileManager.default.createFile(atPath: probe, contents: Data("x".utf8)) else {
-            throw ValidationError("cannot write to \(dir): the output folder is missing or not writable")
-        }
-        try? FileManager.default.removeItem(atPath: probe)
+        let probe = dir + "/.\((path as NSString).lastPathComponent).segkit-\(getpid())-probe"
+        let fd = open(probe, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw ValidationError("cannot write to \(dir): the output folder is missing or not writable") }
+        close(fd)
+        unlink(probe)
     }
 }
 
