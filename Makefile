@@ -24,13 +24,15 @@ release: deps
 test: deps
 	swift build --build-tests
 	swift test
-	.build/debug/segkit-fuzz --cases 600 --seed $(FUZZ_SEED)
+	.build/debug/segkit-fuzz --cases 250 --seed $(FUZZ_SEED)
 
-# The fuzzing harness alone, longer (`make fuzz FUZZ_CASES=20000 FUZZ_SEED=7`).
+# The fuzzing harness alone, longer (`make fuzz FUZZ_CASES=5000 FUZZ_SEED=7`: cases per corpus,
+# FUZZ_CORPORA=models,cli,data,segmenters to choose).
 FUZZ_SEED ?= 1
 FUZZ_CASES ?= 5000
+FUZZ_CORPORA ?= models,cli,data,segmenters
 fuzz: build
-	.build/debug/segkit-fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --keep fuzz-failures
+	.build/debug/segkit-fuzz --cases $(FUZZ_CASES) --corpora $(FUZZ_CORPORA) --seed $(FUZZ_SEED) --keep fuzz-failures
 
 demo: release
 	.build/release/segkit demo

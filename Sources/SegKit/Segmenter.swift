@@ -79,7 +79,9 @@ extension Segmenter {
         func plan(_ size: Int, _ image: Int, _ outputLength: Int, _ outputStart: Int) -> (length: Int, core: Int, starts: [Int], first: Int) {
             let lost = size - outputLength      // input pixels a run loses (valid margins), the same for every admissible size
             var length = size % period
-            while length < max(tile, 2 * m + lost + period) { length += period }
+            // The kept core is at least half a tile: a margin near the tile size
+            // would otherwise leave cores of a few pixels and tens of thousands of windows.
+            while length < max(tile, 2 * m + lost + max(period, tile / 2)) { length += period }
             let core = (length - lost - 2 * m) / period * period
             let first = outputStart + m
             var starts = [(first - m) / period * period]

@@ -14,10 +14,13 @@ public struct SegmenterMetadata: Sendable, Equatable {
     public var referenceSize: (height: Int, width: Int)?
     /// The stored input scaling, when stored.
     public var inputScale: InputScaling?
+    /// The background class the training data named (Pascal VOC's 0), when stored;
+    /// otherwise SegKit takes the last class.
+    public var background: Int?
 
     public static func == (a: Self, b: Self) -> Bool {
         a.classes == b.classes && a.classNames == b.classNames && a.totalStride == b.totalStride
-            && a.referenceSize?.height == b.referenceSize?.height && a.referenceSize?.width == b.referenceSize?.width && a.inputScale == b.inputScale
+            && a.referenceSize?.height == b.referenceSize?.height && a.referenceSize?.width == b.referenceSize?.width && a.inputScale == b.inputScale && a.background == b.background
     }
 
     /// Reads `json` (nil: a Keras model SegKit did not write) for a model whose
@@ -61,6 +64,10 @@ public struct SegmenterMetadata: Sendable, Equatable {
                 throw bad("reference_size", "is \(stored), expected [height, width] of 1 to 16384 pixels")
             }
             referenceSize = (r[0], r[1])
+        }
+        if let stored = meta("background_class") {
+            guard let b = stored.int, (0..<classes).contains(b) else { throw bad("background_class", "is \(stored), expected a class from 0 to \(classes - 1)") }
+            background = b
         }
         if let stored = meta("input_scale") {
             guard let text = stored.string, let scale = try? InputScaling(parsing: text) else {

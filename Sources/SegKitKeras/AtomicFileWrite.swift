@@ -20,6 +20,10 @@ public func writeAtomically(_ path: String, _ write: (String) throws -> Void) th
     let url = URL(fileURLWithPath: path)
     let folder = url.deletingLastPathComponent().path
     let prefix = ".\(url.lastPathComponent).segkit-"
+    var isFolder: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+        throw KerasExportError.io(file: path, message: "cannot be written: the folder \(folder) does not exist")
+    }
     removeFilesOfEndedProcesses(in: folder, prefix: prefix)
     let temp = folder + "/" + prefix + "\(getpid())-\(UUID().uuidString)"
     do {

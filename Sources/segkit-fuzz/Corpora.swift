@@ -20,7 +20,7 @@ struct Assets {
     let classifier: String
 
     /// - Throws: when `segkit` cannot make them (the harness then stops).
-    static func make(segkit: String, fixtures: String, work: String) throws -> Assets {
+    static func make(segkit: String, fixtures: String, recipes: String, work: String) throws -> Assets {
         let dir = work + "/assets"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let data = URL(fileURLWithPath: fixtures).deletingLastPathComponent().appendingPathComponent("data").path
@@ -33,6 +33,7 @@ struct Assets {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: segkit)
             p.arguments = args
+            p.environment = ProcessInfo.processInfo.environment.merging(["SEGKIT_RECIPES": recipes]) { $1 }
             p.standardOutput = FileHandle.nullDevice
             let err = Pipe()
             p.standardError = err
@@ -205,8 +206,11 @@ extension Mutator {
         case "delete": try fm.removeItem(atPath: target)
         case "empty": try Data().write(to: URL(fileURLWithPath: target))
         case "swap":
-            try fm.removeItem(atPath: target)
-            try fm.copyItem(atPath: root + "/" + pick(files), toPath: target)
+            let source = root + "/" + pick(files)
+            if source != target {
+                try fm.removeItem(atPath: target)
+                try fm.copyItem(atPath: source, toPath: target)
+            }
         case "list":
             let lists = files.filter { $0.hasSuffix(".txt") }
             let list = root + "/" + (lists.isEmpty ? "images/extra.txt" : pick(lists))

@@ -74,8 +74,7 @@ func run(_ c: FuzzCase) -> (Outcome, String) {
     var environment = ProcessInfo.processInfo.environment
     environment["SEGKIT_IMPORT_TIMEOUT"] = "20"   // libhdf5's own loops end as clean errors well inside the harness's limit
     environment["SEGKIT_CHECK_CHILD"] = nil
-    environment["SEGKIT_RECIPES"] = URL(fileURLWithPath: args.fixtures).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Recipes").path
+    environment["SEGKIT_RECIPES"] = recipes
     p.environment = environment
     let err = Pipe()
     p.standardError = err
@@ -96,11 +95,15 @@ func run(_ c: FuzzCase) -> (Outcome, String) {
     return (.unclearError, "exit \(status): " + message)
 }
 
+/// The repository's Recipes folder (the fixtures are in its Tests/Fixtures/keras).
+let recipes = URL(fileURLWithPath: args.fixtures).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("Recipes").path
+
 // Cases are made in order from the seed (so a run is reproducible), then run two at a time.
 var mutator = Mutator(fixtures: args.fixtures, work: work, rng: SeededGenerator(seed: args.seed))
 let needsAssets = args.corpora.contains { $0 != "models" }
 let assets: Assets?
-do { assets = needsAssets ? try Assets.make(segkit: args.segkit, fixtures: args.fixtures, work: work) : nil } catch {
+do { assets = needsAssets ? try Assets.make(segkit: args.segkit, fixtures: args.fixtures, recipes: recipes, work: work) : nil } catch {
     FileHandle.standardError.write(Data("fuzz: cannot make the assets: \(error)\n".utf8))
     exit(2)
 }

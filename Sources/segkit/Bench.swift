@@ -10,9 +10,9 @@ struct Bench: ParsableCommand {
         abstract: "Benchmark SegKit on the three workloads of ../shared/bench/keras_bench.py (use a release build).")
 
     @Option(help: "Comma list of workloads: i, ii, iii.") var only: String = "i,ii,iii"
-    @Option(help: "Timed steps per workload (≥ 10).") var steps: Int = 15
-    @Option var warmup: Int = 3
-    @Option(help: "Samples per epoch for the cached / uncached epoch figures.") var epochSamples: Int = 512
+    @Option(parsing: .unconditional, help: "Timed steps per workload (≥ 10).") var steps: Int = 15
+    @Option(parsing: .unconditional) var warmup: Int = 3
+    @Option(parsing: .unconditional, help: "Samples per epoch for the cached / uncached epoch figures.") var epochSamples: Int = 512
     @Option(help: "Write the results as JSON (the Keras script's shape plus SegKit's figures).") var json: String?
     @Option(help: "keras_bench.py --json results (comma list) to print SegKit/Keras ratios against.") var compareWith: String?
     @Option(help: "Earlier `segkit bench --json` results (comma list, one per --compare-with file, each run back to back with its Keras run): print the median of each ratio over the pairs instead of measuring.")

@@ -21,10 +21,10 @@ struct Build: ParsableCommand {
     @Option(help: "The classifier's output to convert, for a model with several (a main and an auxiliary head).")
     var output: String?
 
-    @Option(help: "Segmentation classes (a count other than the classifier's implies --head new).")
+    @Option(parsing: .unconditional, help: "Segmentation classes (a count other than the classifier's implies --head new).")
     var classes: Int?
 
-    @Option(help: "Channels of the data (adapts the classifier's first convolution; required for unet-scratch).")
+    @Option(parsing: .unconditional, help: "Channels of the data (adapts the classifier's first convolution; required for unet-scratch).")
     var inputChannels: Int?
 
     @Option(help: "keep: the classifier's classes; new: a new zero-initialised score layer.")
@@ -41,6 +41,7 @@ struct Build: ParsableCommand {
 
     func validate() throws {
         if let classes { try require(classes, in: 1...65_536, "--classes") }
+        guard out.hasSuffix(".keras") || out.hasSuffix(".h5") else { throw ValidationError("--out \(out): a segmenter is written as .keras (Keras 3) or .h5 (legacy HDF5)") }
         if let inputChannels { try require(inputChannels, in: 1...4096, "--input-channels") }
         try checkSpec {
             for o in overrides { _ = try OptionSpec("--set", o).setting(o) }

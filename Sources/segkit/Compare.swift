@@ -17,16 +17,18 @@ struct Compare: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(help: "Test data (same forms as --data).") var testData: String
     @Option(help: "Labelled-set sizes: the first N training samples.") var labels: String = "50,100,200"
-    @Option(help: "Validation samples, taken from the end of --data (after the largest N).") var valCount: Int = 32
-    @Option var epochs: Int = 10
-    @Option var batch: Int = 16
+    @Option(parsing: .unconditional, help: "Validation samples, taken from the end of --data (after the largest N).") var valCount: Int = 32
+    @Option(parsing: .unconditional) var epochs: Int = 10
+    @Option(parsing: .unconditional) var batch: Int = 16
     @Option var optimizer: TrainingConfig.OptimizerKind = .adam
-    @Option var lr: Float = 1e-3
-    @Option var seed: UInt64 = 0
+    @Option(parsing: .unconditional) var lr: Float = 1e-3
+    @Option(parsing: .unconditional) var seed: UInt64 = 0
     @Option(name: .customLong("set"), help: "Override an option of every recipe, KEY=VALUE (repeatable).") var overrides: [String] = []
-    @Option(help: "Test images shown in the report.") var examples: Int = 6
-    @Option(help: "A class id that does not count (default: the data layout's, e.g. VOC's 255).") var ignoreLabel: Int32?
-    @Option(help: "Train on random H,W crops (default: whole images, in size buckets when sizes differ).") var crop: String?
+    @Option(parsing: .unconditional, help: "Test images shown in the report.") var examples: Int = 6
+    @Option(parsing: .unconditional, help: "Segmentation classes, when the data's differ from the classifier's (every recipe then gets a new score layer).")
+    var classes: Int?
+    @Option(parsing: .unconditional, help: "A class id that does not count (default: the data layout's, e.g. VOC's 255).") var ignoreLabel: Int32?
+    @Option(parsing: .unconditional, help: "Train on random H,W crops (default: whole images, in size buckets when sizes differ).") var crop: String?
     @Option(help: "Report folder.") var out: String
 
     func validate() throws {
@@ -34,6 +36,7 @@ struct Compare: ParsableCommand {
         try require(batch, in: 1...65_536, "--batch")
         try require(lr, in: 1e-12...100, "--lr")
         try require(valCount, in: 1...10_000_000, "--val-count")
+        if let classes { try require(classes, in: 1...65_536, "--classes") }
         try require(examples, in: 0...1000, "--examples")
         try checkSpec {
             _ = try TrainingConfig.parseLabelCounts(labels)
@@ -50,7 +53,7 @@ struct Compare: ParsableCommand {
         let counts = try TrainingConfig.parseLabelCounts(labels)
         let folder = try recipeFolder()
         let probe = try loadModel(classifier, config: config)
-        let classes = try naming(classifier) {
+        let classes = try classes ?? naming(classifier) {
             try segmentationClasses(of: try output.map { try selectingOutput(probe.graph, named: $0) } ?? probe.graph)
         }
         let channels = inputChannels(of: probe.graph)
@@ -68,6 +71,7 @@ struct Compare: ParsableCommand {
         training.learningRate = lr
         training.seed = seed
         training.ignoreLabel = loaded.ignoreLabel
+        training.backgroundClass = loaded.classes?.background
         if let crop { training.crop = try TrainingConfig.parseCrop(crop) }
         training.inputScale = try data.inputScale.map(InputScaling.init(parsing:)) ?? .defaultScaling(for: probe.graph)
         var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
@@ -75,7 +79,7 @@ struct Compare: ParsableCommand {
             // A fresh copy per contender; the file already passed the child-process check when `probe` was loaded.
             try KerasModel.load(classifier, configPath: config)
         }
-        comparison.overrides = overrides + (output.map { ["output=\($0)"] } ?? [])
+        comparison.overrides = overrides + (output.map { ["output=\($0)"] } ?? []) + (self.classes.map { ["classes=\($0)"] } ?? [])
         print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "
               + "\(val.count) validation and \(test.count) test image(s); \(epochs) epoch(s) each")
         var kept: [String: BuiltSegmenter] = [:]

@@ -16,6 +16,10 @@ struct Convolutionalize: ParsableCommand {
     @Option(help: "The classifier's output to convert, for a model with several.")
     var output: String?
 
+    func validate() throws {
+        guard out.hasSuffix(".keras") || out.hasSuffix(".h5") else { throw ValidationError("--out \(out): write .keras (Keras 3) or .h5 (legacy HDF5)") }
+    }
+
     func run() throws {
         let m = try model.load()
         let (fcn, stages) = try naming(model.model) {

@@ -13,7 +13,7 @@ struct DataOptions: ParsableArguments {
     @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's, else unit; raw if it has its own Rescaling).")
     var inputScale: String?
     @Option(help: "Colour-coded RGB masks: a file of 'R,G,B name' lines; line k is class k.") var maskColors: String?
-    @Option(help: "Memory (MiB) for decoded samples; a folder or layout larger than this is decoded as batches need it, ahead of the compute.")
+    @Option(parsing: .unconditional, help: "Memory (MiB) for decoded samples; a folder or layout larger than this is decoded as batches need it, ahead of the compute.")
     var dataMemoryMb: Int = 2048
     @Flag(help: "Skip unusable image/mask pairs (unreadable, mismatched, class ids out of range) and say how many, instead of stopping at the first.")
     var skipBad = false

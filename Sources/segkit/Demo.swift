@@ -10,7 +10,7 @@ struct Demo: ParsableCommand {
 
     @Option(help: "Report folder.") var out: String = "demo-report"
     @Option(help: "Labelled-set sizes to compare.") var labels: String = "20,60,180"
-    @Option var epochs: Int = 8
+    @Option(parsing: .unconditional) var epochs: Int = 8
 
     func validate() throws {
         try require(epochs, in: 1...1_000_000, "--epochs")

@@ -10,9 +10,10 @@ struct Eval: ParsableCommand {
 
     @Argument(help: "The segmenter (.keras or .h5).") var segmenter: String
     @OptionGroup var data: DataOptions
-    @Option var batch: Int = 16
-    @Option(help: "The background class (default: the last class).") var background: Int?
-    @Option(help: "A class id that does not count.") var ignoreLabel: Int32?
+    @Option(parsing: .unconditional) var batch: Int = 16
+    @Option(parsing: .unconditional, help: "The background class, left out of 'mIoU without background' (default: the data layout's, e.g. VOC's 0, else the segmenter's stored one, else the last class).")
+    var background: Int?
+    @Option(parsing: .unconditional, help: "A class id that does not count.") var ignoreLabel: Int32?
     @Flag(help: "Print JSON for machines.") var json = false
 
     func validate() throws {
@@ -29,7 +30,7 @@ struct Eval: ParsableCommand {
         let scale = try file.inputScaling(override: data.inputScale)
         let m = try Evaluator(runner: file.runner, classes: classes, inputScale: scale, batchSize: batch, ignoreLabel: loaded.ignoreLabel)
             .evaluate(dataset, progress: ImageProgress("evaluated").update).matrix
-        let bg = background ?? loaded.classes?.background ?? classes - 1
+        let bg = background ?? loaded.classes?.background ?? file.stored.background ?? classes - 1
         guard bg < classes else { throw ValidationError("--background \(bg): this segmenter has classes 0 to \(classes - 1)") }
         if json {
             print(EvaluationReport(matrix: m, background: bg, classNames: names).json.jsonText)

@@ -11,9 +11,10 @@ struct Predict: ParsableCommand {
     @Argument(help: "The segmenter (.keras or .h5).") var segmenter: String
     @Argument(help: "A PNG or JPEG image, or a folder of them.") var images: String
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Images larger than this (either side) are segmented tile by tile (overlap-tile).") var tile: Int = 512
-    @Option(help: "Mirrored margin around each tile, ≥ the receptive-field radius.") var margin: Int = 32
+    @Option(parsing: .unconditional, help: "Images larger than this (either side) are segmented tile by tile (overlap-tile).") var tile: Int = 512
+    @Option(parsing: .unconditional, help: "Mirrored margin around each tile, ≥ the receptive-field radius.") var margin: Int = 32
     @Option(help: "unit, raw, symmetric or mean-std:M,S (default: the segmenter's).") var inputScale: String?
+    @Flag(help: "Skip images that cannot be read (and say which) instead of stopping at the first.") var skipBad = false
 
     func validate() throws {
         try require(tile, in: 16...65_536, "--tile")
@@ -36,9 +37,14 @@ struct Predict: ParsableCommand {
         guard !files.isEmpty else { throw ValidationError("\(images): no PNG or JPEG images") }
         let channels = inputChannels(of: file.model.graph)
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let palette = ClassPalette(classes: classes, background: classes - 1)
+        let palette = ClassPalette(classes: classes, background: file.stored.background ?? classes - 1)
+        var skipped: [String] = []
         for file in files {
-            var image = try ImageFile.readImage(file)
+            var image: DecodedImage
+            do { image = try ImageFile.readImage(file) } catch let e as DataError where skipBad {
+                skipped.append("\(e)")
+                continue
+            }
             if image.channels == 1 && channels == 3 { image = image.replicatedToRGB() }
             if let channels, image.channels != channels {
                 throw ValidationError("\(file): a colour image, and this segmenter takes grey images (1 channel); build it with --input-channels 3")
@@ -56,6 +62,9 @@ struct Predict: ParsableCommand {
             print("\(file): \(image.width)x\(image.height) → \(out)/\(stem)_mask.png, \(stem)_overlay.png")
         }
         try palette.writeLegend(folder: out, names: names)
+        if !skipped.isEmpty {
+            FileHandle.standardError.write(Data("skipped \(skipped.count) image(s) that could not be read:\n  \(skipped.prefix(10).joined(separator: "\n  "))\n".utf8))
+        }
     }
 }
 

@@ -13,26 +13,26 @@ struct Train: ParsableCommand {
     var segmenter: String
     @OptionGroup var data: DataOptions
     @Option(help: "Validation data (same forms as --data).") var valData: String?
-    @Option(help: "Fraction of --data held out for validation when no --val-data.") var valFraction: Double = 0.1
-    @Option var epochs: Int = 10
-    @Option var batch: Int = 16
+    @Option(parsing: .unconditional, help: "Fraction of --data held out for validation when no --val-data.") var valFraction: Double = 0.1
+    @Option(parsing: .unconditional) var epochs: Int = 10
+    @Option(parsing: .unconditional) var batch: Int = 16
     @Option var optimizer: TrainingConfig.OptimizerKind = .adam
-    @Option var lr: Float = 1e-3
-    @Option var momentum: Float = 0.9
-    @Option var weightDecay: Float = 0
+    @Option(parsing: .unconditional) var lr: Float = 1e-3
+    @Option(parsing: .unconditional) var momentum: Float = 0.9
+    @Option(parsing: .unconditional) var weightDecay: Float = 0
     @Option var schedule: TrainingConfig.Schedule = .constant
     @Option var loss: SegmentationLoss = .ce
-    @Option(help: "auto, or one weight per class (comma-separated).") var classWeights: String?
-    @Option(help: "U-Net border weights W0,SIGMA (e.g. 10,5).") var borderWeight: String?
+    @Option(parsing: .unconditional, help: "auto, or one weight per class (comma-separated).") var classWeights: String?
+    @Option(parsing: .unconditional, help: "U-Net border weights W0,SIGMA (e.g. 10,5).") var borderWeight: String?
     @Option(help: "Comma-separated: flip, shift, elastic, scale:A-B (random rescale by A…B before the crop, e.g. scale:0.5-2.0).")
     var augment: String?
-    @Option(help: "Train on random H,W crops (smaller images padded with ignored pixels); without it, whole images in size buckets.")
+    @Option(parsing: .unconditional, help: "Train on random H,W crops (smaller images padded with ignored pixels); without it, whole images in size buckets.")
     var crop: String?
-    @Option var seed: UInt64 = 0
-    @Option(help: "Stop after this many epochs without a better val mIoU.") var patience: Int?
-    @Option(help: "Memory for the frozen-encoder feature cache before it spills to disk.") var cacheMb: Int = 1024
+    @Option(parsing: .unconditional) var seed: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Stop after this many epochs without a better val mIoU.") var patience: Int?
+    @Option(parsing: .unconditional, help: "Memory for the frozen-encoder feature cache before it spills to disk.") var cacheMb: Int = 1024
     @Flag(help: "Do not cache frozen-encoder features.") var noCache = false
-    @Option(help: "A class id that does not count in the loss or the metrics.") var ignoreLabel: Int32?
+    @Option(parsing: .unconditional, help: "A class id that does not count in the loss or the metrics.") var ignoreLabel: Int32?
     @Option(help: "Continue a run from its .last.keras checkpoint.") var resume: String?
     @Option(help: "Where the best segmenter goes; beside it NAME.last.keras (checkpoint) and NAME.history.csv.") var out: String
 
@@ -45,6 +45,7 @@ struct Train: ParsableCommand {
         try require(valFraction, in: 0...0.99, "--val-fraction")
         if let patience { try require(patience, in: 1...1_000_000, "--patience") }
         try require(cacheMb, in: 0...(1 << 30), "--cache-mb")
+        guard out.hasSuffix(".keras") else { throw ValidationError("--out \(out): a trained segmenter is a .keras file (its checkpoint is NAME.last.keras)") }
         try checkSpec {
             if let classWeights, classWeights != "auto" { _ = try TrainingConfig.parseClassWeights(classWeights, classes: classWeights.split(separator: ",").count) }
             if let borderWeight { _ = try TrainingConfig.parseBorderWeight(borderWeight) }
@@ -73,6 +74,16 @@ struct Train: ParsableCommand {
             config.classWeights = weights
             config.autoClassWeights = weights == nil
         }
+        // Class weights act through the weighted losses: given with plain cross-entropy
+        // they switch to weighted-ce; weighted-ce without weights uses auto.
+        if classWeights != nil && loss == .ce {
+            config.loss = .weightedCE
+            print("--class-weights: training with weighted cross-entropy (--loss weighted-ce)")
+        }
+        if loss == .weightedCE && classWeights == nil {
+            config.autoClassWeights = true
+            print("--loss weighted-ce without --class-weights: weights from the training masks' class frequencies (auto)")
+        }
         if let borderWeight { config.borderWeight = try TrainingConfig.parseBorderWeight(borderWeight) }
         if let augment { (config.augment, config.scaleRange) = try TrainingConfig.parseAugment(augment) }
         if let crop { config.crop = try TrainingConfig.parseCrop(crop) }
@@ -86,7 +97,7 @@ struct Train: ParsableCommand {
         let channels = inputChannels(of: model.graph)
         let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: ignoreLabel)
         config.ignoreLabel = loaded.ignoreLabel
-        config.skipBadSamples = data.skipBad
+        config.backgroundClass = loaded.classes?.background ?? file.stored.background
         var train = loaded.samples
         var val: (any LabelledImages)?
         if let valData {
@@ -112,6 +123,7 @@ struct Train: ParsableCommand {
         if let names = loaded.classes?.names, names.count == classes, file.classNames == SegmenterFile.defaultNames(classes) {
             metadata["class_names"] = .array(names.map(JSONValue.string))
         }
+        if let background = config.backgroundClass, background < classes { metadata["background_class"] = .number(Double(background)) }
         let interrupt = InterruptFlag()
         interrupt.install()
         trainer.shouldStop = { interrupt.isRaised }
@@ -132,11 +144,9 @@ struct Train: ParsableCommand {
             _ = try trainer.fit(train: train, val: val, observer: ProgressPrinter(batchSize: batch),
                                 checkpoint: { try save($0, last, true) }, improved: { try save($0, out, false) })
         } catch let e as TrainingError {
-            if case .interrupted = e { print("\(e)\nresume with: segkit train \(segmenter) … --resume \(last) --out \(out)"); return }
+            // Interrupted is not success: the conventional status of a run ended by SIGINT.
+            if case .interrupted = e { print("\(e)\nresume with: segkit train \(segmenter) … --resume \(last) --out \(out)"); throw ExitCode(130) }
             throw e
-        }
-        if !trainer.skippedSamples.isEmpty {
-            FileHandle.standardError.write(Data("skipped \(trainer.skippedSamples.count) sample(s) that could not be decoded while training:\n  \(trainer.skippedSamples.prefix(10).joined(separator: "\n  "))\n".utf8))
         }
         let best = val == nil ? String(format: "Lowest training loss %.4f", -trainer.bestScore)
                               : String(format: "Best val mIoU %.4f", trainer.bestScore)
@@ -169,7 +179,7 @@ func batchingSummary(_ train: any LabelledImages, _ config: TrainingConfig) -> S
     var parts: [String] = []
     if let range = config.scaleRange { parts.append("images rescaled by \(range.lowerBound)-\(range.upperBound)") }
     if let crop = config.crop {
-        parts.append("random \(crop.width)x\(crop.height) crops (smaller images padded with ignored pixels)")
+        parts.append("random crops of \(crop.height) rows x \(crop.width) columns (smaller images padded with ignored pixels)")
     } else if config.scaleRange != nil || train.uniformSize == nil {
         let sizes = train.sizeCounts.count
         parts.append(config.scaleRange != nil

@@ -40,7 +40,7 @@ import SegKit
         let t = try CLI.run(["train", seg, "--data", "pets:\(Self.data)/pets", "--val-data", "pets:\(Self.data)/pets:test",
                              "--crop", "32,32", "--augment", "flip,scale:0.5-2.0", "--epochs", "1", "--batch", "4", "--out", "\(folder)/pets.keras"])
         #expect(t.status == 0, "\(t.stderr)")
-        #expect(t.stdout.contains("1 grey image(s) repeated into 3 channels") && t.stdout.contains("random 32x32 crops"), "\(t.stdout)")
+        #expect(t.stdout.contains("1 grey image(s) repeated into 3 channels") && t.stdout.contains("random crops of 32 rows x 32 columns"), "\(t.stdout)")
         #expect(t.stdout.contains("Training 1 epoch(s) of 1 step(s)"), "\(t.stdout)")
     }
 
@@ -106,6 +106,34 @@ import SegKit
         #expect(flip.status == 0 && flip.stdout.contains("no frozen-encoder feature cache (every step sees new pixels)"), "\(flip.stdout)")
         let big = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--crop", "80,40", "--epochs", "1", "--out", "\(folder)/crop.keras"])
         #expect(big.status == 0 && big.stdout.contains("not cached: ") && big.stdout.contains("smaller than the 40x80 crop"), "\(big.stdout)")
+    }
+}
+
+extension DatasetCLITests {
+    /// Found by a user's trial: one CMYK file stopped a whole folder, and a
+    /// truncated JPEG in a lazily read folder stopped `--skip-bad` mid-run.
+    @Test func skipBadSkipsUnreadableImagesInPredictAndInLazilyReadFolders() throws {
+        let seg = try unet(3)
+        let stop = try CLI.run(["predict", seg, "\(Self.data)/jpeg", "--out", "\(folder)/p"])
+        #expect(stop.status == 1 && stop.stderr.contains("cmyk.jpg"), "\(stop.stderr)")
+        let skip = try CLI.run(["predict", seg, "\(Self.data)/jpeg", "--out", "\(folder)/p", "--skip-bad"])
+        #expect(skip.status == 0 && skip.stderr.contains("skipped 3 image(s)"), "\(skip.stderr)")
+        let dir = "\(folder)/lazy"
+        try FileManager.default.copyItem(atPath: "\(Self.data)/jpeg_folder", toPath: dir)
+        let jpeg = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/images/img_01.jpg"))
+        try jpeg.prefix(jpeg.count / 2).write(to: URL(fileURLWithPath: "\(dir)/images/img_01.jpg"))
+        let lazy = try CLI.run(["eval", seg, "--data", dir, "--data-memory-mb", "0", "--skip-bad"])
+        #expect(lazy.status == 0 && lazy.stderr.contains("skipped 1 bad sample(s)") && lazy.stdout.contains("3 image(s)"), "\(lazy.stdout)\(lazy.stderr)")
+    }
+
+    @Test func classWeightsWithPlainCrossEntropySwitchToTheWeightedLossAndSaySo() throws {
+        let seg = try unet(3)
+        let t = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--class-weights", "auto", "--epochs", "1", "--out", "\(folder)/w.keras"])
+        #expect(t.status == 0 && t.stdout.contains("training with weighted cross-entropy"), "\(t.stdout)\(t.stderr)")
+        let negative = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--crop", "-5,10", "--out", "\(folder)/w.keras"])
+        #expect(negative.status == 64 && negative.stderr.contains("'-5' is not a crop height"), "\(negative.stderr)")
+        let h5 = try CLI.run(["train", seg, "--data", "\(Self.data)/odd", "--out", "\(folder)/w.h5"])
+        #expect(h5.status == 64 && h5.stderr.contains("a trained segmenter is a .keras file"), "\(h5.stderr)")
     }
 }
 

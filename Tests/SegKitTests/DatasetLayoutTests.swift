@@ -71,7 +71,8 @@ import Testing
         }
         #expect { try DataSource.folder(dir).open(DataRequest(classes: 3)) } throws: {
             "\($0)" == "masks/b.png: class id 7 at (row 3, column 5) is not a class of this segmenter (0 to 2); "
-                + "if 7 marks pixels to leave out (Pascal VOC's 255 does), give --ignore-label 7"
+                + "if 7 marks pixels to leave out (Pascal VOC's 255 does), give --ignore-label 7; "
+                + "if it is a class, the segmenter needs at least 8 classes (segkit build --classes)"
         }
         let loaded = try DataSource.folder(dir).open(DataRequest(classes: 3, skipBad: true))
         #expect(loaded.samples.count == 2 && loaded.skipped.count == 1 && loaded.skipped[0].hasPrefix("masks/b.png"))

@@ -45,7 +45,7 @@ import TestFixtures
 
     @Test func aMixedSizeFolderTrainsInSizeBucketsOneSizePerBatch() throws {
         let data = try open("mixed")   // five sizes
-        let pipeline = TrainingBatches(data: data, config: config(batch: 4), ignoreLabel: -1, skipBad: false)
+        let pipeline = TrainingBatches(data: data, config: config(batch: 4), ignoreLabel: -1)
         let plan = pipeline.plan(epoch: 0)
         #expect(plan.count == 5 && plan.allSatisfy { $0.count == 1 })
         #expect(Set(plan.flatMap { $0 }) == Set(0..<5))
@@ -59,7 +59,7 @@ import TestFixtures
         c.crop = (40, 40)
         c.scaleRange = 0.5...1.5
         c.augment = [.flip]
-        let pipeline = TrainingBatches(data: data, config: c, ignoreLabel: -1, skipBad: false)
+        let pipeline = TrainingBatches(data: data, config: c, ignoreLabel: -1)
         #expect(pipeline.plan(epoch: 0) .count == 1)
         let batch = try pipeline.assemble(Array(0..<5), epoch: 0, step: 0, augment: true)
         #expect(batch.count == 5 && batch.height == 40 && batch.width == 40)
@@ -98,7 +98,7 @@ import TestFixtures
     }
 
     @Test func rescalingResizesTheImageBilinearlyAndTheMaskByNearestNeighbour() throws {
-        let pipeline = TrainingBatches(data: try open("odd"), config: config(), ignoreLabel: -1, skipBad: false)
+        let pipeline = TrainingBatches(data: try open("odd"), config: config(), ignoreLabel: -1)
         var s = LabelledImage(name: "s", height: 2, width: 2, channels: 1, pixels: [0, 10, 20, 30], mask: [0, 1, 2, 0])
         pipeline.rescale(&s, factor: 2)
         #expect((s.height, s.width) == (4, 4))
@@ -123,7 +123,7 @@ import TestFixtures
         let runner = seg.runner
         let crop = (height: 88, width: 96)
         let crops = try CachedCrops(graph: seg.graph, runner: runner, nodes: nodes, data: data, crop: crop)
-        let pipeline = TrainingBatches(data: data, config: TrainingConfig(), ignoreLabel: -1, skipBad: false)
+        let pipeline = TrainingBatches(data: data, config: TrainingConfig(), ignoreLabel: -1)
         let whole = try pipeline.assemble([0], epoch: 0, step: 0, augment: false)
         let placement = try runner.sizeRule.placement(height: h, width: w)
         let cache = try FeatureCache(graph: seg.graph, nodes: nodes, batches: [[0]], totalInputPixels: h * w, input: { _ in

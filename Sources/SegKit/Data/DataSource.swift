@@ -77,6 +77,9 @@ public enum DataSource: Sendable {
     ///   sample or pixel, the value found and the option that fixes it.
     public func open(_ request: DataRequest) throws -> LoadedData {
         var classes: DatasetClasses?
+        if request.maskColours != nil, !({ if case .folder = self { return true }; return false }()) {
+            throw DataError.notFound("--mask-colors applies to a folder of images/ and masks/; the masks of voc:, pets:, HDF5 and fashion-canvas data hold class ids")
+        }
         switch self {
         case let .hdf5(path):
             return try LoadedData.inMemory(try SegmentationDataset.readHDF5(path), request: request)

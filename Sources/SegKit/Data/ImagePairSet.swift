@@ -14,7 +14,8 @@ public struct ImagePair: Sendable, Equatable {
 
 /// Image/mask file pairs (PNG or JPEG images, PNG masks) of any sizes.
 ///
-/// Opening reads every image's header and decodes every mask on worker threads,
+/// Opening reads every image's header and decodes every mask on worker threads
+/// (every image too, with `skipBad`),
 /// so each fault a pair can have (missing or unreadable file, sizes that
 /// disagree, a class id the segmenter does not have, a colour image for a grey
 /// segmenter) is found before training starts, with the file named. When the
@@ -53,6 +54,9 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
         // Headers first: sizes, channels and agreement of each pair, cheaply.
         let headers = parallelMap(pairs) { pair -> Result<(Int, Int, Int), DataError> in
             do {
+                let fm = FileManager.default
+                guard fm.fileExists(atPath: root + "/" + pair.image) else { throw DataError.badFile(pair.image, "is listed but missing") }
+                guard fm.fileExists(atPath: root + "/" + pair.mask) else { throw DataError.badFile(pair.image, "has no mask (expected \(pair.mask))") }
                 let image = try named(pair.image) { try ImageFile.imageHeader(root + "/" + pair.image) }
                 let mask = try named(pair.mask) { try ImageFile.pngOrJPEGSize(root + "/" + pair.mask) }
                 guard (mask.width, mask.height) == (image.width, image.height) else {
@@ -74,7 +78,12 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
                                             + "build the segmenter with --input-channels 3 to train on colour")
                 }
                 let mask = try loadMask(root: root, pair: pair, encoding: encoding, check: check)
-                return .success(keep ? (try loadImage(root: root, pair: pair, channels: wanted), mask) : nil)
+                if keep { return .success((try loadImage(root: root, pair: pair, channels: wanted), mask)) }
+                // Skipping bad pairs of a lazily read set: every image is decoded once
+                // now, so that a file damaged past its header is skipped here rather
+                // than found in the middle of an epoch.
+                if skipBad { _ = try loadImage(root: root, pair: pair, channels: wanted) }
+                return .success(nil)
             } catch let e as DataError { return .failure(e) } catch { return .failure(.badFile(pair.image, "\(error)")) }
         }
         var skipped: [String] = [], kept: [ImagePair] = [], sizes: [(Int, Int)] = [], stored: [(DecodedImage, [Int32])] = []

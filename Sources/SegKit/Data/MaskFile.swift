@@ -114,9 +114,9 @@ public struct LabelCheck: Sendable {
     public func check(_ labels: [Int32], width: Int, name: String) throws {
         guard let p = labels.firstIndex(where: { ($0 < 0 || Int($0) >= classes) && $0 != ignoreLabel }) else { return }
         let v = labels[p]
-        let hint = ignoreLabel == nil
-            ? "; if \(v) marks pixels to leave out (Pascal VOC's 255 does), give --ignore-label \(v)"
-            : " nor the ignore label \(ignoreLabel!)"
+        let hint = (ignoreLabel == nil ? "; if \(v) marks pixels to leave out (Pascal VOC's 255 does), give --ignore-label \(v)"
+                                       : " nor the ignore label \(ignoreLabel!)")
+            + (v >= Int32(classes) && v < 1024 ? "; if it is a class, the segmenter needs at least \(v + 1) classes (segkit build --classes)" : "")
         throw DataError.badSample(name, "class id \(v) at (row \(p / width), column \(p % width)) is not a class of this segmenter "
                                   + "(0 to \(classes - 1))\(hint)")
     }

@@ -124,8 +124,28 @@ public struct Recipe: Decodable, Equatable, Sendable {
             throw e
         } catch let e as SpecError {
             throw e
+        } catch let e as DecodingError {
+            throw RecipeError.invalid(recipe: path, message: Self.describe(e))
         } catch {
             throw RecipeError.invalid(recipe: path, message: "\(error)")
+        }
+    }
+}
+
+extension Recipe {
+    /// A decoding error in the user's terms: the key and what it should be, or
+    /// the recipe's own check (which Yams wraps as "not valid YAML").
+    static func describe(_ e: DecodingError) -> String {
+        func key(_ path: [CodingKey]) -> String { path.map(\.stringValue).joined(separator: ".") }
+        switch e {
+        case let .typeMismatch(type, c): return "\(key(c.codingPath)): expected \(type == Int.self ? "a whole number" : type == Double.self || type == Float.self ? "a number" : type == Bool.self ? "true or false" : "\(type)")"
+        case let .valueNotFound(_, c): return "\(key(c.codingPath)): a value is needed"
+        case let .keyNotFound(k, _): return "\(k.stringValue): missing"
+        case let .dataCorrupted(c):
+            if case let .invalid(_, message)? = c.underlyingError as? RecipeError { return message }
+            if let underlying = c.underlyingError { return "\(underlying)" }
+            return c.codingPath.isEmpty ? c.debugDescription : "\(key(c.codingPath)): \(c.debugDescription)"
+        @unknown default: return "\(e)"
         }
     }
 }

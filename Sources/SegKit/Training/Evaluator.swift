@@ -29,7 +29,7 @@ public struct Evaluator {
     public func evaluate(_ data: any LabelledImages, progress: ((Int, Int) -> Void)? = nil) throws -> (matrix: ConfusionMatrix, loss: Float) {
         var config = TrainingConfig()
         config.inputScale = inputScale
-        let pipeline = TrainingBatches(data: data, config: config, ignoreLabel: ignoreLabel ?? -1, skipBad: false)
+        let pipeline = TrainingBatches(data: data, config: config, ignoreLabel: ignoreLabel ?? -1)
         let batches = TrainingBatches.inferenceBatches(data, batch: batchSize)
         let prefetch = Prefetcher(count: batches.count) { b in try pipeline.assemble(batches[b], epoch: 0, step: 0, augment: false) }
         defer { prefetch.cancel() }

@@ -99,9 +99,6 @@ public final class Trainer {
     /// (never a class id) for the padding `SizeRule` and `--crop` add.
     var ignoreLabel: Int32 { config.ignoreLabel ?? -1 }
 
-    /// Samples left out while training under `--skip-bad` (a file damaged past its header).
-    public private(set) var skippedSamples: [String] = []
-
     /// A batch as the graph takes it: images padded to the size it runs at, masks
     /// (and optional pixel weights) on its output grid.
     func tensors(_ batch: SampleBatch, weights: [Float]? = nil) throws -> (x: Tensor, labels: [Int32], weights: [Float]?) {
@@ -121,7 +118,7 @@ public final class Trainer {
     ///   sample that cannot be read, `EngineError` from the graph.
     public func fit(train: any LabelledImages, val: (any LabelledImages)?, observer: TrainingObserver?,
                     checkpoint: (Trainer) throws -> Void, improved: (Trainer) throws -> Void) throws -> [EpochRecord] {
-        let pipeline = TrainingBatches(data: train, config: config, ignoreLabel: ignoreLabel, skipBad: config.skipBadSamples)
+        let pipeline = TrainingBatches(data: train, config: config, ignoreLabel: ignoreLabel)
         let steps = pipeline.plan(epoch: 0).count
         guard step < steps else {
             throw TrainingError.badState("the checkpoint stopped at step \(step) of an epoch, and an epoch of this data has \(steps) steps (resume with the data it was trained on)")
@@ -132,7 +129,7 @@ public final class Trainer {
             for i in 0..<train.count { countClasses(try train.mask(i), into: &counts, ignoreLabel: config.ignoreLabel) }
             classWeights = balancedClassWeights(counts: counts)
         }
-        let background = Int32(classes - 1)
+        let background = Int32(config.backgroundClass ?? classes - 1)
         // The frozen-encoder feature cache, when it is exact (every step sees each
         // sample as it is: no augmentation, crop or rescale), or crops alone
         // (`CachedCrops`: windows of the whole images' cached maps).
@@ -206,8 +203,6 @@ public final class Trainer {
                     pass = try graph.forward([], mode: .training, given: given)
                 } else {
                     let batch = try prefetch!.take(step - first)
-                    skippedSamples += batch.skipped
-                    guard batch.count > 0 else { step += 1; continue }
                     let aligned = try alignedLabels(batch, background: background, classWeights: classWeights)
                     (labels, weights) = (aligned.labels, aligned.weights)
                     pass = try graph.forward([try tensors(batch).x], mode: .training)

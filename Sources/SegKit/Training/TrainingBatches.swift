@@ -7,8 +7,6 @@ struct SampleBatch: Sendable {
     var count: Int, height: Int, width: Int, channels: Int
     var pixels: [Float]
     var masks: [Int32]
-    /// Samples left out under `--skip-bad` (a file damaged past its header).
-    var skipped: [String] = []
 }
 
 /// The training data pipeline (the order of the reference segmentation
@@ -21,7 +19,6 @@ struct TrainingBatches: Sendable {
     let config: TrainingConfig
     /// The label of padding pixels.
     let ignoreLabel: Int32
-    let skipBad: Bool
 
     /// Whether a batch can hold any samples together: all share one size after the pipeline.
     var fixedSize: (height: Int, width: Int)? { config.crop ?? (config.scaleRange == nil ? data.uniformSize : nil) }
@@ -44,6 +41,7 @@ struct TrainingBatches: Sendable {
 
     /// Indices grouped by size, cut into batches of at most `batch`.
     static func buckets(_ data: any LabelledImages, batch: Int, shuffle g: inout SeededGenerator) -> [[Int]] {
+        let batch = max(batch, 1)
         var bySize: [Int: [Int]] = [:]
         for i in 0..<data.count { let s = data.size(of: i); bySize[s.height << 32 | s.width, default: []].append(i) }
         var batches: [[Int]] = []
@@ -56,6 +54,7 @@ struct TrainingBatches: Sendable {
 
     /// Batches for inference in data order where sizes allow: runs of equally sized samples, cut at `batch`.
     static func inferenceBatches(_ data: any LabelledImages, batch: Int) -> [[Int]] {
+        let batch = max(batch, 1)
         var out: [[Int]] = [], current: [Int] = []
         for i in 0..<data.count {
             if let first = current.first, current.count == batch || data.size(of: first) != data.size(of: i) { out.append(current); current = [] }
@@ -68,8 +67,8 @@ struct TrainingBatches: Sendable {
     /// Samples `indices` through the pipeline (`augment` false: as they are, for
     /// evaluation and the feature cache), decoded on the machine's cores.
     func assemble(_ indices: [Int], epoch: Int, step: Int, augment: Bool) throws -> SampleBatch {
-        let results = parallelMap(Array(indices.enumerated())) { position, i -> Result<LabelledImage, Error> in
-            Result {
+        let results = parallelMap(Array(indices.enumerated())) { position, i -> Result<LabelledImage, DataError> in
+            do {
                 var s = try data.sample(i)
                 if augment {
                     var g = SeededGenerator(seed: config.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step) &* 0xC2B2_AE3D_27D4_EB4F)
@@ -77,19 +76,12 @@ struct TrainingBatches: Sendable {
                     _ = g.next()
                     transform(&s, rng: &g)
                 }
-                return s
-            }
+                return .success(s)
+            } catch let e as DataError { return .failure(e) } catch { return .failure(.badSample("sample \(i)", "\(error)")) }
         }
         var batch = SampleBatch(count: 0, height: 0, width: 0, channels: data.channels, pixels: [], masks: [])
         for r in results {
-            let s: LabelledImage
-            switch r {
-            case let .success(v): s = v
-            case let .failure(e):
-                guard skipBad, e is DataError else { throw e }
-                batch.skipped.append("\(e)")
-                continue
-            }
+            let s = try r.get()
             if batch.count == 0 { (batch.height, batch.width) = (s.height, s.width) }
             guard (s.height, s.width) == (batch.height, batch.width) else {
                 throw DataError.badSample(s.name, "is \(s.width)x\(s.height) in a batch of \(batch.width)x\(batch.height) (a SegKit bug: batches are planned by size)")

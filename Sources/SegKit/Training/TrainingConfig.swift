@@ -25,8 +25,6 @@ public struct TrainingConfig: Sendable {
     /// `--crop H,W`: a random H x W window of each (rescaled) training image,
     /// smaller images padded with ignored pixels. nil: whole images.
     public var crop: (height: Int, width: Int)?
-    /// `--skip-bad`: a sample whose file turns out damaged while training is left out (and counted), not fatal.
-    public var skipBadSamples = false
     public var seed: UInt64 = 0
     /// Stop after this many epochs without a better validation mIoU.
     public var patience: Int?
@@ -34,6 +32,8 @@ public struct TrainingConfig: Sendable {
     public var cacheMB = 1024
     public var useCache = true
     public var ignoreLabel: Int32?
+    /// The background class of U-Net's border weights (nil: the last class).
+    public var backgroundClass: Int?
     public var inputScale: InputScaling = .unit
 
     public init() {}
