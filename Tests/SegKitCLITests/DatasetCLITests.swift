@@ -154,6 +154,7 @@ extension DatasetCLITests {
         (["build", "--recipe", "unet-scratch", "--set", "=4", "--out", "/tmp/q.keras"], "--set '=4': is not KEY=VALUE"),
         (["build", "--recipe", "transposed", "--head", "maybe", "--out", "/tmp/q.keras"], "'keep' and 'new'"),
         (["predict", "x.keras", "img", "--tile", "3", "--out", "/tmp/m"], "--tile must be from 16"),
+        (["train", "x.keras", "--data", "d", "--batch", "0", "--out", "/tmp/o.keras"], "--batch must be from 1"),
         (["compare", "--classifier", "c", "--data", "d", "--test-data", "t", "--labels", "2,a", "--out", "/tmp/r"], "--labels '2,a': 'a'"),
     ])
     func aBadOptionValueIsRefusedBeforeAnyFileIsOpenedQuotingIt(_ args: [String], _ message: String) throws {
