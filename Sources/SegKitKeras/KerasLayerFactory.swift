@@ -22,16 +22,6 @@ struct KerasLayerFactory {
     final class PolicyLog { var names: Set<String> = [] }
     let policies = PolicyLog()
 
-    static let supported: Set<String> = Set([
-        "Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
-        "Conv2DTranspose", "Convolution2DTranspose", "Dense", "BatchNormalization",
-        "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
-        "GlobalMaxPooling2D", "GlobalMaxPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D",
-        "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Flatten", "Reshape", "Dropout", "SpatialDropout2D",
-        "Activation", "ReLU", "LeakyReLU", "Softmax", "ELU", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
-        "Rescaling", "Normalization", "LayerNormalization", "PReLU", "Resizing", "CenterCrop", "RandomCrop", "Permute", "LayerScale", "CustomScaleLayer", "Custom>CustomScaleLayer",
-    ]).union(identityAtInference)
-
     /// Layers that are the identity when a model predicts (augmentation, noise,
     /// regularisation): imported as `PassThrough`, listed as such by `inspect`.
     static let identityAtInference: Set<String> = [

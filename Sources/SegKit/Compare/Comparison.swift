@@ -66,10 +66,8 @@ public struct Comparison {
                 let trainable = seg.graph.trainableParameters.reduce(0) { $0 + $1.value.count }
                 progress("\(name) with \(n) labelled image(s): \(trainable) of \(total) parameters to train")
                 var seconds = 0.0, history: [EpochRecord] = []
-                var config = training
-                config.inputScale = training.inputScale
                 if trainable > 0 {
-                    let trainer = try Trainer(graph: seg.graph, classes: classes, config: config, runner: seg.runner)
+                    let trainer = try Trainer(graph: seg.graph, classes: classes, config: training, runner: seg.runner)
                     let started = Date()
                     history = try trainer.fit(train: subset, val: validation, observer: observer, checkpoint: { _ in }, improved: { _ in })
                     seconds = Date().timeIntervalSince(started)
