@@ -58,7 +58,7 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
                 guard fm.fileExists(atPath: root + "/" + pair.image) else { throw DataError.badFile(pair.image, "is listed but missing") }
                 guard fm.fileExists(atPath: root + "/" + pair.mask) else { throw DataError.badFile(pair.image, "has no mask (expected \(pair.mask))") }
                 let image = try named(pair.image) { try ImageFile.imageHeader(root + "/" + pair.image) }
-                let mask = try named(pair.mask) { try ImageFile.pngOrJPEGSize(root + "/" + pair.mask) }
+                let mask = try named(pair.mask) { try ImageFile.imageHeader(root + "/" + pair.mask) }
                 guard (mask.width, mask.height) == (image.width, image.height) else {
                     throw DataError.badFile(pair.mask, "is \(mask.width)x\(mask.height); its image \(pair.image) is \(image.width)x\(image.height)")
                 }
@@ -153,15 +153,6 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
     /// Runs `body`, naming its file errors by `name` (relative to the data folder) instead of the full path.
     static func named<T>(_ name: String, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let DataError.badFile(_, message) { throw DataError.badFile(name, message) }
-    }
-}
-
-extension ImageFile {
-    /// Width and height of a PNG or JPEG from its header (masks are checked for
-    /// JPEG later, with the reason).
-    static func pngOrJPEGSize(_ path: String) throws -> (width: Int, height: Int) {
-        let h = try imageHeader(path)
-        return (h.width, h.height)
     }
 }
 

@@ -99,14 +99,11 @@ public final class Trainer {
     /// (never a class id) for the padding `SizeRule` and `--crop` add.
     var ignoreLabel: Int32 { config.ignoreLabel ?? -1 }
 
-    /// A batch as the graph takes it: images padded to the size it runs at, masks
-    /// (and optional pixel weights) on its output grid.
-    func tensors(_ batch: SampleBatch, weights: [Float]? = nil) throws -> (x: Tensor, labels: [Int32], weights: [Float]?) {
+    /// A batch's images as the graph takes them: padded to the size it runs at
+    /// (its masks go through `alignedLabels`).
+    func paddedImages(_ batch: SampleBatch) throws -> Tensor {
         let placement = try runner.sizeRule.placement(height: batch.height, width: batch.width)
-        let x = try Tensor(shape: [batch.count, batch.height, batch.width, batch.channels], scalars: batch.pixels)
-        return (placement.padded(x),
-                placement.outputAligned(batch.masks, count: batch.count, height: batch.height, width: batch.width, fill: ignoreLabel),
-                weights.map { placement.outputAligned($0, count: batch.count, height: batch.height, width: batch.width, fill: 0) })
+        return placement.padded(try Tensor(shape: [batch.count, batch.height, batch.width, batch.channels], scalars: batch.pixels))
     }
 
     /// Trains for the configured epochs (continuing a restored run), calling
@@ -151,7 +148,7 @@ public final class Trainer {
                 let prefetch = Prefetcher(count: groups.count) { b in try pipeline.assemble(groups[b], epoch: 0, step: 0, augment: false) }
                 defer { prefetch.cancel() }
                 cache = try FeatureCache(graph: graph, nodes: boundary, batches: groups, totalInputPixels: pixels,
-                                         input: { b in try self.tensors(try prefetch.take(b)).x }, limitBytes: config.cacheMB << 20)
+                                         input: { b in try self.paddedImages(try prefetch.take(b)) }, limitBytes: config.cacheMB << 20)
             }
         }
         usedCache = cache != nil
@@ -183,8 +180,7 @@ public final class Trainer {
                     for (k, i) in indices.enumerated() {
                         let size = train.size(of: i), mask = try train.mask(i)
                         guard let crops else { masks += mask; continue }
-                        var g = SeededGenerator(seed: config.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step) &* 0xC2B2_AE3D_27D4_EB4F)
-                                                ^ (UInt64(k) &* 0x1656_67B1_9E37_79F9) ^ 3)
+                        var g = pipeline.generator(epoch: epoch, step: step, position: k, purpose: 3)
                         let (row, col, at) = crops.choose(size: size, rng: &g)
                         windows.append(at)
                         // The crop's mask; pixels outside the image (an origin in the padding) are ignored.
@@ -205,7 +201,7 @@ public final class Trainer {
                     let batch = try prefetch!.take(step - first)
                     let aligned = try alignedLabels(batch, background: background, classWeights: classWeights)
                     (labels, weights) = (aligned.labels, aligned.weights)
-                    pass = try graph.forward([try tensors(batch).x], mode: .training)
+                    pass = try graph.forward([try paddedImages(batch)], mode: .training)
                 }
                 let logits = pass.outputs(of: graph)[0]
                 let (loss, grad) = try config.loss.evaluate(logits: logits, labels: labels, classWeights: classWeights,

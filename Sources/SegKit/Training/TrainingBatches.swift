@@ -71,9 +71,7 @@ struct TrainingBatches: Sendable {
             do {
                 var s = try data.sample(i)
                 if augment {
-                    var g = SeededGenerator(seed: config.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step) &* 0xC2B2_AE3D_27D4_EB4F)
-                                            ^ (UInt64(position) &* 0x1656_67B1_9E37_79F9) ^ 2)
-                    _ = g.next()
+                    var g = generator(epoch: epoch, step: step, position: position, purpose: 2)
                     transform(&s, rng: &g)
                 }
                 return .success(s)
@@ -91,6 +89,16 @@ struct TrainingBatches: Sendable {
             batch.count += 1
         }
         return batch
+    }
+
+    /// The random choices for the sample at `position` of batch `step` of
+    /// `epoch`: the same whatever thread asks (`purpose` 2: augmentation,
+    /// 3: a cached crop's origin).
+    func generator(epoch: Int, step: Int, position: Int, purpose: UInt64) -> SeededGenerator {
+        var g = SeededGenerator(seed: config.seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(step) &* 0xC2B2_AE3D_27D4_EB4F)
+                                ^ (UInt64(position) &* 0x1656_67B1_9E37_79F9) ^ purpose)
+        _ = g.next()
+        return g
     }
 
     /// Rescale, crop, then the geometric augmentations, on one sample.
