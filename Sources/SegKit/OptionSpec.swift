@@ -68,6 +68,38 @@ public struct OptionSpec: Sendable {
         return (String(part[..<eq]), String(part[part.index(after: eq)...]))
     }
 
+    /// One `--set` value as its KEY=VALUE pairs: `init=glorot,dropout=0` is two
+    /// settings. A comma starts a new pair only outside brackets and when what
+    /// follows it begins with `KEY=`, so a YAML list value stays whole
+    /// (`stages=[block1,block2]`, `unfreeze=a,b` is one setting of value `a,b`).
+    ///
+    /// - Throws: `SpecError` when a pair has no `=` or no key.
+    public func settings(_ part: String) throws -> [(key: String, value: String)] {
+        var pieces: [String] = [], current = "", depth = 0
+        let chars = Array(part)
+        for (i, ch) in chars.enumerated() {
+            if "[{(".contains(ch) { depth += 1 } else if "]})".contains(ch) { depth = max(depth - 1, 0) }
+            if ch == ",", depth == 0, Self.startsWithKey(chars[(i + 1)...]) {
+                pieces.append(current)
+                current = ""
+            } else {
+                current.append(ch)
+            }
+        }
+        pieces.append(current)
+        return try pieces.map(setting)
+    }
+
+    /// Whether `rest` begins with an identifier followed by `=`.
+    private static func startsWithKey(_ rest: ArraySlice<Character>) -> Bool {
+        guard let first = rest.first, first.isLetter || first == "_" else { return false }
+        for ch in rest {
+            if ch == "=" { return true }
+            if !(ch.isLetter || ch.isNumber || ch == "_") { return false }
+        }
+        return false
+    }
+
     /// `A-B` (or `A` alone, meaning `A-A`) as two strings.
     ///
     /// - Throws: `SpecError` for more than one `-` or an empty side.

@@ -30,7 +30,7 @@ struct Build: ParsableCommand {
     @Option(help: "keep: the classifier's classes; new: a new zero-initialised score layer.")
     var head: HeadChoice?
 
-    @Option(name: .customLong("set"), help: "Override a recipe option, KEY=VALUE (repeatable).")
+    @Option(name: .customLong("set"), help: "Override recipe options, KEY=VALUE (repeatable; or KEY=VALUE,KEY=VALUE).")
     var overrides: [String] = []
 
     @Option(help: "Comma-separated class names, stored with the segmenter (default class_0, class_1, …).")
@@ -44,7 +44,7 @@ struct Build: ParsableCommand {
         guard out.hasSuffix(".keras") || out.hasSuffix(".h5") else { throw ValidationError("--out \(out): a segmenter is written as .keras (Keras 3) or .h5 (legacy HDF5)") }
         if let inputChannels { try require(inputChannels, in: 1...4096, "--input-channels") }
         try checkSpec {
-            for o in overrides { _ = try OptionSpec("--set", o).setting(o) }
+            for o in overrides { _ = try OptionSpec("--set", o).settings(o) }
             if let classNames { _ = try OptionSpec("--class-names", classNames).items() }
         }
     }

@@ -18,12 +18,20 @@ struct Compare: ParsableCommand {
     @Option(help: "Test data (same forms as --data).") var testData: String
     @Option(help: "Labelled-set sizes: the first N training samples.") var labels: String = "50,100,200"
     @Option(parsing: .unconditional, help: "Validation samples, taken from the end of --data (after the largest N).") var valCount: Int = 32
-    @Option(parsing: .unconditional) var epochs: Int = 10
+    @Option(parsing: .unconditional, help: "Stop a contender after this many epochs without a better validation mIoU (its best epoch's weights are scored).")
+    var patience: Int = Compare.defaultPatience
+    @Option(parsing: .unconditional, help: "The most epochs a contender trains.") var maxEpochs: Int = Compare.defaultMaxEpochs
+    @Option(parsing: .unconditional, help: "Instead of patience: train each contender for this many seconds of wall-clock time (feature cache included).")
+    var budgetSeconds: Double?
+    @Option(parsing: .unconditional, help: "Exactly this many epochs per contender, no early stopping (instead of --patience/--max-epochs).")
+    var epochs: Int?
+    @Option(parsing: .unconditional, help: "Runs per contender and N, with seeds --seed, --seed+1, …; the report shows mean and range.")
+    var seeds: Int = 1
     @Option(parsing: .unconditional) var batch: Int = 16
     @Option var optimizer: TrainingConfig.OptimizerKind = .adam
     @Option(parsing: .unconditional) var lr: Float = 1e-3
     @Option(parsing: .unconditional) var seed: UInt64 = 0
-    @Option(name: .customLong("set"), help: "Override an option of every recipe, KEY=VALUE (repeatable).") var overrides: [String] = []
+    @Option(name: .customLong("set"), help: "Override options of every recipe, KEY=VALUE (repeatable; or KEY=VALUE,KEY=VALUE).") var overrides: [String] = []
     @Option(parsing: .unconditional, help: "Test images shown in the report.") var examples: Int = 6
     @Option(parsing: .unconditional, help: "Segmentation classes, when the data's differ from the classifier's (every recipe then gets a new score layer).")
     var classes: Int?
@@ -31,8 +39,16 @@ struct Compare: ParsableCommand {
     @Option(parsing: .unconditional, help: "Train on random H,W crops (default: whole images, in size buckets when sizes differ).") var crop: String?
     @Option(help: "Report folder.") var out: String
 
+    static let defaultPatience = 10
+    static let defaultMaxEpochs = 100
+
     func validate() throws {
-        try require(epochs, in: 1...1_000_000, "--epochs")
+        if let epochs { try require(epochs, in: 1...1_000_000, "--epochs") }
+        try require(patience, in: 1...1_000_000, "--patience")
+        try require(maxEpochs, in: 1...1_000_000, "--max-epochs")
+        if let budgetSeconds { try require(budgetSeconds, in: 1...1e9, "--budget-seconds") }
+        try require(seeds, in: 1...1000, "--seeds")
+        if epochs != nil, budgetSeconds != nil { throw ValidationError("give --epochs (a fixed number) or --budget-seconds (a fixed time), not both") }
         try require(batch, in: 1...65_536, "--batch")
         try require(lr, in: 1e-12...100, "--lr")
         try require(valCount, in: 1...10_000_000, "--val-count")
@@ -41,7 +57,7 @@ struct Compare: ParsableCommand {
         try checkSpec {
             _ = try TrainingConfig.parseLabelCounts(labels)
             if let crop { _ = try TrainingConfig.parseCrop(crop) }
-            for o in overrides { _ = try OptionSpec("--set", o).setting(o) }
+            for o in overrides { _ = try OptionSpec("--set", o).settings(o) }
         }
     }
 
@@ -65,7 +81,16 @@ struct Compare: ParsableCommand {
         guard all.count >= largest + 1 else { throw ValidationError("--data has \(all.count) samples; --labels needs \(largest) plus validation samples") }
         let val = all.selecting(Array(max(largest, all.count - valCount)..<all.count))
         var training = TrainingConfig()
-        training.epochs = epochs
+        // The stopping rule: a fixed number of epochs, a time budget, or (default) patience up to --max-epochs.
+        if let epochs {
+            training.epochs = epochs
+        } else if let budgetSeconds {
+            training.epochs = maxEpochs
+            training.budgetSeconds = budgetSeconds
+        } else {
+            training.epochs = maxEpochs
+            training.patience = patience
+        }
         training.batchSize = batch
         training.optimizer = optimizer
         training.learningRate = lr
@@ -79,15 +104,20 @@ struct Compare: ParsableCommand {
             // A fresh copy per contender; the file already passed the child-process check when `probe` was loaded.
             try KerasModel.load(classifier, configPath: config)
         }
+        comparison.seeds = seeds
         comparison.overrides = overrides + (output.map { ["output=\($0)"] } ?? []) + (self.classes.map { ["classes=\($0)"] } ?? [])
+        let rule = epochs.map { "\($0) epoch(s) each" }
+            ?? budgetSeconds.map { String(format: "%.0f s of training each", $0) }
+            ?? "each until \(patience) epoch(s) without a better validation mIoU, at most \(maxEpochs)"
         print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "
-              + "\(val.count) validation and \(test.count) test image(s); \(epochs) epoch(s) each")
+              + "\(val.count) validation and \(test.count) test image(s); \(rule)" + (seeds > 1 ? "; \(seeds) seeds" : ""))
+        // The example images show each contender's first seed at the largest N.
         var kept: [String: BuiltSegmenter] = [:]
         let started = Date()
         let background = loaded.classes?.background ?? classes - 1
         let results = try comparison.run(train: all, validation: val, test: test, classes: classes, background: background,
                                          progress: { print(String(format: "[%5.0fs] ", Date().timeIntervalSince(started)) + $0) },
-                                         observer: ProgressPrinter(batchSize: batch), keep: { name, n, seg in if n == largest { kept[name] = seg } })
+                                         observer: ProgressPrinter(batchSize: batch), keep: { name, n, seed, seg in if n == largest, seed == training.seed { kept[name] = seg } })
         // Example images: input, ground truth, and each contender's prediction, as overlays.
         try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
         let palette = ClassPalette(classes: classes, background: background)
@@ -117,9 +147,11 @@ struct Compare: ParsableCommand {
             (try? String(contentsOfFile: "\(folder)/\(name).yaml", encoding: .utf8)).map { (name, $0) }
         }
         let report = ComparisonReport(results: results, classNames: classNames, background: background, commandLine: commandLine,
-                                      recipeFiles: recipeTexts)
+                                      recipeFiles: recipeTexts, baseline: comparison.baseline, training: training)
         try report.write(to: out, examples: rows)
-        printTable(header: ComparisonReport.tableHeader, rows: report.table, rightAligned: Set(1...8))
+        printTable(header: ComparisonReport.tableHeader, rows: report.table, rightAligned: ComparisonReport.numericColumns)
+        print("")
+        for line in report.verdict.lines { print(line) }
         print("Report: \(out)/index.html (also results.json, results.csv); \(String(format: "%.0f", Date().timeIntervalSince(started)))s in all")
         return report
     }

@@ -117,6 +117,29 @@ func randomImages(_ shape: [Int], seed: UInt64 = 1) -> Tensor {
         #expect(try valid.graph.forward([randomImages([1, 188, 188, 1])]).outputs(of: valid.graph)[0].shape == [1, 4, 4, 2])
     }
 
+    @Test func theUNetsInitialisationIsHeOrGlorotAsTheRecipeSays() throws {
+        // enc0_a: a 3x3 kernel from 1 channel to 16. Glorot uniform is bounded by
+        // √(6 / (9·1 + 9·16)) ≈ 0.198; He normal's σ = √(2/9) ≈ 0.47 exceeds that bound.
+        func kernel(_ sets: [String]) throws -> [Float] {
+            let (seg, _) = try build("unet-scratch", nil, ["classes=3", "input_channels=1"] + sets)
+            return try #require(seg.graph.layers.first { $0.name == "enc0_a" } as? Conv2D).kernel.value.scalars
+        }
+        let limit = Float(6.0 / 153.0).squareRoot()
+        #expect(try kernel(["init=glorot"]).allSatisfy { abs($0) <= limit })
+        #expect(try kernel([]).contains { abs($0) > limit }, "He normal is the default")
+        let keras = try build("unet-scratch", nil, ["classes=3", "input_channels=1", "init=glorot,dropout=0"]).0
+        #expect(!keras.graph.nodes.map(\.name).contains("bottleneck_dropout"), "Keras's usual U-Net is one --set away")
+        #expect { try Recipe.load("unet-scratch", overrides: ["init=lecun"], recipeFolder: recipeFolder) } throws: { "\($0)".contains("init") }
+    }
+
+    @Test func oneSetMayCarrySeveralSettingsButAListValueStaysWhole() throws {
+        let spec = OptionSpec("--set", "")
+        #expect(try spec.settings("init=glorot,dropout=0").map(\.key) == ["init", "dropout"])
+        #expect(try spec.settings("stages=[block1,block2]").map(\.value) == ["[block1,block2]"])
+        #expect(try spec.settings("unfreeze=a,b").map(\.value) == ["a,b"])
+        #expect(throws: SpecError.self) { try spec.settings("=3") }
+    }
+
     @Test func greyDataOnAColourClassifierSumsTheFirstKernel() throws {
         let colour = try KerasModel.load(Fixtures.path("residual.k3.keras"))
         let stem = try #require(colour.graph.layers.first { $0.name == "stem" } as? Conv2D)

@@ -103,6 +103,41 @@ struct TinyProblem {
         #expect(history.count == 3 && improvements == 1)
     }
 
+    @Test func patienceStopsARunWhoseLossRisesAndRestoresItsBestEpoch() throws {
+        // Gradient ascent (a negative learning rate, SGD): every epoch's training loss is
+        // above the one before, so without validation the first epoch is the best.
+        let p = try TinyProblem(count: 16)
+        let seg = try p.segmenter()
+        var c = p.config(epochs: 30)
+        c.optimizer = .sgd
+        c.learningRate = -0.05
+        c.patience = 2
+        c.restoreBest = true
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+        var best: [[Float]] = [], last: [[Float]] = []
+        let history = try trainer.fit(train: p.train, val: nil, observer: nil,
+                                      checkpoint: { t in last = t.graph.trainableParameters.map(\.value.scalars) },
+                                      improved: { t in best = t.graph.trainableParameters.map(\.value.scalars) })
+        #expect(history.map(\.loss) == history.map(\.loss).sorted() && history[0].loss < history[2].loss, "the loss rises")
+        #expect(history.count == 3 && trainer.stopReason == .patience && trainer.bestEpoch == 1)
+        let now = seg.graph.trainableParameters.map(\.value.scalars)
+        #expect(now == best, "the first epoch's weights are back")
+        #expect(now != last, "the last epoch's weights differed")
+    }
+
+    @Test func aTimeBudgetEndsTheEpochUnderWayAndSaysSo() throws {
+        let p = try TinyProblem(count: 16)
+        let seg = try p.segmenter()
+        var c = p.config(epochs: 30)
+        c.batchSize = 4
+        c.budgetSeconds = 1e-6
+        let trainer = try Trainer(graph: seg.graph, classes: seg.classes, config: c)
+        let history = try trainer.fit(train: p.train, val: p.val, observer: nil, checkpoint: { _ in }, improved: { _ in })
+        #expect(history.count == 1 && trainer.stopReason == .budget)
+        #expect(history[0].valMeanIoU != nil, "the cut-short epoch is validated")
+        #expect(trainer.optimizer.iterations == 1, "one step of the epoch's four ran")
+    }
+
     @Test func withoutValidationTheFirstEpochIsTheBestSoFarWhateverItsLoss() throws {
         // 11 classes from scratch: a cross-entropy near ln 11 ≈ 2.4, a score of −2.4.
         let p = try TinyProblem(count: 16)

@@ -2,25 +2,40 @@ import Foundation
 import SegKitEngine
 import SegKitKeras
 
-/// One trained-and-evaluated contender at one labelled-set size.
+/// One trained-and-evaluated contender at one labelled-set size and one seed.
 public struct ContenderResult: Sendable {
     public var contender: String
     public var labels: Int
+    /// The seed of the run: data order, augmentation, dropout and the recipe's new weights.
+    public var seed: UInt64
     public var totalParameters: Int
     public var trainableParameters: Int
+    /// Wall-clock training time in seconds, building the feature cache included (0 when nothing was trained).
     public var trainingSeconds: Double
     /// Training images processed per second (0 when nothing was trained).
     public var imagesPerSecond: Double
+    /// The 1-based epoch whose weights were scored (the best validation mIoU), nil when nothing was trained.
+    public var bestEpoch: Int?
+    /// Why training ended: `epochs` (it ran all it was allowed), `patience` or `budget`; nil when nothing was trained.
+    public var stopReason: Trainer.StopReason?
     public var pixelAccuracy: Double
     public var meanIoU: Double
     public var meanIoUNoBackground: Double
     public var perClassIoU: [Double?]
     public var history: [EpochRecord]
+
+    /// Epochs run (the last possibly cut short by the time budget).
+    public var epochsRun: Int { history.count }
 }
 
 /// The question SegKit exists to answer: with this classifier and these few
 /// labelled images, how do frozen-encoder segmenters compare with a U-Net
 /// trained from scratch, and from how many labels on does that change?
+///
+/// Every trained contender runs with `training`'s stopping rule (patience up to
+/// `training.epochs`, or `training.budgetSeconds` of wall-clock time) and is
+/// scored with its best validation epoch's weights; each (contender, N) is
+/// trained once per seed `training.seed`, `training.seed + 1`, … (`seeds` runs).
 public struct Comparison {
     public var recipes: [String]
     public var baseline: String?
@@ -28,6 +43,9 @@ public struct Comparison {
     public var training: TrainingConfig
     public var recipeFolder: String
     public var overrides: [String] = []
+    /// Runs per (contender, N), each with its own seed. A contender with nothing
+    /// to train (a heatmap) gives the same result for every seed and runs once.
+    public var seeds = 1
     /// Loads a fresh copy of the classifier for every contender (none shares weights).
     public var classifier: () throws -> KerasModel
 
@@ -43,43 +61,66 @@ public struct Comparison {
 
     public var contenders: [String] { recipes + (baseline.map { [$0] } ?? []) }
 
-    /// Builds one contender: a recipe on the classifier, or the baseline from scratch.
-    public func build(_ name: String, classes: Int, channels: Int) throws -> BuiltSegmenter {
-        var sets = overrides
+    /// The seeds of the runs: `training.seed` and the `seeds − 1` after it.
+    public var runSeeds: [UInt64] { (0..<UInt64(max(seeds, 1))).map { training.seed &+ $0 } }
+
+    /// Builds one contender: a recipe on the classifier, or the baseline from scratch;
+    /// `seed` initialises the recipe's new weights.
+    ///
+    /// - Throws: `RecipeError` for a recipe that cannot be read or applied, `KerasError` for the classifier.
+    public func build(_ name: String, classes: Int, channels: Int, seed: UInt64? = nil) throws -> BuiltSegmenter {
+        var sets = overrides + (seed.map { ["seed=\($0)"] } ?? [])
         if name == baseline { sets += ["classes=\(classes)", "input_channels=\(channels)"] }
         let recipe = try Recipe.load(name, overrides: sets, recipeFolder: recipeFolder)
         return try SegmenterBuilder(recipe: recipe).build(classifier: name == baseline ? nil : try classifier().graph)
     }
 
-    /// Trains every contender on the first N samples of `train` for every N,
-    /// validates on `validation` each epoch and scores on `test`. `progress`
-    /// hears a line per step of the plan; `observer` sees the training itself.
+    /// Trains every contender on the first N samples of `train` for every N and
+    /// seed, validates on `validation` each epoch (the stopping rule and the
+    /// weights kept) and scores on `test`. `progress` hears a line per run;
+    /// `observer` sees the training itself; `keep` gets each built segmenter
+    /// (after training, with its best weights).
+    ///
+    /// - Throws: `RecipeError`, `TrainingError`, `DataError` or `EngineError` from a run.
     public func run(train: any LabelledImages, validation: any LabelledImages, test: any LabelledImages, classes: Int,
                     background: Int, progress: (String) -> Void, observer: TrainingObserver?,
-                    keep: ((String, Int, BuiltSegmenter) -> Void)? = nil) throws -> [ContenderResult] {
+                    keep: ((String, Int, UInt64, BuiltSegmenter) -> Void)? = nil) throws -> [ContenderResult] {
         var results: [ContenderResult] = []
         for n in labelCounts {
             let subset = train.first(n)
             for name in contenders {
-                let seg = try build(name, classes: classes, channels: train.channels)
-                let total = seg.graph.parameters.reduce(0) { $0 + $1.value.count }
-                let trainable = seg.graph.trainableParameters.reduce(0) { $0 + $1.value.count }
-                progress("\(name) with \(n) labelled image(s): \(trainable) of \(total) parameters to train")
-                var seconds = 0.0, history: [EpochRecord] = []
-                if trainable > 0 {
-                    let trainer = try Trainer(graph: seg.graph, classes: classes, config: training, runner: seg.runner)
-                    let started = Date()
-                    history = try trainer.fit(train: subset, val: validation, observer: observer, checkpoint: { _ in }, improved: { _ in })
-                    seconds = Date().timeIntervalSince(started)
+                for seed in runSeeds {
+                    let seg = try build(name, classes: classes, channels: train.channels, seed: seed)
+                    let total = seg.graph.parameters.reduce(0) { $0 + $1.value.count }
+                    let trainable = seg.graph.trainableParameters.reduce(0) { $0 + $1.value.count }
+                    let seedNote = runSeeds.count > 1 && trainable > 0 ? ", seed \(seed)" : ""
+                    progress("\(name) with \(n) labelled image(s)\(seedNote): \(trainable) of \(total) parameters to train")
+                    var result = ContenderResult(contender: name, labels: n, seed: seed, totalParameters: total, trainableParameters: trainable,
+                                                 trainingSeconds: 0, imagesPerSecond: 0, pixelAccuracy: 0, meanIoU: 0, meanIoUNoBackground: 0,
+                                                 perClassIoU: [], history: [])
+                    if trainable > 0 {
+                        var config = training
+                        config.seed = seed
+                        config.restoreBest = true
+                        let trainer = try Trainer(graph: seg.graph, classes: classes, config: config, runner: seg.runner)
+                        let started = Date()
+                        result.history = try trainer.fit(train: subset, val: validation, observer: observer, checkpoint: { _ in }, improved: { _ in })
+                        result.trainingSeconds = Date().timeIntervalSince(started)
+                        let seen = result.history.count * subset.count
+                        result.imagesPerSecond = result.trainingSeconds > 0 ? Double(seen) / result.trainingSeconds : 0
+                        result.bestEpoch = trainer.bestEpoch
+                        result.stopReason = trainer.stopReason
+                    }
+                    let matrix = try Self.evaluate(seg, test, classes: classes, scale: training.inputScale, batch: training.batchSize,
+                                                   ignoreLabel: training.ignoreLabel)
+                    result.pixelAccuracy = matrix.pixelAccuracy
+                    result.meanIoU = matrix.meanIoU
+                    result.meanIoUNoBackground = matrix.meanIoU(excluding: background)
+                    result.perClassIoU = matrix.perClassIoU
+                    results.append(result)
+                    keep?(name, n, seed, seg)
+                    if trainable == 0 { break }   // nothing trained: every seed gives this result
                 }
-                let matrix = try Self.evaluate(seg, test, classes: classes, scale: training.inputScale, batch: training.batchSize,
-                                               ignoreLabel: training.ignoreLabel)
-                results.append(ContenderResult(
-                    contender: name, labels: n, totalParameters: total, trainableParameters: trainable, trainingSeconds: seconds,
-                    imagesPerSecond: seconds > 0 ? Double(subset.count * history.count) / seconds : 0,
-                    pixelAccuracy: matrix.pixelAccuracy, meanIoU: matrix.meanIoU, meanIoUNoBackground: matrix.meanIoU(excluding: background),
-                    perClassIoU: matrix.perClassIoU, history: history))
-                keep?(name, n, seg)
             }
         }
         return results

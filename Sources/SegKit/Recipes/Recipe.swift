@@ -37,6 +37,14 @@ public struct Recipe: Decodable, Equatable, Sendable {
     public var kernelSize: Int = 3
     public var batchNorm: Bool = false
     public var dropout: Float = 0
+    /// Weight initialisation of new U-Net convolutions (unet, unet-scratch).
+    public enum Init: String, Decodable, Sendable {
+        /// He normal, N(0, √(2/fan_in)): the U-Net paper's.
+        case he
+        /// Glorot uniform, U(±√(6/(fan_in + fan_out))): Keras's default.
+        case glorot
+    }
+    public var initializer: Init = .he
     /// Imported layers made trainable again: names, or the top N encoder stages.
     public var unfreeze: [String] = []
     public var unfreezeStages: Int = 0
@@ -53,7 +61,7 @@ public struct Recipe: Decodable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, decoder, upsampling, skips, fcn, head, classes, decoderFilters = "decoder_filters",
-             kernelSize = "kernel_size", batchNorm = "batch_norm", dropout, unfreeze, stages, seed, depth,
+             kernelSize = "kernel_size", batchNorm = "batch_norm", dropout, initializer = "init", unfreeze, stages, seed, depth,
              baseFilters = "base_filters", padding, inputChannels = "input_channels", output
     }
 
@@ -70,6 +78,7 @@ public struct Recipe: Decodable, Equatable, Sendable {
         kernelSize = try c.decodeIfPresent(Int.self, forKey: .kernelSize) ?? kernelSize
         batchNorm = try c.decodeIfPresent(Bool.self, forKey: .batchNorm) ?? batchNorm
         dropout = try c.decodeIfPresent(Float.self, forKey: .dropout) ?? dropout
+        initializer = try c.decodeIfPresent(Init.self, forKey: .initializer) ?? initializer
         if let names = try? c.decodeIfPresent([String].self, forKey: .unfreeze) {
             unfreeze = names
         } else if let stages = try? c.decodeIfPresent([String: Int].self, forKey: .unfreeze), let n = stages["stages"] {
@@ -114,9 +123,10 @@ public struct Recipe: Decodable, Equatable, Sendable {
             }
             for o in overrides {
                 let spec = OptionSpec("--set", o)
-                let (key, value) = try spec.setting(o)
-                guard CodingKeys(stringValue: key) != nil else { throw spec.fail(key, "is no recipe option") }
-                mapping[Node(key)] = try Yams.compose(yaml: value) ?? Node("")
+                for (key, value) in try spec.settings(o) {
+                    guard CodingKeys(stringValue: key) != nil else { throw spec.fail(key, "is no recipe option") }
+                    mapping[Node(key)] = try Yams.compose(yaml: value) ?? Node("")
+                }
             }
             node = Node.mapping(mapping)
             return try YAMLDecoder().decode(Recipe.self, from: try Yams.serialize(node: node))

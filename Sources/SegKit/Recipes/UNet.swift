@@ -1,21 +1,31 @@
 import SegKitEngine
 
 /// U-Net building blocks shared by the pretrained-encoder and from-scratch U-Nets:
-/// two 3x3 conv + ReLU (He-initialised, optional BatchNorm), and the 2x2
-/// stride-2 transposed convolution up.
+/// two 3x3 conv + ReLU (optional BatchNorm), and the 2x2 stride-2 transposed
+/// convolution up, initialised as the recipe's `init` says (He normal, the
+/// paper's; or Glorot uniform, Keras's default).
 struct UNetBlocks {
     let graph: Graph
     /// Names new layers so that they never clash with imported ones.
     let canvas: DecoderCanvas
     let padding: Padding
     let batchNorm: Bool
+    let initializer: Recipe.Init
     var rng: SeededGenerator
+
+    /// A new kernel of `shape` ([kh, kw, in, out] for a convolution, [kh, kw, out, in] transposed).
+    mutating func kernel(_ shape: [Int], fanIn: Int, fanOut: Int) -> Tensor {
+        switch initializer {
+        case .he: return Initializer.he(shape, fanIn: fanIn, &rng)
+        case .glorot: return Initializer.glorot(shape, fanIn: fanIn, fanOut: fanOut, &rng)
+        }
+    }
 
     mutating func convPair(_ x: Int, filters: Int, name: String) throws -> Int {
         var x = x
         for part in ["a", "b"] {
             let cin = try graph.staticShapes()[x][3]!
-            let conv = try Conv2D(name: canvas.uniqueName("\(name)_\(part)"), kernel: Initializer.he([3, 3, cin, filters], fanIn: 9 * cin, &rng),
+            let conv = try Conv2D(name: canvas.uniqueName("\(name)_\(part)"), kernel: kernel([3, 3, cin, filters], fanIn: 9 * cin, fanOut: 9 * filters),
                                   bias: Tensor(zeros: [filters]), padding: padding, activation: batchNorm ? .linear : .relu())
             x = try graph.add(conv, inputs: [x])
             if batchNorm {
@@ -30,8 +40,11 @@ struct UNetBlocks {
     /// Up by `factor`: a factor x factor, stride-`factor` transposed convolution (2x2/2 in the paper).
     mutating func up(_ x: Int, filters: Int, factor: Int = 2, name: String) throws -> Int {
         let cin = try graph.staticShapes()[x][3]!
-        let kernel = Initializer.he([factor, factor, filters, cin], fanIn: factor * factor * cin, &rng)
-        return try graph.add(Conv2DTranspose(name: canvas.uniqueName(name), kernel: kernel, bias: Tensor(zeros: [filters]),
+        // He's fan-in: the inputs one output sums over (a stride-k transposed k x k conv: k·k·cin taps of
+        // which one per channel lands on each pixel, so the paper's √(2/(k²·cin)) as before); Glorot's
+        // bound uses fan_in + fan_out and is the same whichever way round Keras counts them.
+        let w = kernel([factor, factor, filters, cin], fanIn: factor * factor * cin, fanOut: factor * factor * filters)
+        return try graph.add(Conv2DTranspose(name: canvas.uniqueName(name), kernel: w, bias: Tensor(zeros: [filters]),
                                              strides: (factor, factor), padding: .valid), inputs: [x])
     }
 
@@ -79,7 +92,8 @@ struct PretrainedUNet {
         guard let deepest = try canvas.geometry(x).integerStride else {
             throw RecipeError.incompatible(recipe: recipe.name, message: "the encoder's last map has no integer stride")
         }
-        var blocks = UNetBlocks(graph: g, canvas: canvas, padding: .same, batchNorm: recipe.batchNorm, rng: SeededGenerator(seed: recipe.seed))
+        var blocks = UNetBlocks(graph: g, canvas: canvas, padding: .same, batchNorm: recipe.batchNorm,
+                                initializer: recipe.initializer, rng: SeededGenerator(seed: recipe.seed))
         var current = deepest
         for next in DecoderCanvas.ladder(from: deepest, stages: taps) {
             guard let stage = taps.first(where: { $0.stride == next }) else { continue }
@@ -113,7 +127,8 @@ struct UNetScratch {
         }
         let padding: Padding = recipe.padding == "valid" ? .valid : .same
         let g = Graph()
-        var blocks = UNetBlocks(graph: g, canvas: DecoderCanvas(graph: g, reference: (1, 1)), padding: padding, batchNorm: recipe.batchNorm, rng: SeededGenerator(seed: recipe.seed))
+        var blocks = UNetBlocks(graph: g, canvas: DecoderCanvas(graph: g, reference: (1, 1)), padding: padding, batchNorm: recipe.batchNorm,
+                                initializer: recipe.initializer, rng: SeededGenerator(seed: recipe.seed))
         let (crops, validSize) = padding == .valid ? try Self.validCrops(depth: recipe.depth) : ([Int](repeating: 0, count: recipe.depth), 0)
         var x = try g.addInput(name: "image", shape: [nil, nil, nil, channels])
         var skips: [Int] = []

@@ -11,15 +11,27 @@ public struct ComparisonReport {
     public let commandLine: String
     public let recipeFiles: [(name: String, text: String)]
     public let title: String
+    /// The from-scratch contender, for the verdict (nil: none was compared).
+    public let baseline: String?
+    /// The runs' stopping rule, for the verdict and the page's description.
+    public let training: TrainingConfig
+    /// Every (contender, N) over its seeds.
+    public let summaries: [ContenderSummary]
+    public let verdict: ComparisonVerdict
 
     public init(results: [ContenderResult], classNames: [String], background: Int, commandLine: String,
-                recipeFiles: [(name: String, text: String)], title: String = "SegKit comparison") {
+                recipeFiles: [(name: String, text: String)], title: String = "SegKit comparison", baseline: String? = nil,
+                training: TrainingConfig = TrainingConfig()) {
         self.results = results
         self.classNames = classNames
         self.background = background
         self.commandLine = commandLine
         self.recipeFiles = recipeFiles
         self.title = title
+        self.baseline = baseline
+        self.training = training
+        summaries = ContenderSummary.group(results)
+        verdict = ComparisonVerdict(summaries: summaries, baseline: baseline, training: training)
     }
 
     static let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
@@ -27,43 +39,82 @@ public struct ComparisonReport {
     var contenders: [String] { results.reduce(into: [String]()) { if !$0.contains($1.contender) { $0.append($1.contender) } } }
     var labelCounts: [Int] { Array(Set(results.map(\.labels))).sorted() }
     func colour(_ contender: String) -> String { Self.colours[(contenders.firstIndex(of: contender) ?? 0) % Self.colours.count] }
+    func summary(_ contender: String, _ labels: Int) -> ContenderSummary? {
+        summaries.first { $0.contender == contender && $0.labels == labels }
+    }
 
-    public static let csvHeader = "contender,labels,total_params,trainable_params,training_seconds,images_per_second,pixel_accuracy,mean_iou,mean_iou_no_background"
+    /// How every trained run was stopped, in words.
+    var stoppingRule: String {
+        if let budget = training.budgetSeconds {
+            return String(format: "for %.0f s of wall-clock time each (at most %d epochs)", budget, training.epochs)
+        }
+        if let patience = training.patience {
+            return "until its validation mIoU had not improved for \(patience) epoch(s), at most \(training.epochs)"
+        }
+        return "for \(training.epochs) epoch(s)"
+    }
 
+    public static let csvHeader = "contender,labels,seed,total_params,trainable_params,epochs_run,best_epoch,stopped_by,training_seconds,"
+        + "images_per_second,pixel_accuracy,mean_iou,mean_iou_no_background"
+
+    /// One row per run (contender, N, seed).
     public var csv: String {
         ([Self.csvHeader] + results.map { r in
-            "\(r.contender),\(r.labels),\(r.totalParameters),\(r.trainableParameters),\(String(format: "%.2f", r.trainingSeconds)),"
+            "\(r.contender),\(r.labels),\(r.seed),\(r.totalParameters),\(r.trainableParameters),\(r.epochsRun),\(r.bestEpoch.map(String.init) ?? ""),"
+                + "\(r.stopReason?.rawValue ?? ""),\(String(format: "%.2f", r.trainingSeconds)),"
                 + "\(String(format: "%.1f", r.imagesPerSecond)),\(String(format: "%.4f", r.pixelAccuracy)),\(String(format: "%.4f", r.meanIoU)),"
                 + String(format: "%.4f", r.meanIoUNoBackground)
         }).joined(separator: "\n") + "\n"
     }
 
+    /// `results`: every run; `summary`: per (contender, N) the mean, min and max over seeds; `verdict`: the report's sentences.
     public var json: JSONValue {
         func opt(_ v: Double?) -> JSONValue { v.map { .number($0) } ?? .null }
+        func spread(_ s: Spread) -> JSONValue { ["mean": .number(s.mean), "min": .number(s.min), "max": .number(s.max)] }
         return ["class_names": .array(classNames.map { .string($0) }), "background_class": .number(Double(background)),
-                "command": .string(commandLine),
+                "command": .string(commandLine), "stopping_rule": .string(stoppingRule),
+                "verdict": .array(verdict.lines.map { .string($0) }),
+                "summary": .array(summaries.map { s in
+                    ["contender": .string(s.contender), "labels": .number(Double(s.labels)), "seeds": .array(s.runs.map { .number(Double($0.seed)) }),
+                     "mean_iou": spread(s.meanIoU), "mean_iou_no_background": spread(s.meanIoUNoBackground), "pixel_accuracy": spread(s.pixelAccuracy),
+                     "training_seconds": spread(s.trainingSeconds), "epochs_run": spread(s.epochs), "best_epoch": s.bestEpoch.map(spread) ?? .null,
+                     "per_class_iou": .array(s.perClassIoU.map(opt))]
+                }),
                 "results": .array(results.map { r in
-                    ["contender": .string(r.contender), "labels": .number(Double(r.labels)),
+                    ["contender": .string(r.contender), "labels": .number(Double(r.labels)), "seed": .number(Double(r.seed)),
                      "total_params": .number(Double(r.totalParameters)), "trainable_params": .number(Double(r.trainableParameters)),
+                     "epochs_run": .number(Double(r.epochsRun)), "best_epoch": opt(r.bestEpoch.map(Double.init)),
+                     "stopped_by": r.stopReason.map { .string($0.rawValue) } ?? .null,
                      "training_seconds": .number(r.trainingSeconds), "images_per_second": .number(r.imagesPerSecond),
                      "pixel_accuracy": .number(r.pixelAccuracy), "mean_iou": .number(r.meanIoU),
                      "mean_iou_no_background": .number(r.meanIoUNoBackground), "per_class_iou": .array(r.perClassIoU.map(opt)),
                      "history": .array(r.history.map { h in
                         ["epoch": .number(Double(h.epoch)), "loss": .number(Double(h.loss)), "val_loss": opt(h.valLoss.map(Double.init)),
-                         "val_mean_iou": opt(h.valMeanIoU), "val_pixel_accuracy": opt(h.valPixelAccuracy)]
+                         "val_mean_iou": opt(h.valMeanIoU), "val_pixel_accuracy": opt(h.valPixelAccuracy), "seconds": .number(h.seconds)]
                      })]
                 })]
     }
 
-    /// The text table `compare` prints.
+    /// The text table `compare` prints: one row per (contender, N), figures as
+    /// the mean over seeds with the range in brackets when seeds differ.
     public var table: [[String]] {
-        results.map { r in
-            [r.contender, "\(r.labels)", "\(r.totalParameters)", "\(r.trainableParameters)", String(format: "%.1fs", r.trainingSeconds),
-             r.imagesPerSecond > 0 ? String(format: "%.1f", r.imagesPerSecond) : "—", String(format: "%.4f", r.pixelAccuracy),
-             String(format: "%.4f", r.meanIoU), String(format: "%.4f", r.meanIoUNoBackground)]
+        summaries.map { s in
+            let r = s.runs[0]
+            func range(_ x: Spread?) -> String {
+                guard let x else { return "—" }
+                return x.min == x.max ? String(format: "%.0f", x.mean) : String(format: "%.0f–%.0f", x.min, x.max)
+            }
+            return [s.contender, "\(s.labels)", "\(s.runs.count)", "\(r.totalParameters)", "\(r.trainableParameters)",
+                    s.trained ? range(s.epochs) : "—", range(s.bestEpoch),
+                    s.trained ? String(format: "%.1fs", s.trainingSeconds.mean) : "—",
+                    s.imagesPerSecond > 0 ? String(format: "%.1f", s.imagesPerSecond) : "—",
+                    s.pixelAccuracy.text(), s.meanIoU.text(), s.meanIoUNoBackground.text()]
         }
     }
-    public static let tableHeader = ["contender", "N", "params", "trainable", "train time", "img/s", "pixel acc", "mIoU", "mIoU (no bg)"]
+    public static let tableHeader = ["contender", "N", "runs", "params", "trainable", "epochs", "best", "train time", "img/s", "pixel acc",
+                                     "mIoU", "mIoU (no bg)"]
+    /// Columns of `table` printed right-aligned.
+    public static let numericColumns = Set(1...11)
 
     /// Writes the page and its files into `folder`; `examples` are (title, file) image rows already written there.
     public func write(to folder: String, examples: [(caption: String, files: [(label: String, file: String)])]) throws {
@@ -84,42 +135,44 @@ public struct ComparisonReport {
         .grid{display:grid;gap:6px;align-items:start} .grid img{width:128px;height:128px;image-rendering:pixelated;border:1px solid #ccc}
         pre{background:#f6f6f6;padding:8px;font-size:12px;overflow-x:auto} .best{font-weight:bold;background:#eef7ee}
         </style></head><body><h1>\(e(title))</h1>
-        <p>Each contender trained on the first N labelled images with the same optimizer settings and epoch budget,
-        scored on the same test set (mIoU over classes present; \"no bg\" leaves out the background class).</p>
+        <p>\(verdict.lines.map(e).joined(separator: "</p><p>"))</p>
+        <p style=\"font-size:13px;color:#555\">How: each contender trained on the first N labelled images with the same optimizer settings,
+        \(e(stoppingRule)), and scored with its best validation epoch's weights on the same test set (mIoU over classes present;
+        \"no bg\" leaves out the background class). Figures are the mean over the runs' seeds, the range in brackets.</p>
         """
         page += "<table><tr>" + Self.tableHeader.map { "<th>\(e($0))</th>" }.joined() + "</tr>"
+        let rows = table
         for n in labelCounts {
-            let rows = results.filter { $0.labels == n }
-            let best = rows.map(\.meanIoU).max()
-            for r in rows {
-                let cells = table[results.firstIndex { $0.contender == r.contender && $0.labels == n }!]
-                page += "<tr\(r.meanIoU == best ? " class=\"best\"" : "")>" + cells.map { "<td>\(e($0))</td>" }.joined() + "</tr>"
+            let best = summaries.filter { $0.labels == n }.map(\.meanIoU.mean).max()
+            for (i, s) in summaries.enumerated() where s.labels == n {
+                page += "<tr\(s.meanIoU.mean == best ? " class=\"best\"" : "")>" + rows[i].map { "<td>\(e($0))</td>" }.joined() + "</tr>"
             }
         }
         page += "</table><div class=\"charts\">"
-        // Label efficiency: test mIoU against N.
+        // Label efficiency: test mIoU against N, the band spanning the seeds.
+        let ticks = labelCounts.enumerated().map { (Double($0.offset), "\($0.element)") }
         page += "<figure>" + SVGChart.lines(
             title: "Label efficiency: test mIoU by labelled images", xLabel: "labelled training images (N)", yLabel: "test mIoU",
-            xTicks: labelCounts.enumerated().map { (Double($0.offset), "\($0.element)") }, yMax: 1,
-            series: contenders.map { c in (c, colour(c), labelCounts.enumerated().compactMap { i, n in
-                results.first { $0.contender == c && $0.labels == n }.map { (Double(i), $0.meanIoU) } }) }) + "</figure>"
-        // Learning curves at the largest N.
-        let curves = contenders.compactMap { c -> (String, String, [(Double, Double)])? in
-            guard let r = results.first(where: { $0.contender == c && $0.labels == largest }), !r.history.isEmpty else { return nil }
-            return (c, colour(c), r.history.map { (Double($0.epoch), $0.valMeanIoU ?? 0) })
+            xTicks: ticks, yMax: 1,
+            series: contenders.map { c in (c, colour(c), labelCounts.enumerated().compactMap { i, n in summary(c, n).map { (Double(i), $0.meanIoU.mean) } }) },
+            bands: contenders.map { c in (colour(c), labelCounts.enumerated().compactMap { i, n in
+                summary(c, n).map { (Double(i), $0.meanIoU.min, $0.meanIoU.max) } }) })
+            + "<figcaption>Lines: mean over seeds; shaded: min to max.</figcaption></figure>"
+        // Learning curves at the largest N: every seed's run, in its contender's colour.
+        let runs = results.filter { $0.labels == largest && !$0.history.isEmpty }
+        func curve(_ r: ContenderResult, _ y: (EpochRecord) -> Double) -> (String, String, [(Double, Double)]) {
+            (runs.filter { $0.contender == r.contender }.count > 1 ? "\(r.contender) s\(r.seed)" : r.contender, colour(r.contender),
+             r.history.map { (Double($0.epoch), y($0)) })
         }
-        let epochs = curves.flatMap { $0.2.map(\.0) }.max() ?? 1
+        let epochs = runs.map(\.history.count).max() ?? 1
+        let epochTicks = stride(from: 1, through: max(epochs, 1), by: max(1, epochs / 10)).map { (Double($0), "\($0)") }
         page += "<figure>" + SVGChart.lines(title: "Learning curves (N = \(largest)): validation mIoU", xLabel: "epoch", yLabel: "val mIoU",
-                                            xTicks: (1...max(Int(epochs), 1)).map { (Double($0), "\($0)") }, yMax: 1, series: curves) + "</figure>"
-        let losses = contenders.compactMap { c -> (String, String, [(Double, Double)])? in
-            guard let r = results.first(where: { $0.contender == c && $0.labels == largest }), !r.history.isEmpty else { return nil }
-            return (c, colour(c), r.history.map { (Double($0.epoch), Double($0.loss)) })
-        }
-        let maxLoss = max(losses.flatMap { $0.2.map(\.1) }.max() ?? 1, 1e-3)
+                                            xTicks: epochTicks, yMax: 1, series: runs.map { curve($0) { $0.valMeanIoU ?? 0 } }) + "</figure>"
+        let maxLoss = max(runs.flatMap { $0.history.map { Double($0.loss) } }.max() ?? 1, 1e-3)
         page += "<figure>" + SVGChart.lines(title: "Learning curves (N = \(largest)): training loss", xLabel: "epoch", yLabel: "loss",
-                                            xTicks: (1...max(Int(epochs), 1)).map { (Double($0), "\($0)") }, yMax: maxLoss, series: losses) + "</figure>"
-        page += "<figure>" + SVGChart.bars(title: "Per-class test IoU (N = \(largest))", categories: classNames, yLabel: "IoU",
-                                           series: contenders.compactMap { c in results.first { $0.contender == c && $0.labels == largest }.map { (c, colour(c), $0.perClassIoU) } })
+                                            xTicks: epochTicks, yMax: maxLoss, series: runs.map { curve($0) { Double($0.loss) } }) + "</figure>"
+        page += "<figure>" + SVGChart.bars(title: "Per-class test IoU (N = \(largest), mean over seeds)", categories: classNames, yLabel: "IoU",
+                                           series: contenders.compactMap { c in summary(c, largest).map { (c, colour(c), $0.perClassIoU) } })
             + "</figure></div>"
         if !examples.isEmpty {
             let columns = examples[0].files.count

@@ -9,9 +9,10 @@ enum SVGChart {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
     }
 
-    /// Lines over x; `series` are (name, colour, points), y in [0, yMax].
+    /// Lines over x; `series` are (name, colour, points), y in [0, yMax];
+    /// `bands` (colour, (x, low, high) points) are shaded under the lines.
     static func lines(title: String, xLabel: String, yLabel: String, xTicks: [(Double, String)], yMax: Double,
-                      series: [(String, String, [(Double, Double)])]) -> String {
+                      series: [(String, String, [(Double, Double)])], bands: [(String, [(Double, Double, Double)])] = []) -> String {
         let xs = xTicks.map(\.0) + series.flatMap { $0.2.map(\.0) }
         let (x0, x1) = (xs.min() ?? 0, max(xs.max() ?? 1, (xs.min() ?? 0) + 1e-9))
         let plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom
@@ -21,6 +22,10 @@ enum SVGChart {
         svg += axes(xLabel: xLabel, yLabel: yLabel, yMax: yMax, plotW: plotW, plotH: plotH)
         for (x, label) in xTicks {
             svg += "<text x=\"\(f(px(x)))\" y=\"\(f(height - margin.bottom + 16))\" text-anchor=\"middle\" font-size=\"11\">\(escape(label))</text>"
+        }
+        for (colour, points) in bands where points.contains(where: { $0.1 != $0.2 }) {
+            let outline = points.map { "\(f(px($0.0))),\(f(py($0.2)))" } + points.reversed().map { "\(f(px($0.0))),\(f(py($0.1)))" }
+            svg += "<polygon fill=\"\(colour)\" fill-opacity=\"0.18\" stroke=\"none\" points=\"\(outline.joined(separator: " "))\"/>"
         }
         for (i, (name, colour, points)) in series.enumerated() {
             let path = points.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")

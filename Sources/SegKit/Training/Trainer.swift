@@ -70,6 +70,19 @@ public final class Trainer {
     /// a run whose loss stayed above 1 never wrote its best model).
     public private(set) var bestScore: Double = -.infinity
     private var epochsWithoutImprovement = 0
+    /// Why the last `fit` ended.
+    public enum StopReason: String, Sendable {
+        /// It ran every epoch it was given.
+        case epochs
+        /// `patience` epochs passed without a better score.
+        case patience
+        /// `budgetSeconds` were spent.
+        case budget
+    }
+    public private(set) var stopReason: StopReason = .epochs
+    /// The best epoch's weights (every parameter of a trainable layer, BatchNormalization's
+    /// moving statistics included), kept when `config.restoreBest`.
+    private var bestWeights: [Tensor]?
     public var shouldStop: () -> Bool = { false }
     public private(set) var usedCache = false
     /// Why the feature cache was not used though asked for (nil: it was, or was not asked for).
@@ -95,6 +108,22 @@ public final class Trainer {
 
     var parameters: [Parameter] { graph.trainableParameters }
 
+    /// What training changes: the parameters of trainable layers, statistics included.
+    private var changingParameters: [Parameter] { graph.layers.filter(\.isTrainable).flatMap(\.parameters) }
+
+    /// The 1-based epoch with the best score in `history` (the first of equals), nil before any epoch.
+    public var bestEpoch: Int? {
+        var best: (epoch: Int, score: Double)?
+        for r in history {
+            let score = Self.score(r)
+            if best == nil || score > best!.score { best = (r.epoch, score) }
+        }
+        return best?.epoch
+    }
+
+    /// An epoch's score: its validation mIoU, or without validation minus its training loss.
+    static func score(_ record: EpochRecord) -> Double { record.valMeanIoU ?? -Double(record.loss) }
+
     /// The label of pixels the loss and the metrics skip: `--ignore-label`, or −1
     /// (never a class id) for the padding `SizeRule` and `--crop` add.
     var ignoreLabel: Int32 { config.ignoreLabel ?? -1 }
@@ -108,13 +137,18 @@ public final class Trainer {
 
     /// Trains for the configured epochs (continuing a restored run), calling
     /// `checkpoint` after every epoch (and on interruption) and `improved` when
-    /// the epoch's score (`bestScore`) beats the best so far. Samples of any
-    /// sizes: see `TrainingBatches` for cropping and size buckets.
+    /// the epoch's score (`bestScore`) beats the best so far. Stops early after
+    /// `config.patience` epochs without a better score or once
+    /// `config.budgetSeconds` are spent (`stopReason` says which); with
+    /// `config.restoreBest` the best epoch's weights are put back at the end
+    /// (those of this call's epochs: a resumed run's earlier best is not kept in
+    /// memory). Samples of any sizes: see `TrainingBatches` for cropping and size buckets.
     ///
     /// - Throws: `TrainingError` (non-finite loss, interruption), `DataError` for a
     ///   sample that cannot be read, `EngineError` from the graph.
     public func fit(train: any LabelledImages, val: (any LabelledImages)?, observer: TrainingObserver?,
                     checkpoint: (Trainer) throws -> Void, improved: (Trainer) throws -> Void) throws -> [EpochRecord] {
+        let fitStarted = Date()
         let pipeline = TrainingBatches(data: train, config: config, ignoreLabel: ignoreLabel)
         let steps = pipeline.plan(epoch: 0).count
         guard step < steps else {
@@ -156,6 +190,8 @@ public final class Trainer {
                                     cached: cache.map { ($0.isSpilled ? "cached (spilled to disk)" : "cached (in memory)")
                                         + (crops != nil ? ", crops taken as windows of the whole images' maps" : "") } ?? cacheNote)
         let dropouts = graph.layers.compactMap { $0 as? Dropout }
+        stopReason = .epochs
+        var outOfTime = false
         while epoch < config.epochs {
             let started = Date()
             optimizer.learningRate = config.learningRate(epoch: epoch)
@@ -214,8 +250,13 @@ public final class Trainer {
                 step += 1
                 observer?.stepFinished(epoch: epoch + 1, step: step, steps: steps, loss: Float(runningLoss / Double(step)),
                                        elapsed: Date().timeIntervalSince(started))
+                if let budget = config.budgetSeconds, Date().timeIntervalSince(fitStarted) >= budget {
+                    outOfTime = true
+                    break
+                }
             }
-            var record = EpochRecord(epoch: epoch + 1, loss: Float(runningLoss / Double(max(steps, 1))), learningRate: optimizer.learningRate,
+            // The mean over the steps run (all of them, unless the budget ended the epoch early).
+            var record = EpochRecord(epoch: epoch + 1, loss: Float(runningLoss / Double(max(step, 1))), learningRate: optimizer.learningRate,
                                      seconds: Date().timeIntervalSince(started))
             if let val {
                 let (m, l) = try evaluate(val)
@@ -227,12 +268,23 @@ public final class Trainer {
             epoch += 1
             step = 0
             runningLoss = 0
-            let score = record.valMeanIoU ?? -Double(record.loss)
+            let score = Self.score(record)
             let better = score > bestScore
-            if better { bestScore = score; epochsWithoutImprovement = 0; try improved(self) } else { epochsWithoutImprovement += 1 }
+            if better {
+                bestScore = score
+                epochsWithoutImprovement = 0
+                if config.restoreBest { bestWeights = changingParameters.map(\.value) }
+                try improved(self)
+            } else {
+                epochsWithoutImprovement += 1
+            }
             try checkpoint(self)
             observer?.epochFinished(record, improved: better)
-            if let patience = config.patience, epochsWithoutImprovement >= patience { break }
+            if outOfTime { stopReason = .budget; break }
+            if let patience = config.patience, epochsWithoutImprovement >= patience { stopReason = .patience; break }
+        }
+        if config.restoreBest, let bestWeights {
+            for (p, w) in zip(changingParameters, bestWeights) { p.value = w }
         }
         return history
     }

@@ -26,8 +26,16 @@ public struct TrainingConfig: Sendable {
     /// smaller images padded with ignored pixels. nil: whole images.
     public var crop: (height: Int, width: Int)?
     public var seed: UInt64 = 0
-    /// Stop after this many epochs without a better validation mIoU.
+    /// Stop after this many epochs without a better validation mIoU (without
+    /// validation: a lower training loss); `epochs` is then the maximum.
     public var patience: Int?
+    /// Put the best epoch's weights back when training ends (Keras's
+    /// `EarlyStopping(restore_best_weights=True)`): what `compare` scores.
+    public var restoreBest = false
+    /// Wall-clock budget of one run in seconds, building the feature cache
+    /// included: once it is spent the epoch under way ends at the next step,
+    /// is validated and training stops (`compare --budget-seconds`).
+    public var budgetSeconds: Double?
     /// In-memory budget of the frozen-encoder feature cache before it spills to disk.
     public var cacheMB = 1024
     public var useCache = true
