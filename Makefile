@@ -2,9 +2,9 @@
 # packages SegKit needs first (only those that are missing).
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS := libhdf5-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev pkg-config dataset-fashion-mnist
+DEBS := libhdf5-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev pkg-config dataset-fashion-mnist python3
 
-.PHONY: deps build release test demo fixtures keras-check bench-compare bench-data fuzz
+.PHONY: deps build release test demo fixtures keras-check unet-check export-check bench-compare bench-data fuzz
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -43,6 +43,19 @@ VENVS ?= ../venvs
 fixtures:
 	KERAS_BACKEND=jax $(VENVS)/k3/bin/python Tests/Fixtures/make_fixtures.py --keras 3
 	$(VENVS)/tf/bin/python Tests/Fixtures/make_fixtures.py --keras 2
+
+# SegKit's from-scratch U-Net against the common Keras U-Net of the same shape on
+# the same data, optimizer, batch and epochs: per-epoch training losses within
+# the band of Keras's seeds (developers only; Keras 3 venv, ~10 min on 2 cores).
+unet-check: release
+	KERAS_BACKEND=jax $(VENVS)/k3/bin/python Tests/Fixtures/unet_keras_check.py --segkit .build/release/segkit
+
+# `segkit export-training`'s script run on TensorFlow: its first-batch loss against
+# SegKit's, 2 epochs under MirroredStrategy and as two MultiWorkerMirroredStrategy
+# workers on 127.0.0.1, frozen weights unchanged, `segkit eval` of the result
+# (developers only; needs the TensorFlow venv that make_fixtures.py describes).
+export-check: release
+	$(VENVS)/tf/bin/python Tests/Fixtures/export_training_check.py --segkit .build/release/segkit
 
 # Loads what SegKit writes in real Keras and compares predictions (developers
 # only; needs the Keras 3 venv that Tests/Fixtures/make_fixtures.py describes).

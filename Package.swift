@@ -62,6 +62,6 @@ let package = Package(
         .testTarget(name: "SegKitKerasTests", dependencies: ["SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
         .testTarget(name: "SegKitTests", dependencies: ["SegKit", "SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
         // Runs the built `segkit` binary: exit codes and messages as a user sees them.
-        .testTarget(name: "SegKitCLITests", dependencies: ["segkit", "SegKitEngine", "SegKit", "HDF5"]),
+        .testTarget(name: "SegKitCLITests", dependencies: ["segkit", "SegKitEngine", "SegKit", "SegKitKeras", "HDF5"]),
     ]
 )

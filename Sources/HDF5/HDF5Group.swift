@@ -108,6 +108,13 @@ public final class HDF5Group: HDF5AttributeHolder {
         }
     }
 
+    /// Writes an unsigned 8-bit dataset of `shape` (images as files store them).
+    public func writeDataset(_ name: String, shape: [Int], bytes: [UInt8]) throws {
+        try writeDataset(name, shape: shape, type: segkit_h5t_native_uint8(), count: bytes.count) { buffer in
+            bytes.withUnsafeBytes { buffer($0.baseAddress!) }
+        }
+    }
+
     /// Writes a 64-bit integer dataset of `shape`.
     public func writeDataset(_ name: String, shape: [Int], int64s: [Int64]) throws {
         try writeDataset(name, shape: shape, type: segkit_h5t_native_int64(), count: int64s.count) { buffer in

@@ -151,7 +151,8 @@ extension Mutator {
             args += ["--recipes", value(["heatmap-bilinear", "heatmap-bilinear,transposed-skips", "nope"]), "--baseline", pick(["none", "none", "unet-scratch"])]
             if args.last == "unet-scratch" { args += ["--set", "depth=2", "--set", "base_filters=4"] }
             options = [("--val-count", ["1", "0", "-1"]), ("--examples", ["0", "1", "-1"]), ("--crop", ["16,16", "0,0", "x"]),
-                       ("--optimizer", ["sgd", "nesterov"]), ("--lr", floats)]
+                       ("--optimizer", ["sgd", "nesterov"]), ("--lr", floats), ("--seeds", ["2", "0", "-1", "x"]),
+                       ("--patience", ["1", "0"]), ("--max-epochs", ["1", "0"]), ("--budget-seconds", ["1", "0", "nan", "-2"])]
         case "inspect":
             args.append(pick([a.classifier, a.rgbSegmenter, a.checkpoint, a.dataH5, "\(directory)/missing.keras", "\(d)/jpeg/grey.jpg"]))
         default:

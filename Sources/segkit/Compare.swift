@@ -37,6 +37,8 @@ struct Compare: ParsableCommand {
     var classes: Int?
     @Option(parsing: .unconditional, help: "A class id that does not count (default: the data layout's, e.g. VOC's 255).") var ignoreLabel: Int32?
     @Option(parsing: .unconditional, help: "Train on random H,W crops (default: whole images, in size buckets when sizes differ).") var crop: String?
+    @Option(help: "A run trained elsewhere, scored and shown beside the others: train.py's output folder (best.keras, history.csv) or a .keras file (history NAME.history.csv beside it), with :N the labelled images it was trained on (default: the largest --labels). Repeatable.")
+    var addRun: [String] = []
     @Option(help: "Report folder.") var out: String
 
     static let defaultPatience = 10
@@ -112,12 +114,26 @@ struct Compare: ParsableCommand {
         print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "
               + "\(val.count) validation and \(test.count) test image(s); \(rule)" + (seeds > 1 ? "; \(seeds) seeds" : ""))
         // The example images show each contender's first seed at the largest N.
-        var kept: [String: BuiltSegmenter] = [:]
+        var kept: [String: Segmenter] = [:]
         let started = Date()
         let background = loaded.classes?.background ?? classes - 1
-        let results = try comparison.run(train: all, validation: val, test: test, classes: classes, background: background,
+        var results = try comparison.run(train: all, validation: val, test: test, classes: classes, background: background,
                                          progress: { print(String(format: "[%5.0fs] ", Date().timeIntervalSince(started)) + $0) },
-                                         observer: ProgressPrinter(batchSize: batch), keep: { name, n, seed, seg in if n == largest, seed == training.seed { kept[name] = seg } })
+                                         observer: ProgressPrinter(batchSize: batch), keep: { name, n, seed, seg in if n == largest, seed == training.seed { kept[name] = seg.runner } })
+        var contenders = comparison.contenders
+        for spec in addRun {
+            let run = try AddedRun(spec, largest: largest)
+            guard !contenders.contains(run.name) else { throw ValidationError("--add-run \(spec): '\(run.name)' is already a contender's name (rename the file or folder)") }
+            let file = try SegmenterFile(run.segmenter)
+            guard file.classes == classes else { throw ValidationError("--add-run \(spec): the segmenter has \(file.classes) classes, this comparison \(classes)") }
+            let history = try run.history.map { try EpochRecord.parseCSV(try String(contentsOfFile: $0, encoding: .utf8), file: $0) } ?? []
+            print("\(run.name): trained elsewhere on \(run.labels) labelled image(s), \(history.count) epoch(s) in its history; scoring it")
+            results.append(try .external(name: run.name, labels: run.labels, segmenter: file.runner, history: history, classes: classes, test: test,
+                                         inputScale: try file.inputScaling(override: data.inputScale), batch: batch, ignoreLabel: loaded.ignoreLabel,
+                                         background: background))
+            contenders.append(run.name)
+            if run.labels == largest { kept[run.name] = file.runner }
+        }
         // Example images: input, ground truth, and each contender's prediction, as overlays.
         try FileManager.default.createDirectory(atPath: out + "/images", withIntermediateDirectories: true)
         let palette = ClassPalette(classes: classes, background: background)
@@ -136,9 +152,9 @@ struct Compare: ParsableCommand {
             }
             try save("image", "test\(i)_image.png", [Int](repeating: classes - 1, count: one.height * one.width))
             try save("ground truth", "test\(i)_truth.png", one.mask.map(Int.init))
-            for c in comparison.contenders {
-                guard let seg = kept[c] else { continue }
-                let scores = try seg.runner.scores(x)
+            for c in contenders {
+                guard let runner = kept[c] else { continue }
+                let scores = try runner.scores(x)
                 try save(c, "test\(i)_\(c).png", argmax(scores))
             }
             rows.append(("test image \(i)", files))
@@ -154,5 +170,37 @@ struct Compare: ParsableCommand {
         for line in report.verdict.lines { print(line) }
         print("Report: \(out)/index.html (also results.json, results.csv); \(String(format: "%.0f", Date().timeIntervalSince(started)))s in all")
         return report
+    }
+}
+
+/// `--add-run PATH[:N]`: a segmenter trained elsewhere and its history.
+struct AddedRun {
+    let name: String
+    let segmenter: String
+    let history: String?
+    let labels: Int
+
+    /// - Throws: `ValidationError` naming what is missing.
+    init(_ spec: String, largest: Int) throws {
+        var path = spec, labels = largest
+        if let colon = spec.lastIndex(of: ":"), let n = Int(spec[spec.index(after: colon)...]) {
+            guard n >= 1 else { throw ValidationError("--add-run \(spec): N must be at least 1") }
+            (path, labels) = (String(spec[..<colon]), n)
+        }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw ValidationError("--add-run \(spec): \(path) does not exist") }
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        if isFolder.boolValue {
+            segmenter = trimmed + "/best.keras"
+            guard FileManager.default.fileExists(atPath: segmenter) else { throw ValidationError("--add-run \(spec): no best.keras in \(path)") }
+            history = FileManager.default.fileExists(atPath: trimmed + "/history.csv") ? trimmed + "/history.csv" : nil
+            name = (trimmed as NSString).lastPathComponent
+        } else {
+            segmenter = path
+            let companion = Train.companions(of: path).1
+            history = FileManager.default.fileExists(atPath: companion) ? companion : nil
+            name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        }
+        self.labels = labels
     }
 }

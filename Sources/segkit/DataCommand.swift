@@ -30,7 +30,7 @@ struct DataCommand: ParsableCommand {
             let (pixels, labels) = try spec.classifierSamples()
             try writeAtomically(out) { path in
                 let root = try HDF5File(creating: path).root
-                try root.writeDataset("images", shape: [spec.count, spec.canvasSize, spec.canvasSize, 1], floats: pixels)
+                try root.writeDataset("images", shape: [spec.count, spec.canvasSize, spec.canvasSize, 1], bytes: pixels.map { UInt8(clamping: Int($0)) })
                 try root.writeDataset("labels", shape: [spec.count], int64s: labels.map(Int64.init))
             }
         } else if folder {

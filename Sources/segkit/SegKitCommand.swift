@@ -7,7 +7,7 @@ struct SegKitCommand: ParsableCommand {
         commandName: "segkit",
         abstract: "Turn a trained Keras image classifier into a semantic segmenter.",
         version: versionText(),
-        subcommands: [Inspect.self, Forward.self, Convolutionalize.self, Build.self, Train.self, Eval.self, Predict.self, Compare.self, DataCommand.self, Bench.self, Demo.self, CheckModel.self, CheckData.self]
+        subcommands: [Inspect.self, Forward.self, Convolutionalize.self, Build.self, Train.self, Eval.self, Predict.self, Compare.self, ExportTraining.self, DataCommand.self, Bench.self, Demo.self, CheckModel.self, CheckData.self]
     )
 
     static func main() {

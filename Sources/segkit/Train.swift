@@ -12,46 +12,12 @@ struct Train: ParsableCommand {
     @Argument(help: "The segmenter (.keras) from `segkit build`, or a checkpoint.")
     var segmenter: String
     @OptionGroup var data: DataOptions
-    @Option(help: "Validation data (same forms as --data).") var valData: String?
-    @Option(parsing: .unconditional, help: "Fraction of --data held out for validation when no --val-data.") var valFraction: Double = 0.1
-    @Option(parsing: .unconditional) var epochs: Int = 10
-    @Option(parsing: .unconditional) var batch: Int = 16
-    @Option var optimizer: TrainingConfig.OptimizerKind = .adam
-    @Option(parsing: .unconditional) var lr: Float = 1e-3
-    @Option(parsing: .unconditional) var momentum: Float = 0.9
-    @Option(parsing: .unconditional) var weightDecay: Float = 0
-    @Option var schedule: TrainingConfig.Schedule = .constant
-    @Option var loss: SegmentationLoss = .ce
-    @Option(parsing: .unconditional, help: "auto, or one weight per class (comma-separated).") var classWeights: String?
-    @Option(parsing: .unconditional, help: "U-Net border weights W0,SIGMA (e.g. 10,5).") var borderWeight: String?
-    @Option(help: "Comma-separated: flip, shift, elastic, scale:A-B (random rescale by A…B before the crop, e.g. scale:0.5-2.0).")
-    var augment: String?
-    @Option(parsing: .unconditional, help: "Train on random H,W crops (smaller images padded with ignored pixels); without it, whole images in size buckets.")
-    var crop: String?
-    @Option(parsing: .unconditional) var seed: UInt64 = 0
-    @Option(parsing: .unconditional, help: "Stop after this many epochs without a better val mIoU.") var patience: Int?
-    @Option(parsing: .unconditional, help: "Memory for the frozen-encoder feature cache before it spills to disk.") var cacheMb: Int = 1024
-    @Flag(help: "Do not cache frozen-encoder features.") var noCache = false
-    @Option(parsing: .unconditional, help: "A class id that does not count in the loss or the metrics.") var ignoreLabel: Int32?
+    @OptionGroup var training: TrainOptions
     @Option(help: "Continue a run from its .last.keras checkpoint.") var resume: String?
     @Option(help: "Where the best segmenter goes; beside it NAME.last.keras (checkpoint) and NAME.history.csv.") var out: String
 
     func validate() throws {
-        try require(epochs, in: 1...1_000_000, "--epochs")
-        try require(batch, in: 1...65_536, "--batch")
-        try require(lr, in: 1e-12...100, "--lr")
-        try require(momentum, in: 0...0.9999, "--momentum")
-        try require(weightDecay, in: 0...10, "--weight-decay")
-        try require(valFraction, in: 0...0.99, "--val-fraction")
-        if let patience { try require(patience, in: 1...1_000_000, "--patience") }
-        try require(cacheMb, in: 0...(1 << 30), "--cache-mb")
         guard out.hasSuffix(".keras") else { throw ValidationError("--out \(out): a trained segmenter is a .keras file (its checkpoint is NAME.last.keras)") }
-        try checkSpec {
-            if let classWeights, classWeights != "auto" { _ = try TrainingConfig.parseClassWeights(classWeights, classes: classWeights.split(separator: ",").count) }
-            if let borderWeight { _ = try TrainingConfig.parseBorderWeight(borderWeight) }
-            if let augment { _ = try TrainingConfig.parseAugment(augment) }
-            if let crop { _ = try TrainingConfig.parseCrop(crop) }
-        }
     }
 
     func run() throws {
@@ -60,54 +26,14 @@ struct Train: ParsableCommand {
         let (model, meta, classes) = (file.model, file.metadata, file.classes)
         let (last, history) = Self.companions(of: out)
         try Self.checkWritable(out)
-        var config = TrainingConfig()
-        config.epochs = epochs
-        config.batchSize = batch
-        config.optimizer = optimizer
-        config.learningRate = lr
-        config.momentum = momentum
-        config.weightDecay = weightDecay
-        config.schedule = schedule
-        config.loss = loss
-        if let classWeights {
-            let weights = try TrainingConfig.parseClassWeights(classWeights, classes: classes)
-            config.classWeights = weights
-            config.autoClassWeights = weights == nil
-        }
-        // Class weights act through the weighted losses: given with plain cross-entropy
-        // they switch to weighted-ce; weighted-ce without weights uses auto.
-        if classWeights != nil && loss == .ce {
-            config.loss = .weightedCE
-            print("--class-weights: training with weighted cross-entropy (--loss weighted-ce)")
-        }
-        if loss == .weightedCE && classWeights == nil {
-            config.autoClassWeights = true
-            print("--loss weighted-ce without --class-weights: weights from the training masks' class frequencies (auto)")
-        }
-        if let borderWeight { config.borderWeight = try TrainingConfig.parseBorderWeight(borderWeight) }
-        if let augment { (config.augment, config.scaleRange) = try TrainingConfig.parseAugment(augment) }
-        if let crop { config.crop = try TrainingConfig.parseCrop(crop) }
-        config.seed = seed
-        config.patience = patience
-        config.cacheMB = cacheMb
-        config.useCache = !noCache
-        config.ignoreLabel = ignoreLabel
-        config.inputScale = try file.inputScaling(override: data.inputScale)
+        var (config, notes) = try training.config(classes: classes, file: file, data: data)
+        for note in notes { print(note) }
 
         let channels = inputChannels(of: model.graph)
-        let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: ignoreLabel)
+        let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: training.ignoreLabel)
         config.ignoreLabel = loaded.ignoreLabel
         config.backgroundClass = loaded.classes?.background ?? file.stored.background
-        var train = loaded.samples
-        var val: (any LabelledImages)?
-        if let valData {
-            val = try data.open(valData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples
-        } else if valFraction > 0 {
-            let held = max(1, Int(Double(train.count) * valFraction))
-            guard held < train.count else { throw ValidationError("--val-fraction \(valFraction) leaves no training samples of the \(train.count)") }
-            val = train.selecting(Array((train.count - held)..<train.count))
-            train = train.first(train.count - held)
-        }
+        let (train, val) = try training.split(loaded, data: data, classes: classes, channels: channels)
         print("Training \(model.name) on \(train.count) sample(s) of \(data.data) (\(sizeSummary(train))), validating on \(val?.count ?? 0); "
               + "input scale \(config.inputScale)" + (config.ignoreLabel.map { "; label \($0) ignored" } ?? ""))
         print(batchingSummary(train, config))
@@ -141,7 +67,7 @@ struct Train: ParsableCommand {
             }
         }
         do {
-            _ = try trainer.fit(train: train, val: val, observer: ProgressPrinter(batchSize: batch),
+            _ = try trainer.fit(train: train, val: val, observer: ProgressPrinter(batchSize: training.batch),
                                 checkpoint: { try save($0, last, true) }, improved: { try save($0, out, false) })
         } catch let e as TrainingError {
             // Interrupted is not success: the conventional status of a run ended by SIGINT.

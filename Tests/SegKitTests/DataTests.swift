@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import HDF5
 @testable import SegKit
 
 @Suite struct FashionCanvasTests {
@@ -44,6 +45,10 @@ import Testing
         try d.writeHDF5(path)
         let back = try SegmentationDataset.readHDF5(path)
         #expect(back.pixels == d.pixels && back.masks == d.masks && back.height == 32)
+        // Written as uint8, read back byte-valued: training scales it as it scales the canvases it came from
+        // (as float32 it was read as already scaled, and trained on 0…255).
+        #expect(d.isByteValued && back.isByteValued)
+        #expect(try HDF5File(readingFrom: path).root.dataset("images").elementClass() == .integer)
         #expect { try LoadedData.inMemory(back, request: DataRequest(classes: 5)) } throws: {
             "\($0)".contains("\((path as NSString).lastPathComponent) sample 0") && "\($0)".contains("(0 to 4)") && "\($0)".contains("--ignore-label")
         }

@@ -28,6 +28,50 @@ public struct ContenderResult: Sendable {
     public var epochsRun: Int { history.count }
 }
 
+extension ContenderResult {
+    /// A run trained elsewhere (Keras's `train.py` from `segkit export-training`,
+    /// or an earlier `segkit train`), scored on a comparison's test set: its
+    /// history is `history.csv`'s epochs (SegKit's columns), its training time
+    /// their sum, its best epoch the one of highest validation mIoU.
+    ///
+    /// - Throws: `DataError` for an unreadable test sample, `EngineError` from the graph.
+    public static func external(name: String, labels: Int, segmenter: Segmenter, history: [EpochRecord], classes: Int, test: any LabelledImages,
+                                inputScale: InputScaling, batch: Int, ignoreLabel: Int32?, background: Int) throws -> ContenderResult {
+        let matrix = try Evaluator(runner: segmenter, classes: classes, inputScale: inputScale, batchSize: batch, ignoreLabel: ignoreLabel)
+            .evaluate(test).matrix
+        let graph = segmenter.graph
+        let seconds = history.reduce(0) { $0 + $1.seconds }
+        let best = history.max { ($0.valMeanIoU ?? -Double($0.loss)) < ($1.valMeanIoU ?? -Double($1.loss)) }?.epoch
+        return ContenderResult(contender: name, labels: labels, seed: 0, totalParameters: graph.parameters.reduce(0) { $0 + $1.value.count },
+                               trainableParameters: graph.trainableParameters.reduce(0) { $0 + $1.value.count }, trainingSeconds: seconds,
+                               imagesPerSecond: seconds > 0 ? Double(labels * history.count) / seconds : 0, bestEpoch: best, stopReason: nil,
+                               pixelAccuracy: matrix.pixelAccuracy, meanIoU: matrix.meanIoU, meanIoUNoBackground: matrix.meanIoU(excluding: background),
+                               perClassIoU: matrix.perClassIoU, history: history)
+    }
+}
+
+extension EpochRecord {
+    /// The records of a history CSV with `csvHeader`'s columns (SegKit's `NAME.history.csv`, `train.py`'s `history.csv`).
+    ///
+    /// - Throws: `DataError.badFile` naming the line that is not a record.
+    public static func parseCSV(_ text: String, file: String) throws -> [EpochRecord] {
+        var lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        guard lines.first?.trimmingCharacters(in: .whitespaces) == csvHeader else {
+            throw DataError.badFile(file, "the first line is not '\(csvHeader)'")
+        }
+        lines.removeFirst()
+        return try lines.enumerated().map { n, line in
+            let f = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard f.count == 7, let epoch = Int(f[0]), let loss = Float(f[1]), let lr = Float(f[5]), let seconds = Double(f[6]) else {
+                throw DataError.badFile(file, "line \(n + 2): '\(line)' is not epoch,loss,val_loss,val_pixel_accuracy,val_mean_iou,learning_rate,seconds")
+            }
+            var r = EpochRecord(epoch: epoch, loss: loss, learningRate: lr, seconds: seconds)
+            (r.valLoss, r.valPixelAccuracy, r.valMeanIoU) = (Float(f[2]), Double(f[3]), Double(f[4]))
+            return r
+        }
+    }
+}
+
 /// The question SegKit exists to answer: with this classifier and these few
 /// labelled images, how do frozen-encoder segmenters compare with a U-Net
 /// trained from scratch, and from how many labels on does that change?

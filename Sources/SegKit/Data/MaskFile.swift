@@ -18,6 +18,11 @@ public struct MaskColours: Sendable {
     public let names: [String]
     let classOf: [UInt32: Int32]
 
+    /// Class k's colour as [R, G, B], for k = 0, 1, …
+    public var colours: [[Int]] {
+        classOf.sorted { $0.value < $1.value }.map { [Int($0.key >> 16), Int($0.key >> 8 & 0xFF), Int($0.key & 0xFF)] }
+    }
+
     /// - Throws: `DataError.badFile` naming the file and line for a malformed line
     ///   or a repeated colour.
     public init(path: String) throws {

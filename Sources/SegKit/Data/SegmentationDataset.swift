@@ -71,11 +71,19 @@ public struct SegmentationDataset: Sendable {
         return data
     }
 
-    /// Writes `images` (as float32, or uint8-valued floats) and `masks` (int64).
+    /// Writes `images` and `masks` (int64): byte-valued images as uint8, so
+    /// that `readHDF5` gives them back byte-valued (input scaling applies to
+    /// them, as to PNG files); others as float32, read back as already scaled.
+    ///
+    /// - Throws: `HDF5Error` when the file cannot be written (nothing is left at `path`).
     public func writeHDF5(_ path: String) throws {
         try writeAtomically(path) { temp in
             let root = try HDF5File(creating: temp).root
-            try root.writeDataset("images", shape: [count, height, width, channels], floats: pixels)
+            if isByteValued {
+                try root.writeDataset("images", shape: [count, height, width, channels], bytes: pixels.map { UInt8(clamping: Int($0.rounded())) })
+            } else {
+                try root.writeDataset("images", shape: [count, height, width, channels], floats: pixels)
+            }
             try root.writeDataset("masks", shape: [count, height, width], int64s: masks.map(Int64.init))
         }
     }

@@ -304,6 +304,22 @@ public final class Trainer {
                 weights.map { placement.outputAligned($0, count: batch.count, height: batch.height, width: batch.width, fill: 0) })
     }
 
+    /// The training loss of samples `indices` of `data` as one batch with the
+    /// current weights, in inference mode (no dropout, BatchNormalization on its
+    /// moving statistics), whole images without augmentation or cropping: the
+    /// figure `segkit export-training` stores for the Keras script to check
+    /// its own loss against. Uses `config.classWeights` as given (resolve
+    /// `autoClassWeights` first) and the border weights when configured.
+    ///
+    /// - Throws: `DataError` when the samples differ in size or cannot be read, `EngineError` from the graph.
+    public func inferenceLoss(_ indices: [Int], of data: any LabelledImages) throws -> Float {
+        let batch = try TrainingBatches(data: data, config: config, ignoreLabel: ignoreLabel).assemble(indices, epoch: 0, step: 0, augment: false)
+        let aligned = try alignedLabels(batch, background: Int32(config.backgroundClass ?? classes - 1), classWeights: config.classWeights)
+        let pass = try graph.forward([try paddedImages(batch)], mode: .inference)
+        return try config.loss.evaluate(logits: pass.outputs(of: graph)[0], labels: aligned.labels, classWeights: config.classWeights,
+                                        pixelWeights: aligned.weights, ignoreLabel: ignoreLabel).loss
+    }
+
     /// Confusion matrix and mean cross-entropy on `data` (inference mode, each image at its own size).
     ///
     /// - Throws: `DataError` for an unreadable sample, `EngineError` from the graph.
