@@ -37,7 +37,7 @@ struct ExportTraining: ParsableCommand {
         let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: training.ignoreLabel)
         config.ignoreLabel = loaded.ignoreLabel
         config.backgroundClass = loaded.classes?.background ?? file.stored.background
-        let (train, val) = try training.split(loaded, data: data, classes: classes, channels: channels)
+        let (train, val, trainPositions) = try training.splitPositions(loaded, data: data, classes: classes, channels: channels)
         if config.autoClassWeights {
             // Resolved here, so that Keras uses the very weights SegKit would.
             var counts = [Int](repeating: 0, count: classes)
@@ -77,14 +77,19 @@ struct ExportTraining: ParsableCommand {
             "frozen_layers": .array(model.graph.layers.filter { !$0.isTrainable && !$0.parameters.isEmpty }.map { .string($0.name) }),
             "mask_colors": try data.maskColors.map { .array(try MaskColours(path: $0).colours.map { .array($0.map { .number(Double($0)) }) }) } ?? .null,
         ]
-        let trainSource = try DataExport(text: data.data, fashionFolder: data.fashionDir, set: train, folder: scratch, name: "train")
+        let trainSource = try DataExport(text: data.data, fashionFolder: data.fashionDir, base: loaded.samples, positions: trainPositions,
+                                         folder: scratch, name: "train")
         settings["data"] = trainSource.source
         settings["train_files"] = trainSource.files
         settings["train_indices"] = trainSource.indices
         settings["mask_values"] = trainSource.maskValues
         if let val {
-            let valSource = try DataExport(text: training.valData ?? data.data, fashionFolder: data.fashionDir, set: val, folder: scratch,
-                                           name: training.valData == nil ? "train" : "val")
+            // Held out of --data: the positions after the training ones; --val-data: all of it.
+            let valSource = training.valData == nil
+                ? try DataExport(text: data.data, fashionFolder: data.fashionDir, base: loaded.samples,
+                                 positions: Array(trainPositions.count..<loaded.samples.count), folder: scratch, name: "train")
+                : try DataExport(text: training.valData!, fashionFolder: data.fashionDir, base: val, positions: Array(0..<val.count),
+                                 folder: scratch, name: "val")
             settings["val_data"] = training.valData == nil ? .null : valSource.source
             settings["val_files"] = valSource.files
             settings["val_indices"] = valSource.indices
@@ -188,7 +193,7 @@ struct ExportTraining: ParsableCommand {
     }
 }
 
-/// How train.py finds one data source and the samples of `set` in it: the
+/// How train.py finds one data source and the selected samples in it: the
 /// user's own files for folders and layouts, or (for generated data) an HDF5
 /// file written into the export.
 struct DataExport {
@@ -198,9 +203,13 @@ struct DataExport {
     /// The mask value → class table of a layout that remaps values (Pets' trimaps), else null.
     let maskValues: JSONValue
 
+    /// `positions` are samples of `base`, the set the source opened as (which may
+    /// itself select from files: `--skip-bad`); generated data is written whole.
+    ///
     /// - Throws: `DataError` for a source train.py cannot read, `HDF5Error` when generated data cannot be written.
-    init(text: String, fashionFolder: String?, set: any LabelledImages, folder: String, name: String) throws {
-        let (base, positions) = Self.unwrap(set)
+    init(text: String, fashionFolder: String?, base opened: any LabelledImages, positions selected: [Int], folder: String, name: String) throws {
+        let (base, inner) = Self.unwrap(opened)
+        let positions = selected.map { inner[$0] }
         let absolute = { (p: String) in URL(fileURLWithPath: p).standardizedFileURL.path }
         var values: JSONValue = .null
         switch try DataSource.parse(text, fashionFolder: fashionFolder) {

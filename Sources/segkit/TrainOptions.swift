@@ -92,13 +92,20 @@ struct TrainOptions: ParsableArguments {
     ///
     /// - Throws: `DataError` for unreadable data, `ValidationError` when the hold-out leaves nothing to train on.
     func split(_ loaded: LoadedData, data: DataOptions, classes: Int, channels: Int?) throws -> (train: any LabelledImages, val: (any LabelledImages)?) {
+        let (train, val, _) = try splitPositions(loaded, data: data, classes: classes, channels: channels)
+        return (train, val)
+    }
+
+    /// `split`, with the training samples' positions in `loaded.samples` (what `export-training` names).
+    func splitPositions(_ loaded: LoadedData, data: DataOptions, classes: Int, channels: Int?) throws
+        -> (train: any LabelledImages, val: (any LabelledImages)?, trainPositions: [Int]) {
         let all = loaded.samples
         if let valData {
-            return (all, try data.open(valData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples)
+            return (all, try data.open(valData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples, Array(0..<all.count))
         }
-        guard valFraction > 0 else { return (all, nil) }
+        guard valFraction > 0 else { return (all, nil, Array(0..<all.count)) }
         let held = max(1, Int(Double(all.count) * valFraction))
         guard held < all.count else { throw ValidationError("--val-fraction \(valFraction) leaves no training samples of the \(all.count)") }
-        return (all.first(all.count - held), all.selecting(Array((all.count - held)..<all.count)))
+        return (all.first(all.count - held), all.selecting(Array((all.count - held)..<all.count)), Array(0..<(all.count - held)))
     }
 }

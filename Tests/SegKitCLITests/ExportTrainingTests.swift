@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import SegKit
 import SegKitKeras
+import HDF5
 
 /// `segkit export-training`: the run `train` would make, as a standalone Keras
 /// script whose settings name every option given. Running the script needs
@@ -54,6 +55,7 @@ import SegKitKeras
         #expect(c["input_scale"]?.string == "unit" && c["classes"]?.int == 11 && c["background_class"]?.int == 10)
         #expect(c["data"]?["kind"]?.string == "hdf5" && c["data"]?["path"]?.string == "data/train.h5")
         #expect(c["train_indices"]?.array?.count == 9 && c["val_indices"]?.array?.compactMap(\.int) == [9, 10, 11])
+        #expect(try HDF5File(readingFrom: "\(out)/data/train.h5").root.dataset("images").shape().first == 12, "the whole generated set, hold-out included")
         #expect(c["placement"]?["rows"]?["32"] != nil && c["placement"]?["cols"]?["40"] != nil && c["placement"]?["rows"]?["48"] != nil)
         let frozen = (c["frozen_layers"]?.array ?? []).compactMap(\.string)
         #expect(!frozen.isEmpty && !frozen.contains { $0.hasPrefix("up") || $0.hasPrefix("skip") }, "\(frozen)")

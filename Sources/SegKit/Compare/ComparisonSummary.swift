@@ -13,8 +13,8 @@ public struct Spread: Sendable, Equatable {
         max = values.max()!
     }
 
-    /// "0.412" for one value, "0.412 (0.390–0.431)" for a range.
-    public func text(_ format: String = "%.4f") -> String {
+    /// "0.412" for one value, "0.412 (0.390–0.431)" for a range (`format` for each number).
+    public func text(_ format: String = "%.3f") -> String {
         let m = String(format: format, mean)
         return min == max ? m : "\(m) (\(String(format: format, min))–\(String(format: format, max)))"
     }

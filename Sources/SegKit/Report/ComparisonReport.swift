@@ -108,7 +108,7 @@ public struct ComparisonReport {
                     s.trained ? range(s.epochs) : "—", range(s.bestEpoch),
                     s.trained ? String(format: "%.1fs", s.trainingSeconds.mean) : "—",
                     s.imagesPerSecond > 0 ? String(format: "%.1f", s.imagesPerSecond) : "—",
-                    s.pixelAccuracy.text(), s.meanIoU.text(), s.meanIoUNoBackground.text()]
+                    s.pixelAccuracy.text("%.3f"), s.meanIoU.text("%.3f"), s.meanIoUNoBackground.text("%.3f")]
         }
     }
     public static let tableHeader = ["contender", "N", "runs", "params", "trainable", "epochs", "best", "train time", "img/s", "pixel acc",
