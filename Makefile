@@ -54,8 +54,10 @@ unet-check: release
 # SegKit's, 2 epochs under MirroredStrategy and as two MultiWorkerMirroredStrategy
 # workers on 127.0.0.1, frozen weights unchanged, `segkit eval` of the result
 # (developers only; needs the TensorFlow venv that make_fixtures.py describes).
+# (`make keras-check` ends with it.)
 export-check: release
-	$(VENVS)/tf/bin/python Tests/Fixtures/export_training_check.py --segkit .build/release/segkit
+	rm -rf $(KERAS_CHECK_DIR)/export-demo
+	$(VENVS)/tf/bin/python Tests/Fixtures/export_training_check.py --segkit .build/release/segkit --demo $(KERAS_CHECK_DIR)/export-demo
 
 # Loads what SegKit writes in real Keras and compares predictions (developers
 # only; needs the Keras 3 venv that Tests/Fixtures/make_fixtures.py describes).
@@ -129,6 +131,7 @@ keras-check: build
 	    $(foreach r,$(RECIPES),$(KERAS_CHECK_DIR)/$(r).keras:32,40 $(KERAS_CHECK_DIR)/vgg-$(r).h5:16,24) \
 	    $(KERAS_CHECK_DIR)/mnv2-unet.keras:64,64 $(KERAS_CHECK_DIR)/unet-scratch.keras:32,48 $(KERAS_CHECK_DIR)/unet-valid.h5:44,44 \
 	    $$(cat $(KERAS_CHECK_DIR)/specs.txt)
+	$(MAKE) export-check
 
 # SegKit and Keras/TensorFlow on the same three workloads, each workload run by
 # Keras and then by SegKit back to back, in BENCH_ROUNDS rounds (this machine's

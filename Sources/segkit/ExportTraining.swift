@@ -103,7 +103,8 @@ struct ExportTraining: ParsableCommand {
         let loss = try trainer.inferenceLoss(positions, of: train)
         settings["check"] = ["train_positions": .array(positions.map { .number(Double($0)) }), "loss": .number(Double(loss)), "mode": "inference"]
 
-        let json = JSONValue.object(settings).jsonText
+        // A quote written as \u0027: the settings can then never close the script's r'''…''' string (a class name, a path).
+        let json = JSONValue.object(settings).jsonText.replacingOccurrences(of: "'", with: "\\u0027")
         try KerasWriter(graph: model.graph, name: model.name, metadata: file.metadata).write(to: scratch + "/segmenter.keras")
         let script = template.replacingOccurrences(of: Self.marker, with: "CONFIG = json.loads(r'''\(json)''')")
         try script.write(toFile: scratch + "/train.py", atomically: false, encoding: .utf8)
@@ -122,7 +123,9 @@ struct ExportTraining: ParsableCommand {
     static func placements(_ rule: SizeRule, train: any LabelledImages, val: (any LabelledImages)?, config: TrainingConfig) throws -> JSONValue {
         var sizes = Set<[Int]>()
         func add(_ set: any LabelledImages) { for i in 0..<set.count { let s = set.size(of: i); sizes.insert([s.height, s.width]) } }
+        // Validation images and the training images at their own sizes (the check batch is one of them).
         if let val { add(val) }
+        add(train)
         var rows = Set(sizes.map { $0[0] }), cols = Set(sizes.map { $0[1] })
         if let crop = config.crop {
             rows.insert(crop.height)
@@ -135,8 +138,6 @@ struct ExportTraining: ParsableCommand {
             }
             rows.formUnion(span(hs))
             cols.formUnion(span(ws))
-        } else {
-            for i in 0..<train.count { let s = train.size(of: i); rows.insert(s.height); cols.insert(s.width) }
         }
         let anyRow = rows.min()!, anyCol = cols.min()!
         var rowTable: [String: JSONValue] = [:], colTable: [String: JSONValue] = [:]

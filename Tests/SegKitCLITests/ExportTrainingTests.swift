@@ -87,4 +87,28 @@ import HDF5
         let full = try CLI.run(["export-training", seg, "--data", "fashion-canvas:count=4,size=32", "--out", folder])
         #expect(full.status != 0 && full.stderr.contains("is not empty"), "\(full.stderr)")
     }
+
+    @Test func aRunTrainedElsewhereIsScoredBesideTheContenders() throws {
+        // What train.py writes has SegKit's train output's form: a .keras file and a history CSV.
+        let seg = "\(folder)/seg.keras", trained = "\(folder)/keras-run.keras"
+        _ = try CLI.run(["build", "--recipe", "transposed-skips", "--classifier", CLI.root.appendingPathComponent("Recipes/demo/classifier.keras").path,
+                         "--out", seg])
+        let t = try CLI.run(["train", seg, "--data", "fashion-canvas:count=10,size=32,seed=1", "--epochs", "2", "--batch", "4", "--out", trained])
+        #expect(t.status == 0, "\(t.stderr)")
+        let report = "\(folder)/report"
+        let r = try CLI.run(["compare", "--classifier", CLI.root.appendingPathComponent("Recipes/demo/classifier.keras").path,
+                             "--recipes", "heatmap-bilinear", "--baseline", "none", "--data", "fashion-canvas:count=12,size=32,seed=1",
+                             "--test-data", "fashion-canvas:count=4,size=32,seed=2,split=test", "--labels", "8", "--val-count", "2",
+                             "--epochs", "1", "--examples", "1", "--add-run", "\(trained):9", "--out", report])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONValue.parse(try Data(contentsOf: URL(fileURLWithPath: report + "/results.json")), source: "results.json")
+        let added = try #require(json["results"]?.array?.first { $0["contender"]?.string == "keras-run" })
+        #expect(added["labels"]?.int == 9 && added["history"]?.array?.count == 2 && added["best_epoch"]?.int != nil)
+        #expect(FileManager.default.fileExists(atPath: report + "/images/test0_keras-run.png") == false, "examples show the largest N only (8)")
+        let bad = try CLI.run(["compare", "--classifier", CLI.root.appendingPathComponent("Recipes/demo/classifier.keras").path,
+                               "--recipes", "heatmap-bilinear", "--baseline", "none", "--data", "fashion-canvas:count=12,size=32,seed=1",
+                               "--test-data", "fashion-canvas:count=4,size=32,seed=2,split=test", "--labels", "8", "--val-count", "2",
+                               "--epochs", "1", "--add-run", "\(folder)/nothing-here", "--out", report])
+        #expect(bad.status != 0 && bad.stderr.contains("nothing-here does not exist"), "\(bad.stderr)")
+    }
 }

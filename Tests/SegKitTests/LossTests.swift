@@ -49,6 +49,16 @@ import SegKitEngine
                                 w0: 10, sigma: 5) == [1, 1, 1])
     }
 
+    @Test func voidPixelsAndCropPaddingAreNoObjectsOfTheBorderMap() {
+        // One object at column 0, void (255) at column 4: counted as a second object, the
+        // background between would get a border term; it is no object, so there is none.
+        let ones = [Float](repeating: 1, count: 10)
+        #expect(borderWeightMap(mask: [1, 9, 9, 9, 255], height: 1, width: 5, background: 9, classWeights: ones, w0: 10, sigma: 5,
+                                ignoreLabel: 255) == [1, 1, 1, 1, 1])
+        #expect(borderWeightMap(mask: [1, 9, 9, 9, -1], height: 1, width: 5, background: 9, classWeights: ones, w0: 10, sigma: 5,
+                                ignoreLabel: -1)[2] == 1, "crop padding (−1)")
+    }
+
     @Test func distanceTransformIsEuclidean() {
         let d = distanceToPixels([0], height: 4, width: 4)
         #expect(abs(d[15] - Float(18).squareRoot()) < 1e-5)

@@ -138,6 +138,20 @@ struct TinyProblem {
         #expect(trainer.optimizer.iterations == 1, "one step of the epoch's four ran")
     }
 
+    @Test func theBorderMapCarriesTheClassWeightsOnce() throws {
+        // With w0 = 0 U-Net's map is w_c(x) alone: weighted cross-entropy with it must equal
+        // weighted cross-entropy without it (class weights applied twice gave w_c²).
+        let p = try TinyProblem(count: 8)
+        let seg = try p.segmenter()
+        var c = p.config(epochs: 1)
+        c.loss = .weightedCE
+        c.classWeights = (0..<11).map { Float($0 % 3 + 1) }
+        let plain = try Trainer(graph: seg.graph, classes: seg.classes, config: c).inferenceLoss([0, 1, 2, 3], of: p.train)
+        c.borderWeight = (w0: 0, sigma: 5)
+        let mapped = try Trainer(graph: seg.graph, classes: seg.classes, config: c).inferenceLoss([0, 1, 2, 3], of: p.train)
+        #expect(abs(plain - mapped) <= 1e-6 * plain, "\(plain) vs \(mapped)")
+    }
+
     @Test func withoutValidationTheFirstEpochIsTheBestSoFarWhateverItsLoss() throws {
         // 11 classes from scratch: a cross-entropy near ln 11 ≈ 2.4, a score of −2.4.
         let p = try TinyProblem(count: 16)

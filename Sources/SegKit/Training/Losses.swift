@@ -103,10 +103,13 @@ public func balancedClassWeights(counts: [Int]) -> [Float] {
 /// U-Net's weight map (Ronneberger et al., eq. 2) for one mask:
 /// w(x) = w_c(x) + w0·exp(−(d1(x) + d2(x))² / 2σ²) on background pixels, where d1
 /// and d2 are the Euclidean distances to the nearest and second-nearest object
-/// (4-connected component of non-background pixels); object pixels get w_c only.
+/// (4-connected component of pixels that are neither background nor
+/// `ignoreLabel`: void pixels and crop padding are no objects); object pixels
+/// get w_c only. The map already holds the class weights w_c: a loss using it
+/// must not weight by class again.
 public func borderWeightMap(mask: [Int32], height: Int, width: Int, background: Int32, classWeights: [Float],
-                            w0: Float, sigma: Float) -> [Float] {
-    let objects = connectedComponents(mask: mask, height: height, width: width, background: background)
+                            w0: Float, sigma: Float, ignoreLabel: Int32? = nil) -> [Float] {
+    let objects = connectedComponents(mask: mask, height: height, width: width, background: background, ignoreLabel: ignoreLabel)
     var d1 = [Float](repeating: .infinity, count: mask.count), d2 = d1
     for object in objects {
         let d = distanceToPixels(object, height: height, width: width)
@@ -122,11 +125,13 @@ public func borderWeightMap(mask: [Int32], height: Int, width: Int, background: 
     }
 }
 
-/// 4-connected components of non-background pixels, as lists of pixel indices.
-func connectedComponents(mask: [Int32], height: Int, width: Int, background: Int32) -> [[Int]] {
+/// 4-connected components of pixels that are neither background nor `ignoreLabel`, as lists of pixel indices.
+func connectedComponents(mask: [Int32], height: Int, width: Int, background: Int32, ignoreLabel: Int32? = nil) -> [[Int]] {
     var seen = [Bool](repeating: false, count: mask.count)
+    // Background and ignored pixels are never part of an object.
+    for i in 0..<mask.count where mask[i] == background || mask[i] == ignoreLabel { seen[i] = true }
     var components: [[Int]] = []
-    for start in 0..<mask.count where mask[start] != background && !seen[start] {
+    for start in 0..<mask.count where !seen[start] {
         var stack = [start], pixels: [Int] = []
         seen[start] = true
         while let p = stack.popLast() {
@@ -134,7 +139,7 @@ func connectedComponents(mask: [Int32], height: Int, width: Int, background: Int
             let (r, c) = (p / width, p % width)
             for (nr, nc) in [(r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)] where nr >= 0 && nr < height && nc >= 0 && nc < width {
                 let q = nr * width + nc
-                if !seen[q] && mask[q] != background { seen[q] = true; stack.append(q) }
+                if !seen[q] { seen[q] = true; stack.append(q) }
             }
         }
         components.append(pixels)

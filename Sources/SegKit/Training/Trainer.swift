@@ -240,7 +240,7 @@ public final class Trainer {
                     pass = try graph.forward([try paddedImages(batch)], mode: .training)
                 }
                 let logits = pass.outputs(of: graph)[0]
-                let (loss, grad) = try config.loss.evaluate(logits: logits, labels: labels, classWeights: classWeights,
+                let (loss, grad) = try config.loss.evaluate(logits: logits, labels: labels, classWeights: lossClassWeights(classWeights),
                                                             pixelWeights: weights, ignoreLabel: ignoreLabel)
                 guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, step: step + 1, loss: loss) }
                 graph.zeroGradients()
@@ -296,7 +296,8 @@ public final class Trainer {
             let per = batch.height * batch.width
             return (0..<batch.count).flatMap { i in
                 borderWeightMap(mask: Array(batch.masks[(i * per)..<((i + 1) * per)]), height: batch.height, width: batch.width, background: background,
-                                classWeights: classWeights ?? [Float](repeating: 1, count: classes), w0: bw.w0, sigma: bw.sigma)
+                                classWeights: classWeights ?? [Float](repeating: 1, count: classes), w0: bw.w0, sigma: bw.sigma,
+                                ignoreLabel: ignoreLabel)
             }
         }
         let placement = try runner.sizeRule.placement(height: batch.height, width: batch.width)
@@ -316,9 +317,13 @@ public final class Trainer {
         let batch = try TrainingBatches(data: data, config: config, ignoreLabel: ignoreLabel).assemble(indices, epoch: 0, step: 0, augment: false)
         let aligned = try alignedLabels(batch, background: Int32(config.backgroundClass ?? classes - 1), classWeights: config.classWeights)
         let pass = try graph.forward([try paddedImages(batch)], mode: .inference)
-        return try config.loss.evaluate(logits: pass.outputs(of: graph)[0], labels: aligned.labels, classWeights: config.classWeights,
+        return try config.loss.evaluate(logits: pass.outputs(of: graph)[0], labels: aligned.labels, classWeights: lossClassWeights(config.classWeights),
                                         pixelWeights: aligned.weights, ignoreLabel: ignoreLabel).loss
     }
+
+    /// The class weights the loss applies: none when U-Net's border map is on,
+    /// because that map already holds them (w(x) = w_c(x) + border term, eq. 2).
+    private func lossClassWeights(_ weights: [Float]?) -> [Float]? { config.borderWeight == nil ? weights : nil }
 
     /// Confusion matrix and mean cross-entropy on `data` (inference mode, each image at its own size).
     ///
