@@ -7,29 +7,30 @@ describes, and a quarter of an hour of CPU):
 
   KERAS_BACKEND=jax ../venvs/k3/bin/python Tests/Fixtures/unet_keras_check.py --segkit .build/release/segkit
 
-(KERAS_BACKEND=tensorflow in a Keras 3 + TensorFlow venv works too.) With the
-defaults it takes ~15 min on an idle 2-core machine, much longer on a busy
-one; the issue's full measurement is `--epochs 30` (over an hour). The steps:
+(KERAS_BACKEND=tensorflow in a Keras 3 + TensorFlow venv works too.) Time on
+2 cores: the defaults took 23 min on a machine shared with other training
+jobs (per epoch of 200 images SegKit ~20 s, Keras/JAX 35-47 s); idle, SegKit
+takes ~13 s and Keras ~25 s, ~15 min in all. The issue's full measurement is
+`--epochs 30` (over an hour). The steps:
 
 0. Lockstep (--lockstep 12 steps): SegKit's seed-1 U-Net trained full-batch
    on the first --lockstep-images (16) images by SegKit and, from the same
    file, by Keras. With one batch per epoch the data order plays no part, so
    both take the same steps from the same weights and their losses must agree
-   to float32 rounding: relative difference <= --lockstep-tol (1e-4). Measured
-   (32 images): <= 2.2e-6 for steps 1-12; from step ~13 on the loss falls
-   steeply, rounding differences grow ~3x per step (4e-3 at step 19), so the
-   lockstep stops before that. It checks the forward pass, the loss and its
-   gradient, backpropagation and Adam (Keras's: epsilon 1e-7, bias correction
-   folded into the step size) together.
+   to float32 rounding: relative difference <= --lockstep-tol (1e-4). Measured:
+   <= 1.1e-6 for steps 1-12 (2.2e-6 with 32 images); from step ~13 on the
+   loss falls steeply and rounding differences grow ~3x per step (4e-3 at
+   step 19 with 32 images), so the lockstep stops before that. It checks the
+   forward pass, the loss and its gradient, backpropagation and Adam (Keras's:
+   epsilon 1e-7, bias correction folded into the step size) together.
 1. `segkit data fashion-canvas:count=N,size=128,items=1-3,seed=1 --out OUT/train.h5`:
    SegKit's running example, N grey 128x128 canvases of 1-3 Fashion-MNIST
    items, masks of class ids 0..10 (10 = background, ~96% of the pixels).
-   `segkit data` stores the images as float32 holding 0..255, and SegKit
-   applies its input scaling only to integer HDF5 images (a float file is
-   taken as already scaled, while the log and the trained file still say
-   "input scale unit"), so SegKit is trained on OUT/train_u8.h5, the same
-   pixels as uint8, which it divides by 255 (`--input-scale unit`, its default
-   for a segmenter without a Rescaling layer), as Keras's side does here.
+   The images must be uint8: SegKit applies its input scaling only to integer
+   HDF5 images and takes float ones as already scaled (an earlier `segkit
+   data` wrote float32 0..255, and training on it saw unscaled pixels; this
+   check found that). SegKit divides them by 255 (`--input-scale unit`, its
+   default for a segmenter without a Rescaling layer), as Keras's side does.
 2. Per seed S: `segkit build --recipe unet-scratch --classes 11
    --input-channels 1 --set init=glorot,dropout=0,seed=S` (OUT/unet_S.keras)
    and `segkit train ... --val-fraction 0 --batch B --lr LR --optimizer adam
@@ -87,7 +88,7 @@ check. Epochs 1-2 are not checked: there the loss falls from ~2.4 to ~1 in
 Keras's together 20% and 41%.
 
 Outputs in --out (default: a new folder under the system's temp dir, outside
-the repository): train.h5, train_u8.h5, unet_S.keras, SegKit's trained files,
+the repository): train.h5, unet_S.keras, SegKit's trained files,
 histories and logs (segkit_S.log), the lockstep's files, and losses.csv:
 epoch, every run's loss, the Keras logged losses, the SegKit mean, the band
 and its widened bounds, checked, ok.
@@ -275,7 +276,7 @@ def init_ratios(model):
 
 log(f"working in {OUT}; Keras {keras.__version__} on {keras.backend.backend()}; segkit {args.segkit}")
 spec = f"fashion-canvas:count={args.images},size={SIZE},items=1-3,seed={args.data_seed}"
-train_h5, train_u8 = os.path.join(OUT, "train.h5"), os.path.join(OUT, "train_u8.h5")
+train_h5 = os.path.join(OUT, "train.h5")
 segkit("data", spec, "--out", train_h5)
 with h5py.File(train_h5, "r") as f:
     images, masks = f["images"][()], f["masks"][()]
@@ -287,14 +288,13 @@ if not (np.all(images == np.rint(images)) and images.min() >= 0 and images.max()
     sys.exit(f"FAIL: {train_h5}: images are not 0..255 integers ({images.dtype}, {images.min()}..{images.max()})")
 if masks.min() < 0 or masks.max() >= CLASSES:
     sys.exit(f"FAIL: {train_h5}: mask ids {masks.min()}..{masks.max()} are not 0..{CLASSES - 1}")
-with h5py.File(train_u8, "w") as f:
-    f["images"] = images.astype(np.uint8)
-    f["masks"] = masks.astype(np.int64)
+if images.dtype != np.uint8:
+    sys.exit(f"FAIL: {train_h5}: images are {images.dtype}, not uint8: SegKit would take them as already scaled")
 x = (images.astype(np.float32) / 255.0).astype(np.float32)
 y = masks.astype(np.int32)
 background = float(np.mean(masks == CLASSES - 1))
 log(f"data: {spec} -> {train_h5} (images {images.dtype}, 0..{images.max():g}; masks {masks.dtype}); "
-    f"{background:.1%} background; SegKit trains on {os.path.basename(train_u8)} (uint8), Keras on x / 255")
+    f"{background:.1%} background; SegKit scales it by 1/255 itself, Keras trains on x / 255")
 
 failed = []
 if args.lockstep:
@@ -345,7 +345,7 @@ for s in SEEDS:
     log(f"seed {s}: built {built}; kernel std / Glorot std {lo:.2f}..{hi:.2f} per layer, {nz} non-zero bias vectors")
 
     started = time.perf_counter()
-    segkit("train", built, "--data", train_u8, "--input-scale", "unit", "--val-fraction", 0, "--epochs", args.epochs,
+    segkit("train", built, "--data", train_h5, "--input-scale", "unit", "--val-fraction", 0, "--epochs", args.epochs,
            "--batch", args.batch, "--lr", args.lr, "--optimizer", "adam", "--seed", s,
            "--out", os.path.join(OUT, f"segkit_{s}.keras"), log_to=os.path.join(OUT, f"segkit_{s}.log"))
     runs["segkit", s] = read_history(os.path.join(OUT, f"segkit_{s}.history.csv"))
