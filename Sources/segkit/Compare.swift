@@ -107,6 +107,17 @@ struct Compare: ParsableCommand {
             try KerasModel.load(classifier, configPath: config)
         }
         comparison.seeds = seeds
+        // Runs trained elsewhere are read before anything trains: a bad --add-run fails in seconds, not after the comparison.
+        var added: [(AddedRun, SegmenterFile, [EpochRecord])] = []
+        for spec in addRun {
+            let run = try AddedRun(spec, largest: largest)
+            guard !(comparison.contenders + added.map(\.0.name)).contains(run.name) else {
+                throw ValidationError("--add-run \(spec): '\(run.name)' is already a contender's name (rename the file or folder)")
+            }
+            let file = try SegmenterFile(run.segmenter)
+            guard file.classes == classes else { throw ValidationError("--add-run \(spec): the segmenter has \(file.classes) classes, this comparison \(classes)") }
+            added.append((run, file, try run.history.map { try EpochRecord.parseCSV(try String(contentsOfFile: $0, encoding: .utf8), file: $0) } ?? []))
+        }
         comparison.overrides = overrides + (output.map { ["output=\($0)"] } ?? []) + (self.classes.map { ["classes=\($0)"] } ?? [])
         let rule = epochs.map { "\($0) epoch(s) each" }
             ?? budgetSeconds.map { String(format: "%.0f s of training each", $0) }
@@ -121,12 +132,7 @@ struct Compare: ParsableCommand {
                                          progress: { print(String(format: "[%5.0fs] ", Date().timeIntervalSince(started)) + $0) },
                                          observer: ProgressPrinter(batchSize: batch), keep: { name, n, seed, seg in if n == largest, seed == training.seed { kept[name] = seg.runner } })
         var contenders = comparison.contenders
-        for spec in addRun {
-            let run = try AddedRun(spec, largest: largest)
-            guard !contenders.contains(run.name) else { throw ValidationError("--add-run \(spec): '\(run.name)' is already a contender's name (rename the file or folder)") }
-            let file = try SegmenterFile(run.segmenter)
-            guard file.classes == classes else { throw ValidationError("--add-run \(spec): the segmenter has \(file.classes) classes, this comparison \(classes)") }
-            let history = try run.history.map { try EpochRecord.parseCSV(try String(contentsOfFile: $0, encoding: .utf8), file: $0) } ?? []
+        for (run, file, history) in added {
             print("\(run.name): trained elsewhere on \(run.labels) labelled image(s), \(history.count) epoch(s) in its history; scoring it")
             results.append(try .external(name: run.name, labels: run.labels, segmenter: file.runner, history: history, classes: classes, test: test,
                                          inputScale: try file.inputScaling(override: data.inputScale), batch: batch, ignoreLabel: loaded.ignoreLabel,
