@@ -38,6 +38,7 @@ struct ExportTraining: ParsableCommand {
         config.ignoreLabel = loaded.ignoreLabel
         config.backgroundClass = loaded.classes?.background ?? file.stored.background
         let (train, val, trainPositions) = try training.splitPositions(loaded, data: data, classes: classes, channels: channels)
+        guard train.count > 0 else { throw ValidationError("--data \(data.data) has no training samples") }
         if config.autoClassWeights {
             // Resolved here, so that Keras uses the very weights SegKit would.
             var counts = [Int](repeating: 0, count: classes)
