@@ -18,9 +18,9 @@ struct Compare: ParsableCommand {
     @Option(help: "Test data (same forms as --data).") var testData: String
     @Option(help: "Labelled-set sizes: the first N training samples.") var labels: String = "50,100,200"
     @Option(parsing: .unconditional, help: "Validation samples, taken from the end of --data (after the largest N).") var valCount: Int = 32
-    @Option(parsing: .unconditional, help: "Stop a contender after this many epochs without a better validation mIoU (its best epoch's weights are scored).")
-    var patience: Int = Compare.defaultPatience
-    @Option(parsing: .unconditional, help: "The most epochs a contender trains.") var maxEpochs: Int = Compare.defaultMaxEpochs
+    @Option(parsing: .unconditional, help: "Stop a contender after this many epochs without a better validation mIoU (its best epoch's weights are scored; default 10).")
+    var patience: Int?
+    @Option(parsing: .unconditional, help: "The most epochs a contender trains (default 100 with patience, none with --budget-seconds).") var maxEpochs: Int?
     @Option(parsing: .unconditional, help: "Instead of patience: train each contender for this many seconds of wall-clock time (feature cache included).")
     var budgetSeconds: Double?
     @Option(parsing: .unconditional, help: "Exactly this many epochs per contender, no early stopping (instead of --patience/--max-epochs).")
@@ -37,7 +37,7 @@ struct Compare: ParsableCommand {
     var classes: Int?
     @Option(parsing: .unconditional, help: "A class id that does not count (default: the data layout's, e.g. VOC's 255).") var ignoreLabel: Int32?
     @Option(parsing: .unconditional, help: "Train on random H,W crops (default: whole images, in size buckets when sizes differ).") var crop: String?
-    @Option(help: "A run trained elsewhere, scored and shown beside the others: train.py's output folder (best.keras, history.csv) or a .keras file (history NAME.history.csv beside it), with :N the labelled images it was trained on (default: the largest --labels). Repeatable.")
+    @Option(help: "A run trained elsewhere, scored and shown beside the others: [NAME=]PATH[:N], PATH train.py's output folder (best.keras, history.csv) or a .keras file (history NAME.history.csv beside it), N the labelled images it was trained on (default: the largest --labels). Repeatable.")
     var addRun: [String] = []
     @Option(help: "Report folder.") var out: String
 
@@ -46,11 +46,15 @@ struct Compare: ParsableCommand {
 
     func validate() throws {
         if let epochs { try require(epochs, in: 1...1_000_000, "--epochs") }
-        try require(patience, in: 1...1_000_000, "--patience")
-        try require(maxEpochs, in: 1...1_000_000, "--max-epochs")
+        if let patience { try require(patience, in: 1...1_000_000, "--patience") }
+        if let maxEpochs { try require(maxEpochs, in: 1...1_000_000, "--max-epochs") }
         if let budgetSeconds { try require(budgetSeconds, in: 1...1e9, "--budget-seconds") }
         try require(seeds, in: 1...1000, "--seeds")
-        if epochs != nil, budgetSeconds != nil { throw ValidationError("give --epochs (a fixed number) or --budget-seconds (a fixed time), not both") }
+        // One stopping rule: a fixed number of epochs, a time budget, or patience (up to --max-epochs).
+        if epochs != nil, budgetSeconds != nil || patience != nil || maxEpochs != nil {
+            throw ValidationError("--epochs is a fixed number of epochs: give it without --patience, --max-epochs or --budget-seconds")
+        }
+        if budgetSeconds != nil, patience != nil { throw ValidationError("give --patience or --budget-seconds (a fixed time), not both") }
         try require(batch, in: 1...65_536, "--batch")
         try require(lr, in: 1e-12...100, "--lr")
         try require(valCount, in: 1...10_000_000, "--val-count")
@@ -87,11 +91,11 @@ struct Compare: ParsableCommand {
         if let epochs {
             training.epochs = epochs
         } else if let budgetSeconds {
-            training.epochs = maxEpochs
+            training.epochs = maxEpochs ?? 1_000_000
             training.budgetSeconds = budgetSeconds
         } else {
-            training.epochs = maxEpochs
-            training.patience = patience
+            training.epochs = maxEpochs ?? Self.defaultMaxEpochs
+            training.patience = patience ?? Self.defaultPatience
         }
         training.batchSize = batch
         training.optimizer = optimizer
@@ -114,14 +118,17 @@ struct Compare: ParsableCommand {
             guard !(comparison.contenders + added.map(\.0.name)).contains(run.name) else {
                 throw ValidationError("--add-run \(spec): '\(run.name)' is already a contender's name (rename the file or folder)")
             }
-            let file = try SegmenterFile(run.segmenter)
+            let file: SegmenterFile
+            do { file = try SegmenterFile(run.segmenter) } catch {
+                throw ValidationError("--add-run \(spec): \(run.segmenter) is not a segmenter SegKit can run (\(error))")
+            }
             guard file.classes == classes else { throw ValidationError("--add-run \(spec): the segmenter has \(file.classes) classes, this comparison \(classes)") }
             added.append((run, file, try run.history.map { try EpochRecord.parseCSV(try String(contentsOfFile: $0, encoding: .utf8), file: $0) } ?? []))
         }
         comparison.overrides = overrides + (output.map { ["output=\($0)"] } ?? []) + (self.classes.map { ["classes=\($0)"] } ?? [])
         let rule = epochs.map { "\($0) epoch(s) each" }
             ?? budgetSeconds.map { String(format: "%.0f s of training each", $0) }
-            ?? "each until \(patience) epoch(s) without a better validation mIoU, at most \(maxEpochs)"
+            ?? "each until \(training.patience ?? 0) epoch(s) without a better validation mIoU, at most \(training.epochs)"
         print("Comparing \(comparison.contenders.joined(separator: ", ")) at N = \(counts.map(String.init).joined(separator: ", ")); "
               + "\(val.count) validation and \(test.count) test image(s); \(rule)" + (seeds > 1 ? "; \(seeds) seeds" : ""))
         // The example images show each contender's first seed at the largest N.
@@ -165,11 +172,14 @@ struct Compare: ParsableCommand {
             }
             rows.append(("test image \(i)", files))
         }
+        // The recipe files as written, and the --set overrides every one of them ran with.
+        let setLine = overrides.isEmpty ? "" : "\n# this comparison overrode: " + overrides.map { "--set \($0)" }.joined(separator: " ") + "\n"
         let recipeTexts = comparison.contenders.compactMap { name -> (String, String)? in
-            (try? String(contentsOfFile: "\(folder)/\(name).yaml", encoding: .utf8)).map { (name, $0) }
+            (try? String(contentsOfFile: "\(folder)/\(name).yaml", encoding: .utf8)).map { (name, $0 + setLine) }
         }
         let report = ComparisonReport(results: results, classNames: classNames, background: background, commandLine: commandLine,
-                                      recipeFiles: recipeTexts, baseline: comparison.baseline, training: training)
+                                      recipeFiles: recipeTexts, baseline: comparison.baseline, training: training,
+                                      onClassifier: Set(comparison.recipes))
         try report.write(to: out, examples: rows)
         printTable(header: ComparisonReport.tableHeader, rows: report.table, rightAligned: ComparisonReport.numericColumns)
         print("")
@@ -179,7 +189,7 @@ struct Compare: ParsableCommand {
     }
 }
 
-/// `--add-run PATH[:N]`: a segmenter trained elsewhere and its history.
+/// `--add-run [NAME=]PATH[:N]`: a segmenter trained elsewhere and its history.
 struct AddedRun {
     let name: String
     let segmenter: String
@@ -188,10 +198,14 @@ struct AddedRun {
 
     /// - Throws: `ValidationError` naming what is missing.
     init(_ spec: String, largest: Int) throws {
-        var path = spec, labels = largest
-        if let colon = spec.lastIndex(of: ":"), let n = Int(spec[spec.index(after: colon)...]) {
+        var path = spec, labels = largest, given: String?
+        // NAME=PATH names the contender (two train.py outputs are both called `trained`).
+        if let eq = spec.firstIndex(of: "="), !spec[..<eq].contains("/") {
+            (given, path) = (String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
+        }
+        if let colon = path.lastIndex(of: ":"), let n = Int(path[path.index(after: colon)...]) {
             guard n >= 1 else { throw ValidationError("--add-run \(spec): N must be at least 1") }
-            (path, labels) = (String(spec[..<colon]), n)
+            (path, labels) = (String(path[..<colon]), n)
         }
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) else { throw ValidationError("--add-run \(spec): \(path) does not exist") }
@@ -200,12 +214,12 @@ struct AddedRun {
             segmenter = trimmed + "/best.keras"
             guard FileManager.default.fileExists(atPath: segmenter) else { throw ValidationError("--add-run \(spec): no best.keras in \(path)") }
             history = FileManager.default.fileExists(atPath: trimmed + "/history.csv") ? trimmed + "/history.csv" : nil
-            name = (trimmed as NSString).lastPathComponent
+            name = given ?? (trimmed as NSString).lastPathComponent
         } else {
             segmenter = path
             let companion = Train.companions(of: path).1
             history = FileManager.default.fileExists(atPath: companion) ? companion : nil
-            name = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            name = given ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         }
         self.labels = labels
     }

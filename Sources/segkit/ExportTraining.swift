@@ -24,8 +24,12 @@ struct ExportTraining: ParsableCommand {
     func run() throws {
         let file = try SegmenterFile(segmenter)
         let (model, classes) = (file.model, file.classes)
-        if FileManager.default.fileExists(atPath: out), !((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? ["?"]).isEmpty {
-            throw ValidationError("--out \(out) exists and is not empty; export-training writes a new folder")
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isFolder) {
+            guard isFolder.boolValue else { throw ValidationError("--out \(out) is a file; export-training writes a new folder") }
+            guard ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? ["?"]).isEmpty else {
+                throw ValidationError("--out \(out) exists and is not empty; export-training writes a new folder")
+            }
         }
         let templatePath = try recipeFolder() + "/export/train.py"
         guard let template = try? String(contentsOfFile: templatePath, encoding: .utf8), template.contains(Self.marker) else {

@@ -87,7 +87,7 @@ import TestFixtures
 
     /// A made-up run for the verdict's tests.
     func run(_ contender: String, _ labels: Int, seed: UInt64 = 0, mIoU: Double, trainable: Int = 1000, seconds: Double = 10,
-             epochs: Int = 12, best: Int = 2, stop: Trainer.StopReason = .patience) -> ContenderResult {
+             epochs: Int = 12, best: Int = 2, stop: Trainer.StopReason? = .patience) -> ContenderResult {
         ContenderResult(contender: contender, labels: labels, seed: seed, totalParameters: 5000, trainableParameters: trainable,
                         trainingSeconds: seconds, imagesPerSecond: 1, bestEpoch: best, stopReason: stop, pixelAccuracy: 0.9, meanIoU: mIoU,
                         meanIoUNoBackground: mIoU, perClassIoU: [],
@@ -144,5 +144,17 @@ import TestFixtures
         let fixed = verdict([run("fcn-8s", 20, mIoU: 0.5, best: 12, stop: .epochs), run("unet-scratch", 20, mIoU: 0.3, epochs: 12, best: 5, stop: .epochs)],
                             patience: nil)
         #expect(fixed.contains { $0.hasPrefix("Still improving") && $0.contains("fcn-8s at N = 20") && !$0.contains("unet-scratch") })
+    }
+
+    @Test func runsAddedFromElsewhereAreNotSegmentersOnTheClassifierAndTheBudgetIsNamedOnlyWhenItStopped() {
+        var training = TrainingConfig()
+        training.epochs = 1_000_000
+        training.budgetSeconds = 60
+        let results = [run("fcn-8s", 20, mIoU: 0.3, epochs: 5, best: 5, stop: .budget), run("unet-scratch", 20, mIoU: 0.4, epochs: 9, best: 3, stop: .budget),
+                       run("my-keras-unet", 20, mIoU: 0.6, epochs: 4, best: 4, stop: nil)]
+        let lines = ComparisonVerdict(summaries: ContenderSummary.group(results), baseline: "unet-scratch", training: training,
+                                      onClassifier: ["fcn-8s"]).lines
+        #expect(lines[0].hasPrefix("The U-Net from scratch (unet-scratch) beats every segmenter on the classifier"), "not my-keras-unet: \(lines[0])")
+        #expect(lines.contains { $0 == "Still improving when stopped by the 60 s budget (--budget-seconds): fcn-8s at N = 20; those figures are lower bounds (give more epochs or time)." })
     }
 }

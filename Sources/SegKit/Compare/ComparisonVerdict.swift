@@ -14,13 +14,15 @@ public struct ComparisonVerdict: Sendable {
     ///   - summaries: every (contender, N) over its seeds (`ContenderSummary.group`).
     ///   - baseline: the from-scratch contender's name, nil when there is none.
     ///   - training: the stopping rule the runs had (patience, `epochs` as maximum, budget).
-    public init(summaries: [ContenderSummary], baseline: String?, training: TrainingConfig) {
+    ///   - onClassifier: the contenders built on the classifier (nil: every one but the
+    ///     baseline); others (runs added from elsewhere) are in the table, not in the verdict.
+    public init(summaries: [ContenderSummary], baseline: String?, training: TrainingConfig, onClassifier: Set<String>? = nil) {
         var lines: [String] = []
         let counts = Array(Set(summaries.map(\.labels))).sorted()
         let outcomes = counts.compactMap { n -> Outcome? in
             let rows = summaries.filter { $0.labels == n }.sorted { $0.meanIoU.mean > $1.meanIoU.mean }
             if let baseline, let b = rows.first(where: { $0.contender == baseline }),
-               let t = rows.first(where: { $0.contender != baseline }) {
+               let t = rows.first(where: { $0.contender != baseline && onClassifier?.contains($0.contender) != false }) {
                 return Outcome(labels: n, winner: t.meanIoU.mean >= b.meanIoU.mean ? t : b, loser: t.meanIoU.mean >= b.meanIoU.mean ? b : t)
             }
             return rows.count >= 2 ? Outcome(labels: n, winner: rows[0], loser: rows[1]) : nil
@@ -43,17 +45,20 @@ public struct ComparisonVerdict: Sendable {
             let trained = summaries.filter { $0.labels == largest && $0.trained }.sorted { $0.trainingSeconds.mean < $1.trainingSeconds.mean }
             if trained.count >= 2 {
                 let parts = trained.map { s in
-                    "\(s.contender) \(Self.count(s.runs[0].trainableParameters)) parameters in \(String(format: "%.0f", s.trainingSeconds.mean)) s "
+                    "\(s.contender) \(Self.count(s.runs[0].trainableParameters)) parameters in \(Self.seconds(s.trainingSeconds.mean)) "
                         + "(\(String(format: "%.0f", s.epochs.mean)) epochs)"
                 }
                 let ratio = trained.last!.trainingSeconds.mean / max(trained[0].trainingSeconds.mean, 1e-9)
-                lines.append("Training cost at N = \(largest): " + parts.joined(separator: "; ")
-                             + String(format: " (%.1fx from the cheapest to the dearest).", ratio))
+                lines.append("Training cost at N = \(largest) (mean wall-clock time per run): " + parts.joined(separator: "; ")
+                             + String(format: "; the dearest took %.1fx the time of the cheapest.", ratio))
             }
         }
-        let unfinished = summaries.filter { s in s.runs.contains { Self.stillImproving($0, training: training) } }
-        if !unfinished.isEmpty {
-            let why = training.budgetSeconds.map { String(format: "its %.0f s budget (--budget-seconds)", $0) } ?? "--max-epochs \(training.epochs)"
+        // Grouped by what stopped them: the time budget, or the epoch limit (--max-epochs, or --epochs when fixed).
+        let limit = training.patience == nil && training.budgetSeconds == nil ? "--epochs \(training.epochs)" : "--max-epochs \(training.epochs)"
+        for (reason, why) in [(Trainer.StopReason.budget, training.budgetSeconds.map { String(format: "the %.0f s budget (--budget-seconds)", $0) } ?? ""),
+                              (.epochs, limit)] {
+            let unfinished = summaries.filter { s in s.runs.contains { $0.stopReason == reason && Self.stillImproving($0, training: training) } }
+            guard !unfinished.isEmpty else { continue }
             lines.append("Still improving when stopped by \(why): "
                          + unfinished.map { "\($0.contender) at N = \($0.labels)" }.joined(separator: ", ")
                          + "; those figures are lower bounds (give more epochs or time).")
@@ -104,12 +109,16 @@ public struct ComparisonVerdict: Sendable {
             + "no single crossover." + tooClose
     }
 
-    /// Whether a run's best epoch was so recent that its stopping rule, not convergence, ended it.
+    /// Whether a run's best epoch was so recent that its stopping rule, not convergence, ended it:
+    /// with patience, any run the limit stopped before patience did; without, a run of at
+    /// least two epochs whose last epoch was its best.
     static func stillImproving(_ run: ContenderResult, training: TrainingConfig) -> Bool {
         guard let reason = run.stopReason, reason != .patience, let best = run.bestEpoch else { return false }
-        // Without patience a run counts as unfinished only if its last epoch was its best.
-        return training.patience == nil ? best == run.epochsRun : true
+        return training.patience == nil ? run.epochsRun >= 2 && best == run.epochsRun : true
     }
+
+    /// "0.4 s", "12 s", "123 s".
+    static func seconds(_ s: Double) -> String { s < 10 ? String(format: "%.1f s", s) : String(format: "%.0f s", s) }
 
     /// 1234567 → "1,234,567".
     static func count(_ n: Int) -> String {

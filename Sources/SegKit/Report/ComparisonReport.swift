@@ -21,7 +21,7 @@ public struct ComparisonReport {
 
     public init(results: [ContenderResult], classNames: [String], background: Int, commandLine: String,
                 recipeFiles: [(name: String, text: String)], title: String = "SegKit comparison", baseline: String? = nil,
-                training: TrainingConfig = TrainingConfig()) {
+                training: TrainingConfig = TrainingConfig(), onClassifier: Set<String>? = nil) {
         self.results = results
         self.classNames = classNames
         self.background = background
@@ -31,7 +31,7 @@ public struct ComparisonReport {
         self.baseline = baseline
         self.training = training
         summaries = ContenderSummary.group(results)
-        verdict = ComparisonVerdict(summaries: summaries, baseline: baseline, training: training)
+        verdict = ComparisonVerdict(summaries: summaries, baseline: baseline, training: training, onClassifier: onClassifier)
     }
 
     static let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
