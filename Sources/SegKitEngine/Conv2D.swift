@@ -319,14 +319,9 @@ enum ConvolutionKernels {
         }
     }
 
-    /// dL/dW = Σ over output pixels of patchesᵀ · dz, in HWIO layout: each worker
-    /// sums its rows into its own buffer, then the buffers are added in order
-    /// (so the result is the same on every run with the same worker count).
-    static func kernelGradient(_ x: Tensor, window g: Window2D, dz: Tensor, kernelShape: [Int], groups: Int) -> Tensor {
-        kernelGradient(x, window: g, dz: dz, kernelShape: kernelShape, groups: groups, summing: nil).kernel
-    }
-
-    /// The kernel gradient and, where the direct loops can take them from the
+    /// dL/dW = Σ over output pixels of patchesᵀ · dz, in HWIO layout (each worker
+    /// sums its rows into its own buffer, then the buffers are added in order, so
+    /// the result is the same on every run with the same worker count), and, where the direct loops can take them from the
     /// rows they read anyway, the per-channel sums of dz or x (a bias gradient,
     /// else nil: the caller sums).
     /// (`x2`: the second part of a concatenated input, which the direct loops

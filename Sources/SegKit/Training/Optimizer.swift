@@ -13,20 +13,18 @@ public protocol Optimizer: AnyObject {
     var iterations: Int { get set }
 }
 
-/// SGD with momentum (optionally Nesterov) and decoupled weight decay, as
-/// Keras's `SGD`: v ← μ·v − η·g; θ ← θ + v (Nesterov: θ ← θ + μ·v − η·g).
+/// SGD with momentum and decoupled weight decay, as Keras's `SGD`
+/// (`nesterov=False`): v ← μ·v − η·g; θ ← θ + v.
 public final class SGD: Optimizer {
     public var learningRate: Float
     public let momentum: Float
-    public let nesterov: Bool
     public let weightDecay: Float
     public var iterations = 0
     private var velocity: [[Float]] = []
 
-    public init(learningRate: Float, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0) {
+    public init(learningRate: Float, momentum: Float = 0, weightDecay: Float = 0) {
         self.learningRate = learningRate
         self.momentum = momentum
-        self.nesterov = nesterov
         self.weightDecay = weightDecay
     }
 
@@ -48,7 +46,7 @@ public final class SGD: Optimizer {
                             if wd > 0 { w[k] -= lr * wd * w[k] }
                             if mu == 0 { w[k] -= lr * gp[k]; continue }
                             v[k] = mu * v[k] - lr * gp[k]
-                            w[k] += nesterov ? mu * v[k] - lr * gp[k] : v[k]
+                            w[k] += v[k]
                         }
                     }
                 }
