@@ -35,21 +35,11 @@ struct ExportTraining: ParsableCommand {
         guard let template = try? String(contentsOfFile: templatePath, encoding: .utf8), template.contains(Self.marker) else {
             throw ValidationError("\(templatePath) is missing or has no settings line (a damaged SegKit installation)")
         }
-        var (config, notes) = try training.config(classes: classes, file: file, data: data)
-        for note in notes { print(note) }
-        let channels = inputChannels(of: model.graph)
-        let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: training.ignoreLabel)
-        config.ignoreLabel = loaded.ignoreLabel
-        config.backgroundClass = loaded.classes?.background ?? file.stored.background
-        let (train, val, trainPositions) = try training.splitPositions(loaded, data: data, classes: classes, channels: channels)
+        var (config, loaded, train, val, trainPositions) = try training.prepare(file: file, data: data)
         guard train.count > 0 else { throw ValidationError("--data \(data.data) has no training samples") }
-        if config.autoClassWeights {
-            // Resolved here, so that Keras uses the very weights SegKit would.
-            var counts = [Int](repeating: 0, count: classes)
-            for i in 0..<train.count { countClasses(try train.mask(i), into: &counts, ignoreLabel: config.ignoreLabel) }
-            config.classWeights = balancedClassWeights(counts: counts)
-            config.autoClassWeights = false
-        }
+        // Resolved here, so that Keras uses the very weights SegKit would.
+        config.classWeights = try Trainer.classWeights(config, train: train, classes: classes)
+        config.autoClassWeights = false
         let trainer = try Trainer(graph: model.graph, classes: classes, config: config, runner: file.runner)
 
         // Everything is written into a sibling scratch folder and renamed at the end: no half-written export.

@@ -26,14 +26,7 @@ struct Train: ParsableCommand {
         let (model, meta, classes) = (file.model, file.metadata, file.classes)
         let (last, history) = Self.companions(of: out)
         try Self.checkWritable(out)
-        var (config, notes) = try training.config(classes: classes, file: file, data: data)
-        for note in notes { print(note) }
-
-        let channels = inputChannels(of: model.graph)
-        let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: training.ignoreLabel)
-        config.ignoreLabel = loaded.ignoreLabel
-        config.backgroundClass = loaded.classes?.background ?? file.stored.background
-        let (train, val) = try training.split(loaded, data: data, classes: classes, channels: channels)
+        let (config, loaded, train, val, _) = try training.prepare(file: file, data: data)
         print("Training \(model.name) on \(train.count) sample(s) of \(data.data) (\(sizeSummary(train))), validating on \(val?.count ?? 0); "
               + "input scale \(config.inputScale)" + (config.ignoreLabel.map { "; label \($0) ignored" } ?? ""))
         print(batchingSummary(train, config))

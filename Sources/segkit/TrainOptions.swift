@@ -87,25 +87,32 @@ struct TrainOptions: ParsableArguments {
         return (config, notes)
     }
 
-    /// The training and validation samples: `--val-data`, or the last
+    /// A run made ready: its settings (printing the notes `config` gives), the
+    /// opened `--data` with the data layout's ignore label and background
+    /// class, and the training/validation split: `--val-data`, or the last
     /// `--val-fraction` of `--data` held out (at least one sample).
+    /// `trainPositions` are the training samples' positions in `loaded.samples`
+    /// (what `export-training` names).
     ///
-    /// - Throws: `DataError` for unreadable data, `ValidationError` when the hold-out leaves nothing to train on.
-    func split(_ loaded: LoadedData, data: DataOptions, classes: Int, channels: Int?) throws -> (train: any LabelledImages, val: (any LabelledImages)?) {
-        let (train, val, _) = try splitPositions(loaded, data: data, classes: classes, channels: channels)
-        return (train, val)
-    }
-
-    /// `split`, with the training samples' positions in `loaded.samples` (what `export-training` names).
-    func splitPositions(_ loaded: LoadedData, data: DataOptions, classes: Int, channels: Int?) throws
-        -> (train: any LabelledImages, val: (any LabelledImages)?, trainPositions: [Int]) {
+    /// - Throws: `DataError` for unreadable data, `ValidationError` when the hold-out leaves nothing to train on,
+    ///   the errors of `config`.
+    func prepare(file: SegmenterFile, data: DataOptions) throws
+        -> (config: TrainingConfig, loaded: LoadedData, train: any LabelledImages, val: (any LabelledImages)?, trainPositions: [Int]) {
+        let classes = file.classes
+        var (config, notes) = try self.config(classes: classes, file: file, data: data)
+        for note in notes { print(note) }
+        let channels = inputChannels(of: file.model.graph)
+        let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: ignoreLabel)
+        config.ignoreLabel = loaded.ignoreLabel
+        config.backgroundClass = loaded.classes?.background ?? file.stored.background
         let all = loaded.samples
         if let valData {
-            return (all, try data.open(valData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples, Array(0..<all.count))
+            let val = try data.open(valData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples
+            return (config, loaded, all, val, Array(0..<all.count))
         }
-        guard valFraction > 0 else { return (all, nil, Array(0..<all.count)) }
+        guard valFraction > 0 else { return (config, loaded, all, nil, Array(0..<all.count)) }
         let held = max(1, Int(Double(all.count) * valFraction))
         guard held < all.count else { throw ValidationError("--val-fraction \(valFraction) leaves no training samples of the \(all.count)") }
-        return (all.first(all.count - held), all.selecting(Array((all.count - held)..<all.count)), Array(0..<(all.count - held)))
+        return (config, loaded, all.first(all.count - held), all.selecting(Array((all.count - held)..<all.count)), Array(0..<(all.count - held)))
     }
 }

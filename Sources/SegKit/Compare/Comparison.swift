@@ -32,7 +32,7 @@ extension ContenderResult {
     /// A run trained elsewhere (Keras's `train.py` from `segkit export-training`,
     /// or an earlier `segkit train`), scored on a comparison's test set: its
     /// history is `history.csv`'s epochs (SegKit's columns), its training time
-    /// their sum, its best epoch the one of highest validation mIoU.
+    /// their sum, its best epoch `Trainer.bestEpoch(in:)`'s.
     ///
     /// - Throws: `DataError` for an unreadable test sample, `EngineError` from the graph.
     public static func external(name: String, labels: Int, segmenter: Segmenter, history: [EpochRecord], classes: Int, test: any LabelledImages,
@@ -41,10 +41,10 @@ extension ContenderResult {
             .evaluate(test).matrix
         let graph = segmenter.graph
         let seconds = history.reduce(0) { $0 + $1.seconds }
-        let best = history.max { ($0.valMeanIoU ?? -Double($0.loss)) < ($1.valMeanIoU ?? -Double($1.loss)) }?.epoch
         return ContenderResult(contender: name, labels: labels, seed: 0, totalParameters: graph.parameters.reduce(0) { $0 + $1.value.count },
                                trainableParameters: graph.trainableParameters.reduce(0) { $0 + $1.value.count }, trainingSeconds: seconds,
-                               imagesPerSecond: seconds > 0 ? Double(labels * history.count) / seconds : 0, bestEpoch: best, stopReason: nil,
+                               imagesPerSecond: seconds > 0 ? Double(labels * history.count) / seconds : 0,
+                               bestEpoch: Trainer.bestEpoch(in: history), stopReason: nil,
                                pixelAccuracy: matrix.pixelAccuracy, meanIoU: matrix.meanIoU, meanIoUNoBackground: matrix.meanIoU(excluding: background),
                                perClassIoU: matrix.perClassIoU, history: history)
     }

@@ -112,7 +112,21 @@ public final class Trainer {
     private var changingParameters: [Parameter] { graph.layers.filter(\.isTrainable).flatMap(\.parameters) }
 
     /// The 1-based epoch with the best score in `history` (the first of equals), nil before any epoch.
-    public var bestEpoch: Int? {
+    public var bestEpoch: Int? { Self.bestEpoch(in: history) }
+
+    /// The class weights a run uses: `config.classWeights`, or with `autoClassWeights`
+    /// the balanced weights of `train`'s masks (`balancedClassWeights`).
+    ///
+    /// - Throws: `DataError` for a mask that cannot be read.
+    public static func classWeights(_ config: TrainingConfig, train: any LabelledImages, classes: Int) throws -> [Float]? {
+        guard config.autoClassWeights else { return config.classWeights }
+        var counts = [Int](repeating: 0, count: classes)
+        for i in 0..<train.count { countClasses(try train.mask(i), into: &counts, ignoreLabel: config.ignoreLabel) }
+        return balancedClassWeights(counts: counts)
+    }
+
+    /// The 1-based epoch of the best score (`score`) in `history`, the first of equals; nil for no epochs.
+    public static func bestEpoch(in history: [EpochRecord]) -> Int? {
         var best: (epoch: Int, score: Double)?
         for r in history {
             let score = Self.score(r)
@@ -154,12 +168,7 @@ public final class Trainer {
         guard step < steps else {
             throw TrainingError.badState("the checkpoint stopped at step \(step) of an epoch, and an epoch of this data has \(steps) steps (resume with the data it was trained on)")
         }
-        var classWeights = config.classWeights
-        if config.autoClassWeights {
-            var counts = [Int](repeating: 0, count: classes)
-            for i in 0..<train.count { countClasses(try train.mask(i), into: &counts, ignoreLabel: config.ignoreLabel) }
-            classWeights = balancedClassWeights(counts: counts)
-        }
+        let classWeights = try Self.classWeights(config, train: train, classes: classes)
         let background = Int32(config.backgroundClass ?? classes - 1)
         // The frozen-encoder feature cache, when it is exact (every step sees each
         // sample as it is: no augmentation, crop or rescale), or crops alone
