@@ -1,9 +1,11 @@
+import CKernels
+
 /// Keras's DepthwiseConv2D: kernel `(kh, kw, in, depth_multiplier)`; output
 /// channel `c·dm + m` is input channel c convolved with kernel slice (c, m).
 ///
 /// Each output reads only kh·kw values per channel, too little work for a
-/// matrix product to pay off, so forward and backward are direct loops whose
-/// innermost loop runs over contiguous channels.
+/// matrix product to pay off, so forward and backward are CKernels' direct
+/// loops (`depthwise.c`): 16 channels to a vector, rows across the workers.
 public final class DepthwiseConv2D: Layer {
     public let depthMultiplier: Int
     public let kernelSize: (Int, Int)
@@ -27,6 +29,10 @@ public final class DepthwiseConv2D: Layer {
         }
         guard strides.0 >= 1, strides.1 >= 1, dilation.0 >= 1, dilation.1 >= 1 else {
             throw EngineError.invalidArgument(op: "DepthwiseConv2D '\(name)'", message: "strides and dilation must be ≥ 1")
+        }
+        guard kernel.shape[0] <= 64, kernel.shape[1] <= 64 else {
+            throw EngineError.invalidArgument(op: "DepthwiseConv2D '\(name)'",
+                                              message: "a \(kernel.shape[0])x\(kernel.shape[1]) kernel is larger than SegKit's depthwise kernels take (64x64)")
         }
         let k = Parameter(name: "depthwise_kernel", value: kernel)
         let b = bias.map { Parameter(name: "bias", value: $0) }
@@ -70,88 +76,99 @@ public final class DepthwiseConv2D: Layer {
         var activation: ActivationRecord
     }
 
-    /// Calls `body(outputPixel, inputPixel, tap)` for every in-range (output, tap)
-    /// pair: offsets in pixels, so the caller scales by its channel counts.
-    private func forEachTap(_ g: Window2D, _ body: (Int, Int, Int) -> Void) {
-        let (ih, iw, oh, ow) = (g.rows.input, g.cols.input, g.rows.output, g.cols.output)
-        for n in 0..<g.batch {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    let outPixel = (n * oh + oy) * ow + ox
-                    for ky in 0..<g.rows.kernel {
-                        let iy = g.rows.source(oy, ky)
-                        guard iy >= 0 && iy < ih else { continue }
-                        for kx in 0..<g.cols.kernel {
-                            let ix = g.cols.source(ox, kx)
-                            guard ix >= 0 && ix < iw else { continue }
-                            body(outPixel, (n * ih + iy) * iw + ix, ky * g.cols.kernel + kx)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
         let g = try window(for: x)
-        let (cin, dm) = (inputChannels, depthMultiplier)
-        let cout = cin * dm
-        var z = Tensor(zeros: [g.batch, g.rows.output, g.cols.output, cout])
-        x.scalars.withUnsafeBufferPointer { xp in
-            kernel.value.scalars.withUnsafeBufferPointer { wp in
-                z.scalars.withUnsafeMutableBufferPointer { zp in
-                    forEachTap(g) { o, i, tap in
-                        let out = zp.baseAddress! + o * cout, inp = xp.baseAddress! + i * cin
-                        let w = wp.baseAddress! + tap * cout
-                        for c in 0..<cin {
-                            for m in 0..<dm { out[c * dm + m] += inp[c] * w[c * dm + m] }
+        // The activation runs on each chunk of rows as it is made (in cache) in
+        // inference, and in training where its derivative reads only the output.
+        let fuse = activation != .linear && (mode == .inference || activation.backwardUsesOutput)
+        let y = DepthwiseConv2D.convolve(x, window: g, kernel: kernel.value.scalars, multiplier: depthMultiplier,
+                                         bias: bias?.value.scalars, activation: fuse ? activation : .linear)
+        if fuse || activation == .linear {
+            let record = fuse && mode == .training ? ActivationRecord(y: y) : ActivationRecord()
+            return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
+        }
+        let (out, record) = ActivationRecord.forward(activation, y, mode: mode)
+        return LayerOutput(out, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
+    }
+
+    /// activation(depthwise(x) + bias) for input `x` [N, H, W, C] over window
+    /// `g`, with `kernel` laid out as Keras's (kh, kw, C, multiplier) and
+    /// `bias` of C·multiplier values: split across the engine's workers by
+    /// output rows, the activation applied to each chunk of rows as it is made.
+    /// Also the inference pass of a DepthwiseConv2D with a BatchNormalization
+    /// folded into `kernel` and `bias`.
+    static func convolve(_ x: Tensor, window g: Window2D, kernel: [Float], multiplier: Int, bias: [Float]?,
+                         activation: Activation) -> Tensor {
+        let cin = x.shape[3], cout = cin * multiplier
+        let (rows, cols) = (DirectConvolution.axis(g.rows), DirectConvolution.axis(g.cols))
+        let chunk = DirectConvolution.rowsPerChunk(pixelsPerRow: g.cols.output, channels: cout)
+        return Tensor.uninitialized(shape: [g.batch, g.rows.output, g.cols.output, cout]) { out in
+            let o = UncheckedSendable(out.baseAddress!)
+            x.scalars.withUnsafeBufferPointer { xp in
+                kernel.withUnsafeBufferPointer { wp in
+                    bias.withBaseAddress { bp in
+                        let (xs, ws, bs) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(wp.baseAddress!), UncheckedSendable(bp))
+                        Parallel.forEachRange(g.batch * g.rows.output) { range in
+                            for start in stride(from: range.lowerBound, to: range.upperBound, by: chunk) {
+                                let end = min(start + chunk, range.upperBound)
+                                segkit_depthwise_forward(xs.value, Int32(cin), Int32(multiplier), rows, cols, ws.value, bs.value,
+                                                         o.value, Int32(start), Int32(end))
+                                let first = start * g.cols.output * cout
+                                activation.applySerially(UnsafeMutableBufferPointer(start: o.value + first, count: (end - start) * g.cols.output * cout),
+                                                         lastAxis: cout)
+                            }
                         }
                     }
                 }
             }
         }
-        if let bias { addBias(bias.value, to: &z) }
-        let (y, record) = ActivationRecord.forward(activation, z, mode: mode)
-        return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
     }
 
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
         let dz = c.activation.backward(activation, gradOutput, bias: bias)
         let (cin, dm) = (inputChannels, depthMultiplier)
-        let cout = cin * dm
+        let g = c.window
+        let (rows, cols) = (DirectConvolution.axis(g.rows), DirectConvolution.axis(g.cols))
         if kernel.isTrainable {
-            var dw = Tensor(zeros: kernel.shape)
+            // One partial kernel gradient per part of the output rows, added in
+            // part order: the same sum on every run whichever worker ran a part.
+            let taps = kernel.value.count
+            let outputRows = g.batch * g.rows.output
+            let parts = max(1, min(Parallel.maximumParts, outputRows))
+            var partials = [Float](repeating: 0, count: parts * taps)
             c.input.scalars.withUnsafeBufferPointer { xp in
                 dz.scalars.withUnsafeBufferPointer { dzp in
-                    dw.scalars.withUnsafeMutableBufferPointer { dwp in
-                        forEachTap(c.window) { o, i, tap in
-                            let d = dzp.baseAddress! + o * cout, inp = xp.baseAddress! + i * cin
-                            let w = dwp.baseAddress! + tap * cout
-                            for ch in 0..<cin {
-                                for m in 0..<dm { w[ch * dm + m] += inp[ch] * d[ch * dm + m] }
+                    partials.withUnsafeMutableBufferPointer { pp in
+                        let (xs, ds, ps) = (UncheckedSendable(xp.baseAddress!), UncheckedSendable(dzp.baseAddress!), UncheckedSendable(pp.baseAddress!))
+                        Parallel.forEachRange(parts) { partRange in
+                            for part in partRange {
+                                segkit_depthwise_kernel_gradient(xs.value, ds.value, Int32(cin), Int32(dm), rows, cols, ps.value + part * taps,
+                                                                 Int32(outputRows * part / parts), Int32(outputRows * (part + 1) / parts))
                             }
                         }
                     }
                 }
             }
+            var dw = Tensor(zeros: kernel.shape)
+            dw.scalars.withUnsafeMutableBufferPointer { d in
+                partials.withUnsafeBufferPointer { p in
+                    for part in 0..<parts { segkit_add(d.baseAddress!, p.baseAddress! + part * taps, d.baseAddress!, taps) }
+                }
+            }
             kernel.accumulateGradient(dw)
         }
         guard needInputGradients[0] else { return [nil] }
-        var dx = Tensor(zeros: c.input.shape)
-        dz.scalars.withUnsafeBufferPointer { dzp in
-            kernel.value.scalars.withUnsafeBufferPointer { wp in
-                dx.scalars.withUnsafeMutableBufferPointer { dxp in
-                    forEachTap(c.window) { o, i, tap in
-                        let d = dzp.baseAddress! + o * cout, out = dxp.baseAddress! + i * cin
-                        let w = wp.baseAddress! + tap * cout
-                        for ch in 0..<cin {
-                            var sum: Float = 0
-                            for m in 0..<dm { sum += d[ch * dm + m] * w[ch * dm + m] }
-                            out[ch] += sum
-                        }
+        let dx = Tensor.uninitialized(shape: c.input.shape) { out in
+            let o = UncheckedSendable(out.baseAddress!)
+            dz.scalars.withUnsafeBufferPointer { dzp in
+                kernel.value.scalars.withUnsafeBufferPointer { wp in
+                    let (ds, ws) = (UncheckedSendable(dzp.baseAddress!), UncheckedSendable(wp.baseAddress!))
+                    Parallel.forEachRange(g.batch * g.rows.input) { range in
+                        segkit_depthwise_input_gradient(ds.value, Int32(cin), Int32(dm), rows, cols, ws.value, o.value,
+                                                        Int32(range.lowerBound), Int32(range.upperBound))
                     }
                 }
             }

@@ -214,6 +214,35 @@ import Testing
         }
     }
 
+    /// The kernels run 16 channels to a vector and the rest one by one: channel
+    /// counts of whole vectors, with a remainder, and a depth multiplier,
+    /// strides 1 and 2, dilation, bias and a fused ReLU6.
+    @Test func wideChannelCountsMatchTheDirectDefinition() throws {
+        var data = TestData(seed: 23)
+        for (trial, (cin, dm)) in [(16, 1), (35, 1), (48, 1), (17, 2)].enumerated() {
+            for stride in [1, 2] {
+                let dilation = trial == 1 && stride == 1 ? (2, 2) : (1, 1)
+                let x = data.normal([2, 9, 8, cin])
+                let w = data.normal([3, 3, cin, dm]), b = data.normal([cin * dm])
+                let dw = try DepthwiseConv2D(name: "d", kernel: w, bias: b, strides: (stride, stride), padding: trial % 2 == 0 ? .same : .valid,
+                                             dilation: dilation, activation: .relu6)
+                var ref = NaiveReference.depthwise(x, kernel: w, strides: (stride, stride), same: trial % 2 == 0, dilation: dilation)
+                for i in ref.scalars.indices { ref.scalars[i] = min(max(ref.scalars[i] + b.scalars[i % (cin * dm)], 0), 6) }
+                #expect(maxDifference(try dw.forward([x], mode: .inference).output, ref) < 1e-4)
+                #expect(maxDifference(try dw.forward([x], mode: .training).output, ref) < 1e-4)
+            }
+        }
+    }
+
+    @Test func wideChannelGradientsMatchFiniteDifferences() throws {
+        var data = TestData(seed: 29)
+        for (trial, cin) in [16, 19].enumerated() {
+            let dw = try DepthwiseConv2D(name: "d", kernel: data.normal([3, 3, cin, 1]), bias: data.normal([cin]),
+                                         strides: (trial + 1, trial + 1), padding: .same, activation: .swish)
+            try GradientCheck().check(dw, [data.normal([1, 5, 6, cin])], seed: UInt64(trial))
+        }
+    }
+
     @Test func gradientsMatchFiniteDifferences() throws {
         var data = TestData(seed: 19)
         for trial in 0..<16 {

@@ -22,6 +22,25 @@ void segkit_conv2d_direct(const float *x, int cin, const float *x2, int cin2, se
                           const float *w, int cout, int cout_padded, const float *bias,
                           const float *zeros, float *y, int row_begin, int row_end);
 
+/// Depthwise NHWC convolution (Keras's DepthwiseConv2D): output channel c·M + m of
+/// y[n, oy, ox] = bias + Σ over taps of x[n, iy, ix, c] · w[ky, kx, c, m], with
+/// iy = oy·stride − pad + ky·dilation (likewise ix), for the output rows
+/// [row_begin, row_end) of the n·output rows. `w` as Keras stores it,
+/// [kh][kw][channels][multiplier]; `bias` (NULL for none) has channels·M values.
+/// Kernels up to 64 taps per axis.
+void segkit_depthwise_forward(const float *x, int channels, int multiplier, segkit_axis rows, segkit_axis cols,
+                              const float *w, const float *bias, float *y, int row_begin, int row_end);
+
+/// dL/dx of that convolution given dz = dL/d(y before bias), for the input rows
+/// [row_begin, row_end) of the n·input rows (a gather: every element written once).
+void segkit_depthwise_input_gradient(const float *dz, int channels, int multiplier, segkit_axis rows, segkit_axis cols,
+                                     const float *w, float *dx, int row_begin, int row_end);
+
+/// Adds into `dw` ([kh][kw][channels][multiplier]) the kernel gradient
+/// Σ x · dz over the output rows [row_begin, row_end) of the n·output rows.
+void segkit_depthwise_kernel_gradient(const float *x, const float *dz, int channels, int multiplier, segkit_axis rows,
+                                      segkit_axis cols, float *dw, int row_begin, int row_end);
+
 /// The transpose of that convolution, computed per output element (a gather,
 /// so rows split across threads never write the same element):
 /// x[n, iy, ix, :] = bias + Σ over the (oy, ox, ky, kx) with
