@@ -109,4 +109,31 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         try check(status, file.path, path, "rows \(rows) cannot be read")
         return values
     }
+
+    /// Writes `values` (row-major, float32) to rows `rows` of the first axis: a
+    /// hyperslab write, so a large output is written a batch at a time.
+    /// - Throws: `HDF5Error` when the rows lie outside the shape or the values do not fill them.
+    public func writeFloats(rows: Range<Int>, _ values: [Float]) throws {
+        let shape = try shape()
+        guard let n = shape.first, rows.lowerBound >= 0, rows.upperBound <= n else {
+            throw HDF5Error(file: file.path, object: path, "rows \(rows) are outside shape \(shape)")
+        }
+        let perRow = shape.dropFirst().reduce(1, *)
+        guard values.count == rows.count * perRow else {
+            throw HDF5Error(file: file.path, object: path, "\(values.count) values do not fill rows \(rows) of shape \(shape)")
+        }
+        guard !values.isEmpty else { return }
+        let fileSpace = try checkID(H5Dget_space(id), file.path, path, "has no dataspace")
+        defer { H5Sclose(fileSpace) }
+        var start = [hsize_t](repeating: 0, count: shape.count), count = shape.map { hsize_t($0) }
+        start[0] = hsize_t(rows.lowerBound)
+        count[0] = hsize_t(rows.count)
+        try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil), file.path, path, "bad row selection")
+        let memSpace = H5Screate_simple(Int32(count.count), &count, nil)
+        defer { H5Sclose(memSpace) }
+        let status = values.withUnsafeBytes {
+            H5Dwrite(id, segkit_h5t_native_float(), memSpace, fileSpace, segkit_h5p_default(), $0.baseAddress!)
+        }
+        try check(status, file.path, path, "rows \(rows) cannot be written")
+    }
 }

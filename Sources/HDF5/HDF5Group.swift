@@ -108,6 +108,21 @@ public final class HDF5Group: HDF5AttributeHolder {
         }
     }
 
+    /// Creates a float32 dataset of `shape` to be filled a slab of rows at a
+    /// time with `HDF5Dataset.writeFloats(rows:_:)` (outputs larger than memory).
+    /// - Throws: `HDF5Error` when the name is taken or the shape is not valid.
+    public func createFloatDataset(_ name: String, shape: [Int]) throws -> HDF5Dataset {
+        let object = joinPath(path, name)
+        var dims = shape.map { hsize_t($0) }
+        guard !dims.isEmpty else { throw HDF5Error(file: file.path, object: object, "a dataset written by rows needs a first axis") }
+        let space = try checkID(H5Screate_simple(Int32(dims.count), &dims, nil), file.path, object, "bad dataspace \(shape)")
+        defer { H5Sclose(space) }
+        let dset = try checkID(H5Dcreate2(id, name, segkit_h5t_native_float(), space, segkit_h5p_default(), segkit_h5p_default(),
+                                          segkit_h5p_default()), file.path, object, "cannot be created")
+        H5Dclose(dset)
+        return try HDF5Dataset(file: file, path: object)
+    }
+
     /// Writes an unsigned 8-bit dataset of `shape` (images as files store them).
     public func writeDataset(_ name: String, shape: [Int], bytes: [UInt8]) throws {
         try writeDataset(name, shape: shape, type: segkit_h5t_native_uint8(), count: bytes.count) { buffer in

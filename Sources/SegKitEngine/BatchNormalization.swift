@@ -100,6 +100,19 @@ public final class BatchNormalization: Layer {
         return LayerOutput(y, cache: cache)
     }
 
+    /// The inference map as y = x·scale + shift per channel: scale = γ/√(σ² + ε),
+    /// shift = β − μ·scale (how TensorFlow's batch_normalization computes it).
+    func inferenceScaleAndShift() -> (scale: [Float], shift: [Float]) {
+        let mean = movingMean.value.scalars, variance = movingVariance.value.scalars
+        let gammas = gamma?.value.scalars, betas = beta?.value.scalars
+        var scale = [Float](repeating: 0, count: channels), shift = [Float](repeating: 0, count: channels)
+        for k in 0..<channels {
+            scale[k] = (gammas?[k] ?? 1) / (variance[k] + epsilon).squareRoot()
+            shift[k] = (betas?[k] ?? 0) - mean[k] * scale[k]
+        }
+        return (scale, shift)
+    }
+
     /// Per-channel mean and biased variance over every other axis (two passes, for accuracy).
     static func moments(_ x: Tensor, channels c: Int) -> ([Float], [Float]) {
         let rows = x.count / c

@@ -233,6 +233,20 @@ func accumulateConvolutionGradients(
 
 /// Work on a finished chunk of a convolution's output, while it is in cache:
 /// the chunk, the index of its first pixel in the output, and its pixel count.
+extension Conv2D: FoldsBatchNormalization {
+    var outputChannels: Int { filters }
+
+    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], activation: Activation) throws -> Tensor {
+        try expectRank(4, x, layer: self)
+        let g = try window(for: x.shape)
+        let cout = filters
+        let epilogue: OutputEpilogue? = activation == .linear ? nil : { p, _, pixels in
+            activation.applySerially(UnsafeMutableBufferPointer(start: p, count: pixels * cout), lastAxis: cout)
+        }
+        return ConvolutionKernels.forward(x, window: g, kernel: kernel, groups: groups, bias: bias, epilogue: epilogue)
+    }
+}
+
 typealias OutputEpilogue = (_ chunk: UnsafeMutablePointer<Float>, _ firstPixel: Int, _ pixels: Int) -> Void
 
 /// The three products of a grouped NHWC convolution with an HWIO kernel, shared

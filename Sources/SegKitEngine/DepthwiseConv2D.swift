@@ -176,3 +176,13 @@ public final class DepthwiseConv2D: Layer {
         return [dx]
     }
 }
+
+extension DepthwiseConv2D: FoldsBatchNormalization {
+    var outputChannels: Int { inputChannels * depthMultiplier }
+
+    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], activation: Activation) throws -> Tensor {
+        try expectRank(4, x, layer: self)
+        return DepthwiseConv2D.convolve(x, window: try window(for: x), kernel: kernel.scalars, multiplier: depthMultiplier,
+                                        bias: bias, activation: activation)
+    }
+}

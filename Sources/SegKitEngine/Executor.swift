@@ -53,6 +53,10 @@ extension Graph {
     /// A channel concatenation of two tensors that feeds only a layer which
     /// reads concatenated inputs in place (a U-Net decoder's first
     /// convolution) is never written: that layer is given the two parts.
+    /// A convolution followed by a BatchNormalization (and an activation
+    /// layer), each read by the next alone and all running in inference, runs
+    /// as one convolution with the normalization folded into its weights
+    /// (`BatchNormalizationFold`).
     public func forward(
         _ inputs: [Tensor], mode: ExecutionMode = .inference, keep: Set<Int> = [], given: [Int: Tensor] = [:],
         inputGradients: Bool = false
@@ -112,6 +116,12 @@ extension Graph {
         func modeOf(_ index: Int) -> ExecutionMode {
             mode == .training && !needsGradient[index] && !nodes[index].layer.trainingChangesOutput ? .inference : mode
         }
+        // Conv → BatchNormalization (→ Activation) chains that run in inference: one folded pass.
+        let claimed = Set(readsParts.keys).union(unwritten).union(waiting).union(folds.keys)
+        let normalizationFolds = BatchNormalizationFold.find(
+            in: self, running: { needed.contains($0) && given[$0] == nil }, uses: remainingUses, kept: retained, claimed: claimed,
+            runsInInference: { modeOf($0) == .inference })
+        let absorbed = Set(normalizationFolds.values.flatMap { [$0.normalization] + ($0.activation.map { [$0] } ?? []) })
         /// Marks `index` as run: its value and cache stored, its inputs released after their last use.
         func finish(_ index: Int, _ result: LayerOutput) throws {
             if segkit_take_allocation_failure() != 0 { throw EngineError.outOfMemory("running '\(nodes[index].name)'") }
@@ -123,7 +133,11 @@ extension Graph {
             }
         }
         for (index, node) in nodes.enumerated() where !(node.layer is InputLayer) && needed.contains(index) && given[index] == nil {
-            if waiting.contains(index) || unwritten.contains(index) { continue }
+            if waiting.contains(index) || unwritten.contains(index) || absorbed.contains(index) { continue }
+            if let chain = normalizationFolds[index] {
+                try runFolded(chain)
+                continue
+            }
             if let concatenation = readsParts[index] {
                 try runReadingParts(index, of: concatenation)
                 continue
@@ -152,6 +166,22 @@ extension Graph {
                 try run(fold.waiting)
             }
             try run(index)
+        }
+        /// Runs a folded chain at its convolution's turn: the chain's last node gets the value.
+        func runFolded(_ chain: BatchNormalizationFold) throws {
+            let started = profiler.map { _ in LayerProfiler.now() }
+            let y: Tensor
+            do {
+                y = try chain.output(of: values[nodes[chain.convolution].inputs[0]]!, in: self)
+            } catch let error as EngineError {
+                throw EngineError.graph("at node '\(nodes[chain.convolution].name)': \(error.localizedDescription)")
+            }
+            if let started { profiler?.record(node: chain.convolution, backward: false, since: started) }
+            // The links before the last are read by nothing but the next.
+            let unread = LayerOutput(Tensor(zeros: [0]))
+            try finish(chain.convolution, unread)
+            try finish(chain.normalization, chain.activation == nil ? LayerOutput(y) : unread)
+            if let activation = chain.activation { try finish(activation, LayerOutput(y)) }
         }
         /// Runs `index` on the parts of the concatenation it reads, or, where
         /// its layer declines these shapes, the concatenation and then `index`.

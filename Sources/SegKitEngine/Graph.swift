@@ -18,6 +18,8 @@ public final class Graph {
     public private(set) var inputIndices: [Int] = []
     public var outputIndices: [Int] = []
     private var indexByName: [String: Int] = [:]
+    /// The execution plan's BatchNormalization-folded weights, made on first use.
+    let foldedWeights = FoldedWeightCache()
 
     public init() {}
 

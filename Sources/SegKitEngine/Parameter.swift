@@ -5,7 +5,12 @@
 public final class Parameter: @unchecked Sendable {
     /// Keras's weight name within its layer, e.g. "kernel", "moving_mean".
     public let name: String
-    public var value: Tensor
+    /// The weight. Every change bumps `version` (a `didSet` that never reads
+    /// the old value, so in-place updates stay in place: SE-0268).
+    public var value: Tensor { didSet { version &+= 1 } }
+    /// How many times `value` has changed: what values derived from it (the
+    /// execution plan's BatchNormalization-folded kernels) check to stay current.
+    public private(set) var version: UInt64 = 0
     /// Accumulated by backward passes; nil until a backward pass reaches it.
     public var gradient: Tensor?
     /// Whether the optimizer may change it. Parameters that can never be trained

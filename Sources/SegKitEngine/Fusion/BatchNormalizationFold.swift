@@ -1,0 +1,105 @@
+/// A convolution into whose weights a following BatchNormalization's inference
+/// map can be folded: Conv2D and DepthwiseConv2D, whose kernels both hold the
+/// output channel on their last (flattened) axis.
+protocol FoldsBatchNormalization: Layer {
+    var kernel: Parameter { get }
+    var bias: Parameter? { get }
+    var activation: Activation { get }
+    /// Channels of the output (the kernel's last flattened axis).
+    var outputChannels: Int { get }
+
+    /// activation(conv(x; kernel) + bias) in inference, with `kernel` (the
+    /// layer's kernel shape) and `bias` (one value per output channel) in place
+    /// of the layer's own.
+    /// - Throws: `EngineError` when `x` does not fit the layer.
+    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], activation: Activation) throws -> Tensor
+}
+
+/// The execution plan's rule for Conv → BatchNormalization (→ Activation), the
+/// block every Keras Applications encoder is made of: where all of them run in
+/// inference (prediction, or a frozen encoder during training, where no
+/// gradient passes) and each feeds only the next, the normalization's map
+/// y = γ·(z − μ)/√(σ² + ε) + β is folded into the convolution,
+///
+///     kernel' = kernel · s,  bias' = (bias − μ) · s + β,  s = γ / √(σ² + ε)
+///
+/// per output channel (Ioffe & Szegedy 2015's inference transform; TensorFlow's
+/// and ONNX Runtime's graph optimisers do the same), and the activation runs on
+/// each chunk of the output as it is made: one pass over the output instead of
+/// three. The file's weights are never changed: the folded ones are derived,
+/// and remade when any of their parameters changes (`Parameter.version`).
+struct BatchNormalizationFold {
+    let convolution: Int
+    let normalization: Int
+    /// The activation layer the chain ends with, if any.
+    let activation: Int?
+
+    /// The node whose value the chain produces.
+    var end: Int { activation ?? normalization }
+
+    /// The chains of `graph` among the nodes a forward pass runs, keyed by
+    /// their convolution: each link read by the next alone (`uses` counts a
+    /// node's readers in this pass), none kept or given, none of them claimed
+    /// by another rule (`claimed`), all in inference (`runsInInference`).
+    static func find(in graph: Graph, running: (Int) -> Bool, uses: [Int], kept: Set<Int>, claimed: Set<Int>,
+                     runsInInference: (Int) -> Bool) -> [Int: BatchNormalizationFold] {
+        var reader = [Int?](repeating: nil, count: graph.nodes.count)
+        for (index, node) in graph.nodes.enumerated() where running(index) {
+            for input in node.inputs { reader[input] = index }
+        }
+        func linkable(_ i: Int) -> Bool { running(i) && !claimed.contains(i) && runsInInference(i) }
+        func readOnlyBy(_ i: Int) -> Int? { uses[i] == 1 && !kept.contains(i) ? reader[i] : nil }
+        var folds: [Int: BatchNormalizationFold] = [:]
+        for (index, node) in graph.nodes.enumerated() {
+            guard let conv = node.layer as? FoldsBatchNormalization, conv.activation == .linear, linkable(index),
+                  let b = readOnlyBy(index), linkable(b), let bn = graph.nodes[b].layer as? BatchNormalization,
+                  bn.channels == conv.outputChannels
+            else { continue }
+            var activation: Int?
+            if let a = readOnlyBy(b), linkable(a), graph.nodes[a].layer is ActivationLayer { activation = a }
+            folds[index] = BatchNormalizationFold(convolution: index, normalization: b, activation: activation)
+        }
+        return folds
+    }
+
+    /// The chain's output for the convolution's input `x`.
+    /// - Throws: `EngineError` when `x` does not fit the convolution.
+    func output(of x: Tensor, in graph: Graph) throws -> Tensor {
+        let conv = graph.nodes[convolution].layer as! FoldsBatchNormalization
+        let bn = graph.nodes[normalization].layer as! BatchNormalization
+        let weights = graph.foldedWeights.weights(for: self, conv: conv, bn: bn)
+        let act = activation.map { (graph.nodes[$0].layer as! ActivationLayer).activation } ?? .linear
+        return try conv.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, activation: act)
+    }
+}
+
+/// The folded kernels and biases of a graph's chains, each kept with the
+/// versions of the parameters it was made from.
+final class FoldedWeightCache {
+    private struct Entry {
+        var versions: [UInt64]
+        var kernel: Tensor
+        var bias: [Float]
+    }
+    private var entries: [Int: Entry] = [:]
+
+    func weights(for fold: BatchNormalizationFold, conv: FoldsBatchNormalization, bn: BatchNormalization) -> (kernel: Tensor, bias: [Float]) {
+        let sources = [conv.kernel, conv.bias, bn.gamma, bn.beta, bn.movingMean, bn.movingVariance]
+        let versions = sources.map { $0.map { $0.version &+ 1 } ?? 0 }
+        if let e = entries[fold.normalization], e.versions == versions { return (e.kernel, e.bias) }
+        let (scale, shift) = bn.inferenceScaleAndShift()
+        var kernel = conv.kernel.value
+        let cout = scale.count
+        kernel.scalars.withUnsafeMutableBufferPointer { k in
+            var i = 0
+            while i < k.count {
+                for o in 0..<cout { k[i + o] *= scale[o] }
+                i += cout
+            }
+        }
+        let bias = conv.bias?.value.scalars ?? [Float](repeating: 0, count: cout)
+        let folded = (0..<cout).map { bias[$0] * scale[$0] + shift[$0] }
+        entries[fold.normalization] = Entry(versions: versions, kernel: kernel, bias: folded)
+        return (kernel, folded)
+    }
+}

@@ -1,0 +1,89 @@
+import Testing
+@testable import SegKitEngine
+
+/// MobileNetV2's block shape: Conv2D → BatchNormalization → ReLU6 →
+/// DepthwiseConv2D (stride 2) → BatchNormalization → ReLU6, with statistics far
+/// from the identity so that a wrong fold shows.
+private struct MobileBlock {
+    let graph = Graph()
+    let conv: Conv2D, bn1: BatchNormalization, depthwise: DepthwiseConv2D, bn2: BatchNormalization
+    let nodes: (conv: Int, bn1: Int, depthwise: Int, bn2: Int)
+
+    init(seed: UInt64) throws {
+        var data = TestData(seed: seed)
+        func statistics(_ c: Int) throws -> (Tensor, Tensor, Tensor, Tensor) {
+            var variance = data.normal([c])
+            variance.scalars = variance.scalars.map { 0.2 + abs($0) }
+            return (data.normal([c]), data.normal([c]), data.normal([c]), variance)
+        }
+        conv = try Conv2D(name: "expand", kernel: data.normal([3, 3, 3, 24], scale: 0.4), bias: nil, padding: .same)
+        let s1 = try statistics(24)
+        bn1 = try BatchNormalization(name: "expand_bn", channels: 24, gamma: s1.0, beta: s1.1, movingMean: s1.2, movingVariance: s1.3)
+        depthwise = try DepthwiseConv2D(name: "dw", kernel: data.normal([3, 3, 24, 1], scale: 0.4), bias: data.normal([24]),
+                                        strides: (2, 2), padding: .same)
+        let s2 = try statistics(24)
+        bn2 = try BatchNormalization(name: "dw_bn", channels: 24, gamma: s2.0, beta: s2.1, movingMean: s2.2, movingVariance: s2.3)
+        let x = try graph.addInput(name: "input", shape: [nil, nil, nil, 3])
+        let c = try graph.add(conv, inputs: [x])
+        let b1 = try graph.add(bn1, inputs: [c])
+        let r1 = try graph.add(ActivationLayer(name: "expand_relu", .relu6, kerasKind: "ReLU"), inputs: [b1])
+        let d = try graph.add(depthwise, inputs: [r1])
+        let b2 = try graph.add(bn2, inputs: [d])
+        graph.outputIndices = [try graph.add(ActivationLayer(name: "dw_relu", .relu6, kerasKind: "ReLU"), inputs: [b2])]
+        nodes = (c, b1, d, b2)
+    }
+
+    /// The output, and which nodes ran a forward pass of their own.
+    func run(_ x: Tensor, mode: ExecutionMode = .inference, keep: Set<Int> = []) throws -> (output: Tensor, ran: Set<Int>) {
+        let profiler = LayerProfiler()
+        graph.profiler = profiler
+        defer { graph.profiler = nil }
+        let pass = try graph.forward([x], mode: mode, keep: keep)
+        return (pass.outputs(of: graph)[0], Set(profiler.forwardRuns.keys))
+    }
+}
+
+@Suite struct BatchNormalizationFoldTests {
+    @Test func aConvolutionNormalizationActivationChainRunsAsOneFoldedPassWithTheSameValues() throws {
+        let block = try MobileBlock(seed: 3)
+        var data = TestData(seed: 4)
+        let x = data.normal([2, 9, 10, 3])
+        let folded = try block.run(x)
+        // Keeping the convolutions' outputs leaves every layer to run on its own.
+        let separate = try block.run(x, keep: [block.nodes.conv, block.nodes.depthwise])
+        #expect(folded.ran == [block.nodes.conv, block.nodes.depthwise])
+        #expect(separate.ran.isSuperset(of: [block.nodes.bn1, block.nodes.bn2]))
+        let scale = separate.output.scalars.map(abs).max()!
+        #expect(maxDifference(folded.output, separate.output) <= 1e-5 * max(1, scale))
+        #expect(separate.output.scalars.contains { $0 > 0 && $0 < 6 })
+    }
+
+    @Test func aFrozenEncoderIsFoldedInATrainingPassButATrainableConvolutionIsNot() throws {
+        let block = try MobileBlock(seed: 5)
+        var data = TestData(seed: 6)
+        let x = data.normal([1, 8, 8, 3])
+        let inference = try block.run(x).output
+        for layer in [block.conv, block.bn1, block.depthwise, block.bn2] as [Layer] { layer.isTrainable = false }
+        let frozen = try block.run(x, mode: .training)
+        #expect(frozen.ran == [block.nodes.conv, block.nodes.depthwise])
+        #expect(frozen.output == inference)
+        // A trainable depthwise convolution needs its own backward cache: its chain runs unfolded.
+        block.depthwise.isTrainable = true
+        let training = try block.run(x, mode: .training)
+        #expect(training.ran.contains(block.nodes.bn2) && !training.ran.contains(block.nodes.bn1))
+        #expect(maxDifference(training.output, inference) <= 1e-5 * max(1, inference.scalars.map(abs).max()!))
+    }
+
+    @Test func theFoldedWeightsFollowAChangeOfAnyOfTheirParameters() throws {
+        let block = try MobileBlock(seed: 7)
+        var data = TestData(seed: 8)
+        let x = data.normal([1, 8, 8, 3])
+        let before = try block.run(x).output
+        block.bn2.movingVariance.value.scalars[0] *= 9
+        block.depthwise.kernel.value.scalars[5] += 1
+        let after = try block.run(x)
+        let separate = try block.run(x, keep: [block.nodes.conv, block.nodes.depthwise])
+        #expect(after.output != before)
+        #expect(maxDifference(after.output, separate.output) <= 1e-5 * max(1, separate.output.scalars.map(abs).max()!))
+    }
+}
