@@ -13,6 +13,16 @@ void segkit_relu(float *x, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
 }
 
+// ReLU6 and Keras's relu with max_value: Swift's SIMD clamped(lowerBound:upperBound:)
+// compiled to calls of the generic pointwiseMin/Max (perf: 30% of a MobileNetV2 forward).
+CLONES
+void segkit_clamp(float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] > lo ? x[i] : lo;
+        x[i] = v < hi ? v : hi;
+    }
+}
+
 CLONES
 void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n) { relu_backward_of(dy, y, dz, n); }
 

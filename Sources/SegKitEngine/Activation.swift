@@ -60,12 +60,11 @@ public enum Activation: Equatable, Sendable {
 
     /// The vectorised activations (the common ones); the rest element by element.
     private func applyRange(_ v: UnsafeMutableBufferPointer<Float>, _ r: Range<Int>) {
-        typealias V = VectorMath.V
         switch self {
         case .swish: segkit_swish(v.baseAddress! + r.lowerBound, r.count)
         case .sigmoid: segkit_sigmoid(v.baseAddress! + r.lowerBound, r.count)
         case .relu(nil, 0, 0): segkit_relu(v.baseAddress! + r.lowerBound, r.count)
-        case .relu(let m?, 0, 0): VectorMath.map(v, r, { $0.clamped(lowerBound: V(repeating: 0), upperBound: V(repeating: m)) }, scalar: value)
+        case .relu(let m?, 0, 0): segkit_clamp(v.baseAddress! + r.lowerBound, r.count, 0, m)
         default: for i in r { v[i] = value(v[i]) }
         }
     }

@@ -16,18 +16,4 @@ enum VectorMath {
         }
         while k < n { acc[k] += v * w[k]; k += 1 }
     }
-
-    /// Applies `f` to `buffer` eight at a time (the tail one by one through `scalar`).
-    @inline(__always) static func map(_ buffer: UnsafeMutableBufferPointer<Float>, _ range: Range<Int>,
-                                      _ f: (V) -> V, scalar: (Float) -> Float) {
-        guard let base = buffer.baseAddress else { return }
-        var i = range.lowerBound
-        let raw = UnsafeMutableRawPointer(base)
-        while i + 8 <= range.upperBound {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
-            raw.storeBytes(of: f(v), toByteOffset: i * 4, as: V.self)
-            i += 8
-        }
-        while i < range.upperBound { base[i] = scalar(base[i]); i += 1 }
-    }
 }

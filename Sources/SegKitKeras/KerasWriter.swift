@@ -139,14 +139,17 @@ public struct KerasWriter {
                                        "writer": "segkit"]
         var entries: [(String, Data)] = [("metadata.json", Data(metadataJSON.jsonText.utf8)), ("config.json", Data(config.jsonText.utf8))]
         if let metadata { entries.append(("segkit.json", Data(metadata.jsonText.utf8))) }
+        // Stored, not deflated, as Keras's saving_lib writes its archives
+        // (zipfile's default): float weights barely compress, and deflating a
+        // ResNet's 100 MB made every checkpoint of a training run seconds slower.
         do {
             for (entry, data) in entries {
-                try archive.addEntry(with: entry, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate) { position, size in
+                try archive.addEntry(with: entry, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .none) { position, size in
                     data.subdata(in: Int(position)..<Int(position) + size)
                 }
             }
             for (entry, file) in [("model.weights.h5", weights)] + extraFiles.sorted(by: { $0.key < $1.key }) {
-                try archive.addEntry(with: entry, type: .file, uncompressedSize: Int64(file.size), compressionMethod: .deflate) { position, size in
+                try archive.addEntry(with: entry, type: .file, uncompressedSize: Int64(file.size), compressionMethod: .none) { position, size in
                     try file.read(offset: Int(position), count: size)
                 }
             }

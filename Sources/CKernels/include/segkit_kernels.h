@@ -107,6 +107,9 @@ void segkit_max_pool(const float *x, int c, segkit_axis rows, segkit_axis cols, 
 /// x = max(x, 0) over n values, in place.
 void segkit_relu(float *x, size_t n);
 
+/// x = min(max(x, lo), hi) in place (ReLU6: lo 0, hi 6).
+void segkit_clamp(float *x, size_t n, float lo, float hi);
+
 /// dz = dy where y > 0, else 0 (ReLU's derivative read from its output, as
 /// TensorFlow's ReluGrad does).
 void segkit_relu_backward(const float *dy, const float *y, float *dz, size_t n);
