@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS := libhdf5-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev pkg-config dataset-fashion-mnist python3
 
-.PHONY: deps build release test demo fixtures keras-check unet-check export-check bench-compare bench-data fuzz
+.PHONY: deps build release test demo fixtures keras-check unet-check export-check bench-compare bench-encoders bench-data fuzz
 
 deps:
 	@missing=$$(for p in $(DEBS); do \
@@ -153,6 +153,26 @@ bench-compare: release
 	done
 	@.build/release/segkit bench --summarize $(subst $(space),$(comma),$(foreach p,$(BENCH_PAIRS),$(BENCH_DIR)/segkit-$(p).json)) \
 	    --compare-with $(subst $(space),$(comma),$(foreach p,$(BENCH_PAIRS),$(BENCH_DIR)/keras-$(p).json))
+
+# Real encoders (issue 19): keras.applications classifiers at 224x224 (written once
+# into $(BENCH_DIR)/encoders by Tests/Fixtures/encoder_classifiers.py), first through
+# ../shared/bench/encoder_bench.py (Keras on TensorFlow, 2 threads, against the
+# SegKit CLI as whole processes; its table is shown, its JSON lines kept), then
+# `segkit bench --encoders` in process: rates, epochs, peak memory, per-layer
+# profile and the SegKit/Keras ratios against those lines (developers only; the
+# TensorFlow venv as bench-compare; BENCH_ENCODERS=mobilenet_v2 for one backbone).
+BENCH_ENCODERS ?= mobilenet_v2,resnet50,efficientnet_b0
+ENCODER_FILES = $(subst $(space),$(comma),$(foreach b,$(subst $(comma),$(space),$(BENCH_ENCODERS)),$(BENCH_DIR)/encoders/$(b).keras))
+bench-encoders: release
+	@test -x $(VENVS)/tf/bin/python || (python3 -m venv $(VENVS)/tf && $(VENVS)/tf/bin/pip install -q tensorflow-cpu==2.21.0)
+	@mkdir -p $(BENCH_DIR)
+	@missing=; for f in $(subst $(comma),$(space),$(ENCODER_FILES)); do [ -f $$f ] || missing=1; done; \
+	[ -z "$$missing" ] || $(VENVS)/tf/bin/python Tests/Fixtures/encoder_classifiers.py $(BENCH_DIR)/encoders --backbones $(BENCH_ENCODERS)
+	@set -o pipefail; $(VENVS)/tf/bin/python ../shared/bench/encoder_bench.py .build/release/segkit --backbones $(BENCH_ENCODERS) 2>/dev/null \
+	    | tee $(BENCH_DIR)/encoders-keras.txt
+	@grep '^{' $(BENCH_DIR)/encoders-keras.txt >$(BENCH_DIR)/encoders-keras.jsonl
+	.build/release/segkit bench --encoders $(ENCODER_FILES) --json $(BENCH_DIR)/encoders-segkit.json \
+	    --compare-with $(BENCH_DIR)/encoders-keras.jsonl
 
 # Memory when the data is larger than memory (the real-datasets issue): 20,000
 # generated 128x128 canvases as a PNG folder, one epoch of transposed-skips on

@@ -17,9 +17,24 @@ struct Bench: ParsableCommand {
     @Option(help: "keras_bench.py --json results (comma list) to print SegKit/Keras ratios against.") var compareWith: String?
     @Option(help: "Earlier `segkit bench --json` results (comma list, one per --compare-with file, each run back to back with its Keras run): print the median of each ratio over the pairs instead of measuring.")
     var summarize: String?
+    @Option(help: "Comma list of Keras classifier files to measure as segmentation encoders, each in its own process, instead of the three workloads; --compare-with then takes ../shared/bench/encoder_bench.py's JSON lines.")
+    var encoders: String?
+    @Option(help: "--encoders: the backbone name of each file in encoder_bench.py's lines (comma list; default: each file's name up to its first dot).")
+    var names: String?
+    @Option(parsing: .unconditional, help: "--encoders: input height and width (default 224).") var size: Int?
+    @Option(parsing: .unconditional, help: "--encoders: batch size (default 8).") var batch: Int?
+    @Option(parsing: .unconditional, help: "--encoders: random images per forward pass and per epoch (default 64).") var images: Int?
+    @Option(help: "--encoders: the recipe of the segmenter, as `segkit build --recipe R --classes 5 --head new` (default unet-pretrained).")
+    var recipe: String?
+    @Option(parsing: .unconditional, help: "--encoders: epochs per training run; the figure is the median after the first (default 3).") var epochs: Int?
     @Flag(help: .hidden) var child = false
 
     func validate() throws {
+        if encoders != nil { try validateEncoders(); return }
+        for (option, given) in [("--names", names != nil), ("--size", size != nil), ("--batch", batch != nil), ("--images", images != nil),
+                                ("--recipe", recipe != nil), ("--epochs", epochs != nil)] where given {
+            throw ValidationError("\(option) applies to --encoders only")
+        }
         try require(steps, in: 10...100_000, "--steps")
         try require(warmup, in: 0...100_000, "--warmup")
         try require(epochSamples, in: 1...10_000_000, "--epoch-samples")
@@ -30,6 +45,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if encoders != nil { try runEncoders(); return }
         let workloads = only.split(separator: ",").map(String.init)
         for w in workloads where Benchmarks.names[w] == nil { throw ValidationError("unknown workload '\(w)' (i, ii, iii)") }
         if child { try runChild(workloads[0]); return }
@@ -156,5 +172,125 @@ struct Bench: ParsableCommand {
             let median = values.sorted()[values.count / 2]
             print(String(format: "  %-42@ %.2f   (%@)", name, median, values.map { String(format: "%.2f", $0) }.joined(separator: ", ")))
         }
+    }
+}
+
+/// `segkit bench --encoders`: Keras classifiers as segmentation encoders, each
+/// measured in a child process of its own (so its peak memory is its own).
+extension Bench {
+    var encoderFiles: [String] { (encoders ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+    /// Each file's backbone name in encoder_bench.py's lines: `--names`, or the
+    /// file's name up to its first dot (mobilenet_v2.keras → mobilenet_v2).
+    var backboneNames: [String] {
+        if let names { return names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        return encoderFiles.map { String(($0 as NSString).lastPathComponent.split(separator: ".", omittingEmptySubsequences: false)[0]) }
+    }
+
+    var encoderOptions: EncoderBenchmark.Options {
+        var o = EncoderBenchmark.Options()
+        o.size = size ?? o.size
+        o.batch = batch ?? o.batch
+        o.images = images ?? o.images
+        o.epochs = epochs ?? o.epochs
+        return o
+    }
+
+    var recipeName: String { recipe ?? "unet-pretrained" }
+
+    func validateEncoders() throws {
+        if summarize != nil { throw ValidationError("--summarize takes the three workloads' results; it does not apply with --encoders") }
+        let o = encoderOptions
+        try require(o.size, in: 1...8192, "--size")
+        try require(o.batch, in: 1...65_536, "--batch")
+        try require(o.images, in: 1...1_000_000, "--images")
+        try require(o.epochs, in: 1...10_000, "--epochs")
+        guard o.batch <= o.images else { throw ValidationError("--batch \(o.batch) is more than --images \(o.images)") }
+        var files: [String] = []
+        try checkSpec {
+            files = try OptionSpec("--encoders", encoders!).items()
+            if let names {
+                let spec = OptionSpec("--names", names)
+                let given = try spec.items()
+                guard given.count == files.count else { throw spec.fail(names, "gives \(given.count) name(s) for \(files.count) --encoders file(s)") }
+            }
+        }
+        for f in files where !FileManager.default.fileExists(atPath: f) { throw ValidationError("--encoders: no file \(f)") }
+    }
+
+    func runEncoders() throws {
+        let recipe = try EncoderBenchmark.recipe(recipeName, recipeFolder: try recipeFolder())
+        if child { try runEncoderChild(encoderFiles[0], recipe: recipe); return }
+        // Read first: a bad file fails now, not after the measurements.
+        let keras = try compareWith.map { try KerasEncoderResults(path: $0) }
+        for name in backboneNames { _ = try keras?.line(for: name) }
+        print(versionText())
+        let sgemm = Benchmarks.sgemmGFLOPs(), bandwidth = Benchmarks.memoryBandwidthGBps()
+        print(String(format: "sgemm 1024³: %.0f GFLOP/s; memory: %.1f GB/s (256 MiB read and written in place); %d engine workers",
+                     sgemm, bandwidth, Parallel.workers))
+        var results: [JSONValue] = []
+        var summaries: [String] = [], ratioLines: [String] = []
+        for (file, name) in zip(encoderFiles, backboneNames) {
+            guard case var .object(r) = try measureInChild(file) else { continue }
+            r["backbone"] = .string(name)
+            EncoderReport.lines(.object(r), name: name, sgemm: sgemm, bandwidth: bandwidth).forEach { print($0) }
+            summaries.append(EncoderReport.summary(.object(r), name: name))
+            if let keras {
+                let rows = try keras.ratios(.object(r), backbone: name)
+                ratioLines += EncoderReport.ratioLines(rows, backbone: name)
+                ratioLines += keras.differences(.object(r), backbone: name).map { "  " + name + ": settings differ, " + $0 }
+                r["keras_ratios"] = .object(Dictionary(uniqueKeysWithValues: rows.map { ($0.name, JSONValue.number($0.ratio)) }))
+            }
+            results.append(.object(r))
+        }
+        print("")
+        summaries.forEach { print($0) }
+        if let keras { (EncoderReport.ratioHeader(file: keras.path) + ratioLines).forEach { print($0) } }
+        let document: JSONValue = ["encoders": .array(results), "segkit": ["openblas_core": .string(BLAS.coreName),
+                                   "sgemm_gflops": .number(sgemm), "memory_gbps": .number(bandwidth),
+                                   "cpu_count": .number(Double(ProcessInfo.processInfo.activeProcessorCount))]]
+        if let json { try writeAtomically(json) { try document.jsonText.write(toFile: $0, atomically: false, encoding: .utf8) } }
+    }
+
+    /// Runs `segkit bench --child --encoders FILE` and returns its figures; its
+    /// error (or signal) becomes this process's, naming the file.
+    ///
+    /// - Throws: `ModelFileError` when the child fails.
+    func measureInChild(_ file: String) throws -> JSONValue {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-bench-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let o = encoderOptions
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        p.arguments = ["bench", "--child", "--encoders", file, "--size", "\(o.size)", "--batch", "\(o.batch)", "--images", "\(o.images)",
+                       "--epochs", "\(o.epochs)", "--recipe", recipeName, "--json", out]
+        let errors = Pipe()
+        p.standardError = errors
+        try p.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if p.terminationReason == .uncaughtSignal {
+            throw ModelFileError(description: "\(file): the benchmark's process ended by signal \(p.terminationStatus)")
+        }
+        guard p.terminationStatus == 0 else {
+            let text = message.split(separator: "\n").first.map(String.init) ?? "failed (exit \(p.terminationStatus))"
+            let reason = text.hasPrefix("Error: ") ? String(text.dropFirst(7)) : text
+            throw ModelFileError(description: reason.contains(file) ? reason : "\(file): \(reason)")
+        }
+        FileHandle.standardError.write(Data(message.utf8))
+        return try loadJSON(out)
+    }
+
+    func runEncoderChild(_ file: String, recipe: Recipe) throws {
+        // The first read goes through a checking child (`loadModel`: libhdf5 on damaged
+        // files); the training runs' fresh copies read the same, checked file.
+        var first: KerasModel? = try loadModel(file)
+        let load = { () throws -> KerasModel in
+            defer { first = nil }
+            return try first ?? KerasModel.load(file)
+        }
+        var r = try naming(file) { try EncoderBenchmark.run(file: file, load: load, recipe: recipe, options: encoderOptions) }
+        if case var .object(o) = r { o["peak_rss_mb"] = .number(Benchmarks.peakRSSMiB); r = .object(o) }
+        try r.jsonText.write(toFile: json!, atomically: true, encoding: .utf8)
     }
 }

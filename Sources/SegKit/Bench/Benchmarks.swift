@@ -175,12 +175,13 @@ public enum Benchmarks {
 }
 
 extension Graph {
-    /// Static shapes with the batch set and spatial sizes resolved by running shape inference at 128x128.
-    func staticShapesFor(batch: Int) throws -> [[Int]] {
+    /// Static shapes with the batch set and spatial sizes resolved by running
+    /// shape inference at `size` x `size` (the inputs' undeclared sizes).
+    func staticShapesFor(batch: Int, size: Int = 128) throws -> [[Int]] {
         var shapes: [[Int]] = []
         for node in nodes {
             if let input = node.layer as? InputLayer {
-                shapes.append(input.shape.enumerated().map { i, d in i == 0 ? batch : (d ?? 128) })
+                shapes.append(input.shape.enumerated().map { i, d in i == 0 ? batch : (d ?? size) })
             } else {
                 let s = try node.layer.outputShape(for: node.inputs.map { shapes[$0].map { Optional($0) } })
                 shapes.append(s.map { $0 ?? 0 })
