@@ -48,30 +48,29 @@ void segkit_depthwise_forward(const float *x, int channels, int multiplier, segk
             float *out = yrow + (size_t)ox * (size_t)cout;
             const int ix0 = ox * cols.stride - cols.pad_before;
             if (multiplier == 1) {
+                // The pixel's taps inside the image, as (input, weight) pointers
+                // at channel 0: the channel loop below is then two loads and an
+                // FMA per tap, no index arithmetic or bounds test.
+                const float *xs[64 * 64], *ws[64 * 64];
+                int nt = 0;
+                for (int t = 0; t < nk; t++) {
+                    const float *wrow = w + (size_t)kys[t] * (size_t)cols.kernel * (size_t)channels;
+                    for (int kx = 0; kx < cols.kernel; kx++) {
+                        int ix = ix0 + kx * cols.dilation;
+                        if (ix < 0 || ix >= cols.input) continue;
+                        xs[nt] = xrows[t] + (size_t)ix * (size_t)channels;
+                        ws[nt++] = wrow + (size_t)kx * (size_t)channels;
+                    }
+                }
                 int c = 0;
                 for (; c + 16 <= channels; c += 16) {
                     v16 acc = bias ? *(const v16u *)(bias + c) : (v16){0};
-                    for (int t = 0; t < nk; t++) {
-                        const float *wrow = w + (size_t)kys[t] * (size_t)cols.kernel * (size_t)channels + c;
-                        for (int kx = 0; kx < cols.kernel; kx++) {
-                            int ix = ix0 + kx * cols.dilation;
-                            if (ix < 0 || ix >= cols.input) continue;
-                            acc += *(const v16u *)(xrows[t] + (size_t)ix * (size_t)channels + c)
-                                 * *(const v16u *)(wrow + (size_t)kx * (size_t)channels);
-                        }
-                    }
+                    for (int j = 0; j < nt; j++) acc += *(const v16u *)(xs[j] + c) * *(const v16u *)(ws[j] + c);
                     *(v16u *)(out + c) = acc;
                 }
                 for (; c < channels; c++) {
                     float acc = bias ? bias[c] : 0;
-                    for (int t = 0; t < nk; t++) {
-                        const float *wrow = w + (size_t)kys[t] * (size_t)cols.kernel * (size_t)channels + c;
-                        for (int kx = 0; kx < cols.kernel; kx++) {
-                            int ix = ix0 + kx * cols.dilation;
-                            if (ix < 0 || ix >= cols.input) continue;
-                            acc += xrows[t][(size_t)ix * (size_t)channels + c] * wrow[(size_t)kx * (size_t)channels];
-                        }
-                    }
+                    for (int j = 0; j < nt; j++) acc += xs[j][c] * ws[j][c];
                     out[c] = acc;
                 }
             } else {

@@ -49,13 +49,13 @@ public final class DepthwiseConv2D: Layer {
 
     var inputChannels: Int { kernel.shape[2] }
 
-    func window(for x: Tensor) throws -> Window2D {
-        let c = x.nhwc.c
+    func window(for shape: [Int]) throws -> Window2D {
+        let c = shape[3]
         guard c == inputChannels else {
-            throw EngineError.shapeMismatch(op: "DepthwiseConv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c) (input \(x.shape))")
+            throw EngineError.shapeMismatch(op: "DepthwiseConv2D '\(name)'", expected: "\(inputChannels) input channels", found: "\(c) (input \(shape))")
         }
-        guard let g = Window2D.forward(over: x.shape, kernel: kernelSize, strides: strides, dilation: dilation, padding: padding) else {
-            throw EngineError.shapeMismatch(op: "DepthwiseConv2D '\(name)'", expected: "an input at least as large as the dilated kernel", found: "\(x.shape)")
+        guard let g = Window2D.forward(over: shape, kernel: kernelSize, strides: strides, dilation: dilation, padding: padding) else {
+            throw EngineError.shapeMismatch(op: "DepthwiseConv2D '\(name)'", expected: "an input at least as large as the dilated kernel", found: "\(shape)")
         }
         return g
     }
@@ -79,7 +79,7 @@ public final class DepthwiseConv2D: Layer {
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
-        let g = try window(for: x)
+        let g = try window(for: x.shape)
         // The activation runs on each chunk of rows as it is made (in cache) in
         // inference, and in training where its derivative reads only the output.
         let fuse = activation != .linear && (mode == .inference || activation.backwardUsesOutput)
@@ -177,12 +177,28 @@ public final class DepthwiseConv2D: Layer {
     }
 }
 
+extension DepthwiseConv2D: ReadsZeroPadding {
+    func inferenceOutput(_ x: Tensor, padding rows: (Int, Int), _ cols: (Int, Int), kernel: Tensor, bias: [Float],
+                         activation: Activation) throws -> Tensor {
+        try expectRank(4, x, layer: self)
+        let (n, h, w, c) = x.nhwc
+        // The window over the padded shape, moved onto the unpadded input: the
+        // taps that fall in the padding fall outside the input, which the kernel reads as zeros.
+        var g = try window(for: [n, h + rows.0 + rows.1, w + cols.0 + cols.1, c])
+        g.rows.input = h
+        g.rows.padBefore += rows.0
+        g.cols.input = w
+        g.cols.padBefore += cols.0
+        return DepthwiseConv2D.convolve(x, window: g, kernel: kernel.scalars, multiplier: depthMultiplier, bias: bias, activation: activation)
+    }
+}
+
 extension DepthwiseConv2D: FoldsBatchNormalization {
     var outputChannels: Int { inputChannels * depthMultiplier }
 
     func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], activation: Activation) throws -> Tensor {
         try expectRank(4, x, layer: self)
-        return DepthwiseConv2D.convolve(x, window: try window(for: x), kernel: kernel.scalars, multiplier: depthMultiplier,
+        return DepthwiseConv2D.convolve(x, window: try window(for: x.shape), kernel: kernel.scalars, multiplier: depthMultiplier,
                                         bias: bias, activation: activation)
     }
 }

@@ -121,7 +121,7 @@ extension Graph {
         let normalizationFolds = BatchNormalizationFold.find(
             in: self, running: { needed.contains($0) && given[$0] == nil }, uses: remainingUses, kept: retained, claimed: claimed,
             runsInInference: { modeOf($0) == .inference })
-        let absorbed = Set(normalizationFolds.values.flatMap { [$0.normalization] + ($0.activation.map { [$0] } ?? []) })
+        let absorbed = Set(normalizationFolds.values.flatMap { [$0.padding, $0.normalization, $0.activation].compactMap { $0 } })
         /// Marks `index` as run: its value and cache stored, its inputs released after their last use.
         func finish(_ index: Int, _ result: LayerOutput) throws {
             if segkit_take_allocation_failure() != 0 { throw EngineError.outOfMemory("running '\(nodes[index].name)'") }
@@ -172,13 +172,14 @@ extension Graph {
             let started = profiler.map { _ in LayerProfiler.now() }
             let y: Tensor
             do {
-                y = try chain.output(of: values[nodes[chain.convolution].inputs[0]]!, in: self)
+                y = try chain.output(of: values[chain.source(in: self)]!, in: self)
             } catch let error as EngineError {
                 throw EngineError.graph("at node '\(nodes[chain.convolution].name)': \(error.localizedDescription)")
             }
             if let started { profiler?.record(node: chain.convolution, backward: false, since: started) }
             // The links before the last are read by nothing but the next.
             let unread = LayerOutput(Tensor(zeros: [0]))
+            if let padding = chain.padding { try finish(padding, unread) }
             try finish(chain.convolution, unread)
             try finish(chain.normalization, chain.activation == nil ? LayerOutput(y) : unread)
             if let activation = chain.activation { try finish(activation, LayerOutput(y)) }

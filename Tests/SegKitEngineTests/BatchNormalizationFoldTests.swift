@@ -2,12 +2,14 @@ import Testing
 @testable import SegKitEngine
 
 /// MobileNetV2's block shape: Conv2D → BatchNormalization → ReLU6 →
-/// DepthwiseConv2D (stride 2) → BatchNormalization → ReLU6, with statistics far
-/// from the identity so that a wrong fold shows.
+/// ZeroPadding2D → DepthwiseConv2D (stride 2, valid) → BatchNormalization →
+/// ReLU6, with statistics far from the identity and an uneven padding so that
+/// a wrong fold shows.
 private struct MobileBlock {
     let graph = Graph()
     let conv: Conv2D, bn1: BatchNormalization, depthwise: DepthwiseConv2D, bn2: BatchNormalization
     let nodes: (conv: Int, bn1: Int, depthwise: Int, bn2: Int)
+    let padding: Int
 
     init(seed: UInt64) throws {
         var data = TestData(seed: seed)
@@ -20,17 +22,19 @@ private struct MobileBlock {
         let s1 = try statistics(24)
         bn1 = try BatchNormalization(name: "expand_bn", channels: 24, gamma: s1.0, beta: s1.1, movingMean: s1.2, movingVariance: s1.3)
         depthwise = try DepthwiseConv2D(name: "dw", kernel: data.normal([3, 3, 24, 1], scale: 0.4), bias: data.normal([24]),
-                                        strides: (2, 2), padding: .same)
+                                        strides: (2, 2), padding: .valid)
         let s2 = try statistics(24)
         bn2 = try BatchNormalization(name: "dw_bn", channels: 24, gamma: s2.0, beta: s2.1, movingMean: s2.2, movingVariance: s2.3)
         let x = try graph.addInput(name: "input", shape: [nil, nil, nil, 3])
         let c = try graph.add(conv, inputs: [x])
         let b1 = try graph.add(bn1, inputs: [c])
         let r1 = try graph.add(ActivationLayer(name: "expand_relu", .relu6, kerasKind: "ReLU"), inputs: [b1])
-        let d = try graph.add(depthwise, inputs: [r1])
+        let pad = try graph.add(ZeroPadding2D(name: "pad", rows: (0, 1), cols: (2, 1)), inputs: [r1])
+        let d = try graph.add(depthwise, inputs: [pad])
         let b2 = try graph.add(bn2, inputs: [d])
         graph.outputIndices = [try graph.add(ActivationLayer(name: "dw_relu", .relu6, kerasKind: "ReLU"), inputs: [b2])]
         nodes = (c, b1, d, b2)
+        padding = pad
     }
 
     /// The output, and which nodes ran a forward pass of their own.
@@ -52,7 +56,7 @@ private struct MobileBlock {
         // Keeping the convolutions' outputs leaves every layer to run on its own.
         let separate = try block.run(x, keep: [block.nodes.conv, block.nodes.depthwise])
         #expect(folded.ran == [block.nodes.conv, block.nodes.depthwise])
-        #expect(separate.ran.isSuperset(of: [block.nodes.bn1, block.nodes.bn2]))
+        #expect(separate.ran.isSuperset(of: [block.nodes.bn1, block.padding, block.nodes.bn2]))
         let scale = separate.output.scalars.map(abs).max()!
         #expect(maxDifference(folded.output, separate.output) <= 1e-5 * max(1, scale))
         #expect(separate.output.scalars.contains { $0 > 0 && $0 < 6 })

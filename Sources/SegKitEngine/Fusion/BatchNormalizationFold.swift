@@ -15,6 +15,16 @@ protocol FoldsBatchNormalization: Layer {
     func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], activation: Activation) throws -> Tensor
 }
 
+/// A convolution that can read its input as if a ZeroPadding2D had padded it
+/// (the zeros are never written): DepthwiseConv2D, whose kernel treats every
+/// tap outside the input as zero.
+protocol ReadsZeroPadding: FoldsBatchNormalization {
+    /// `inferenceOutput` of `x` padded by `rows` (top, bottom) and `cols` (left, right).
+    /// - Throws: `EngineError` when the padded `x` does not fit the layer.
+    func inferenceOutput(_ x: Tensor, padding rows: (Int, Int), _ cols: (Int, Int), kernel: Tensor, bias: [Float],
+                         activation: Activation) throws -> Tensor
+}
+
 /// The execution plan's rule for Conv → BatchNormalization (→ Activation), the
 /// block every Keras Applications encoder is made of: where all of them run in
 /// inference (prediction, or a frozen encoder during training, where no
@@ -26,9 +36,14 @@ protocol FoldsBatchNormalization: Layer {
 /// per output channel (Ioffe & Szegedy 2015's inference transform; TensorFlow's
 /// and ONNX Runtime's graph optimisers do the same), and the activation runs on
 /// each chunk of the output as it is made: one pass over the output instead of
-/// three. The file's weights are never changed: the folded ones are derived,
+/// three. A ZeroPadding2D before a depthwise convolution with `valid` padding
+/// (MobileNet's and EfficientNet's stride-2 blocks) joins the chain too: the
+/// kernel reads the unpadded input with the zeros as padding, so the padded
+/// copy is never made. The file's weights are never changed: the folded ones are derived,
 /// and remade when any of their parameters changes (`Parameter.version`).
 struct BatchNormalizationFold {
+    /// A ZeroPadding2D the convolution reads through, if any.
+    let padding: Int?
     let convolution: Int
     let normalization: Int
     /// The activation layer the chain ends with, if any.
@@ -57,18 +72,27 @@ struct BatchNormalizationFold {
             else { continue }
             var activation: Int?
             if let a = readOnlyBy(b), linkable(a), graph.nodes[a].layer is ActivationLayer { activation = a }
-            folds[index] = BatchNormalizationFold(convolution: index, normalization: b, activation: activation)
+            var padding: Int?
+            if conv is ReadsZeroPadding, let p = node.inputs.first, graph.nodes[p].layer is ZeroPadding2D, linkable(p),
+               readOnlyBy(p) == index { padding = p }
+            folds[index] = BatchNormalizationFold(padding: padding, convolution: index, normalization: b, activation: activation)
         }
         return folds
     }
 
-    /// The chain's output for the convolution's input `x`.
+    /// The node whose value the chain reads: the padding's input, or the convolution's.
+    func source(in graph: Graph) -> Int { graph.nodes[padding ?? convolution].inputs[0] }
+
+    /// The chain's output for its source's value `x`.
     /// - Throws: `EngineError` when `x` does not fit the convolution.
     func output(of x: Tensor, in graph: Graph) throws -> Tensor {
         let conv = graph.nodes[convolution].layer as! FoldsBatchNormalization
         let bn = graph.nodes[normalization].layer as! BatchNormalization
         let weights = graph.foldedWeights.weights(for: self, conv: conv, bn: bn)
         let act = activation.map { (graph.nodes[$0].layer as! ActivationLayer).activation } ?? .linear
+        if let padding, let pad = graph.nodes[padding].layer as? ZeroPadding2D, let reader = conv as? ReadsZeroPadding {
+            return try reader.inferenceOutput(x, padding: pad.rows, pad.cols, kernel: weights.kernel, bias: weights.bias, activation: act)
+        }
         return try conv.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, activation: act)
     }
 }
