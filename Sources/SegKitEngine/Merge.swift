@@ -47,10 +47,43 @@ public final class ElementwiseMerge: Layer {
         }
     }
 
+    /// A map [N, H, W, C] multiplied by (or added to) one vector per image
+    /// [N, 1, 1, C], in either order — a squeeze-and-excitation block's scaling
+    /// (EfficientNet, MobileNetV3) — in one vectorised pass across the
+    /// workers; nil for any other pair, which the general broadcast takes.
+    private func perChannelProduct(_ inputs: [Tensor]) -> Tensor? {
+        guard operation == .multiply || operation == .add, inputs.count == 2, inputs[0].rank == 4, inputs[1].rank == 4 else { return nil }
+        func isVector(_ v: Tensor, of map: Tensor) -> Bool {
+            v.shape == [map.shape[0], 1, 1, map.shape[3]] && map.shape[1] * map.shape[2] > 1
+        }
+        let (map, vector): (Tensor, Tensor)
+        if isVector(inputs[1], of: inputs[0]) { (map, vector) = (inputs[0], inputs[1]) }
+        else if isVector(inputs[0], of: inputs[1]) { (map, vector) = (inputs[1], inputs[0]) }
+        else { return nil }
+        let (n, h, w, c) = map.nhwc
+        let multiply = operation == .multiply
+        return Tensor.uninitialized(shape: map.shape) { out in
+            let o = UncheckedSendable(out.baseAddress!)
+            map.scalars.withUnsafeBufferPointer { mp in
+                vector.scalars.withUnsafeBufferPointer { vp in
+                    let (m, v) = (UncheckedSendable(mp.baseAddress!), UncheckedSendable(vp.baseAddress!))
+                    Parallel.forEachRange(n * h * w, minimumPerWorker: 256) { pixels in
+                        for p in pixels {
+                            let scale = v.value + (p / (h * w)) * c
+                            if multiply { segkit_multiply(m.value + p * c, scale, o.value + p * c, c) }
+                            else { segkit_add(m.value + p * c, scale, o.value + p * c, c) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         // Sums need only the shapes for their backward pass; products and extremes the inputs.
         let linear = operation == .add || operation == .subtract || operation == .average
         let cache: Any? = mode == .training ? (linear ? inputs.map { $0.shape } as Any : inputs as Any) : nil
+        if let y = perChannelProduct(inputs) { return LayerOutput(y, cache: cache) }
         guard inputs.allSatisfy({ $0.shape == inputs[0].shape }) else {
             var shape = inputs[0].shape
             for x in inputs.dropFirst() {

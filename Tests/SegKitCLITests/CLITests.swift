@@ -1,4 +1,5 @@
 import Foundation
+import HDF5
 import Testing
 
 /// Runs the `segkit` binary that `swift build` put beside the test bundle.
@@ -52,6 +53,27 @@ struct CLI {
                              "--input", CLI.fixture("residual.k3.expected.h5"), "--output", out, "--layers", "mix,gap"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(FileManager.default.fileExists(atPath: out))
+    }
+
+    /// Two images one at a time: each batch's outputs land in their own rows,
+    /// equal to Keras's for the whole batch.
+    @Test func forwardInBatchesWritesEveryBatchWhereItBelongs() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("segkit-\(UUID().uuidString).h5").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let expected = try HDF5File(readingFrom: CLI.fixture("residual.k3.expected.h5")).root
+        let r = try CLI.run(["forward", CLI.fixture("residual.k3.weights.h5"), "--config", CLI.fixture("residual.k3.json"),
+                             "--input", CLI.fixture("residual.k3.expected.h5"), "--output", out, "--layers", "mix", "--batch", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let written = try HDF5File(readingFrom: out).root
+        for name in ["output", "mix"] {
+            let (ours, keras) = (try written.dataset(name), try expected.dataset(name))
+            #expect(try ours.shape() == keras.shape())
+            let difference = zip(try ours.readFloats(), try keras.readFloats()).map { abs($0 - $1) }.max() ?? 1
+            #expect(difference < 1e-4, "\(name)")
+        }
+        let zero = try CLI.run(["forward", CLI.fixture("residual.k3.weights.h5"), "--config", CLI.fixture("residual.k3.json"),
+                                "--input", CLI.fixture("residual.k3.expected.h5"), "--output", out, "--batch", "0"])
+        #expect(zero.status != 0 && zero.stderr.contains("--batch"))
     }
 
     @Test(arguments: [

@@ -219,6 +219,24 @@ import Testing
         try GradientCheck().check(ElementwiseMerge(name: "m", op), [input([2, 3, 4, 5], 0), input([2, 3, 4, 5], 1)])
     }
 
+    /// The squeeze-and-excitation scaling's one-pass path (a map and a vector
+    /// per image, either order, a channel count that is no whole vector) equals
+    /// the definition, and its gradients the finite differences.
+    @Test(arguments: [ElementwiseMerge.Operation.multiply, .add])
+    func aPerChannelScalingOfAMapEqualsTheBroadcast(_ op: ElementwiseMerge.Operation) throws {
+        var data = TestData(seed: 67)
+        let map = data.normal([2, 3, 4, 19]), vector = data.normal([2, 1, 1, 19])
+        var expected = map
+        for i in expected.scalars.indices {
+            let v = vector.scalars[(i / (3 * 4 * 19)) * 19 + i % 19]
+            expected.scalars[i] = op == .multiply ? map.scalars[i] * v : map.scalars[i] + v
+        }
+        for inputs in [[map, vector], [vector, map]] {
+            #expect(try ElementwiseMerge(name: "m", op).forward(inputs, mode: .inference).output == expected)
+            try GradientCheck().check(ElementwiseMerge(name: "m", op), inputs)
+        }
+    }
+
     @Test func mismatchedShapesAreAnError() throws {
         let add = ElementwiseMerge(name: "skip", .add)
         #expect(throws: EngineError.self) {
