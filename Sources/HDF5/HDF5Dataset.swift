@@ -88,25 +88,15 @@ public final class HDF5Dataset: HDF5AttributeHolder {
 
     /// Rows `rows` of the first axis as float32 (a hyperslab read: only those rows leave the file).
     public func readFloats(rows: Range<Int>) throws -> [Float] {
-        let shape = try shape()
-        guard let n = shape.first, rows.lowerBound >= 0, rows.upperBound <= n else {
-            throw HDF5Error(file: file.path, object: path, "rows \(rows) are outside shape \(shape)")
-        }
-        let perRow = shape.dropFirst().reduce(1, *)
+        let perRow = try rowLength(checking: rows)
         var values = [Float](repeating: 0, count: rows.count * perRow)
         guard !values.isEmpty else { return values }
-        let fileSpace = try checkID(H5Dget_space(id), file.path, path, "has no dataspace")
-        defer { H5Sclose(fileSpace) }
-        var start = [hsize_t](repeating: 0, count: shape.count), count = shape.map { hsize_t($0) }
-        start[0] = hsize_t(rows.lowerBound)
-        count[0] = hsize_t(rows.count)
-        try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil), file.path, path, "bad row selection")
-        let memSpace = H5Screate_simple(Int32(count.count), &count, nil)
-        defer { H5Sclose(memSpace) }
-        let status = values.withUnsafeMutableBytes {
-            H5Dread(id, segkit_h5t_native_float(), memSpace, fileSpace, segkit_h5p_default(), $0.baseAddress!)
+        try withRowSelection(rows) { memSpace, fileSpace in
+            let status = values.withUnsafeMutableBytes {
+                H5Dread(id, segkit_h5t_native_float(), memSpace, fileSpace, segkit_h5p_default(), $0.baseAddress!)
+            }
+            try check(status, file.path, path, "rows \(rows) cannot be read")
         }
-        try check(status, file.path, path, "rows \(rows) cannot be read")
         return values
     }
 
@@ -114,15 +104,32 @@ public final class HDF5Dataset: HDF5AttributeHolder {
     /// hyperslab write, so a large output is written a batch at a time.
     /// - Throws: `HDF5Error` when the rows lie outside the shape or the values do not fill them.
     public func writeFloats(rows: Range<Int>, _ values: [Float]) throws {
+        let perRow = try rowLength(checking: rows)
+        guard values.count == rows.count * perRow else {
+            throw HDF5Error(file: file.path, object: path, "\(values.count) values do not fill rows \(rows) of shape \(try shape())")
+        }
+        guard !values.isEmpty else { return }
+        try withRowSelection(rows) { memSpace, fileSpace in
+            let status = values.withUnsafeBytes {
+                H5Dwrite(id, segkit_h5t_native_float(), memSpace, fileSpace, segkit_h5p_default(), $0.baseAddress!)
+            }
+            try check(status, file.path, path, "rows \(rows) cannot be written")
+        }
+    }
+
+    /// Values per row of the first axis, after checking that `rows` lie inside it.
+    private func rowLength(checking rows: Range<Int>) throws -> Int {
         let shape = try shape()
         guard let n = shape.first, rows.lowerBound >= 0, rows.upperBound <= n else {
             throw HDF5Error(file: file.path, object: path, "rows \(rows) are outside shape \(shape)")
         }
-        let perRow = shape.dropFirst().reduce(1, *)
-        guard values.count == rows.count * perRow else {
-            throw HDF5Error(file: file.path, object: path, "\(values.count) values do not fill rows \(rows) of shape \(shape)")
-        }
-        guard !values.isEmpty else { return }
+        return shape.dropFirst().reduce(1, *)
+    }
+
+    /// Runs `body(memorySpace, fileSpace)` with rows `rows` selected in the file
+    /// and a memory space of their shape: what a row-wise read and write share.
+    private func withRowSelection(_ rows: Range<Int>, _ body: (hid_t, hid_t) throws -> Void) throws {
+        let shape = try shape()
         let fileSpace = try checkID(H5Dget_space(id), file.path, path, "has no dataspace")
         defer { H5Sclose(fileSpace) }
         var start = [hsize_t](repeating: 0, count: shape.count), count = shape.map { hsize_t($0) }
@@ -131,9 +138,6 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         try check(H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil), file.path, path, "bad row selection")
         let memSpace = H5Screate_simple(Int32(count.count), &count, nil)
         defer { H5Sclose(memSpace) }
-        let status = values.withUnsafeBytes {
-            H5Dwrite(id, segkit_h5t_native_float(), memSpace, fileSpace, segkit_h5p_default(), $0.baseAddress!)
-        }
-        try check(status, file.path, path, "rows \(rows) cannot be written")
+        try body(memSpace, fileSpace)
     }
 }

@@ -126,11 +126,7 @@ public final class Conv2D: Layer {
         // in training too when its derivative needs only the output (ReLU,
         // sigmoid, tanh, softmax): one pass over the output fewer.
         let fuseActivation = activation != .linear && (mode == .inference || activation.backwardUsesOutput)
-        let (act, cout) = (activation, filters)
-        let epilogue: OutputEpilogue? = !fuseActivation ? nil : { p, _, pixels in
-            act.applySerially(UnsafeMutableBufferPointer(start: p, count: pixels * cout), lastAxis: cout)
-        }
-        let z = convolve(epilogue)
+        let z = convolve(fuseActivation ? activationEpilogue(activation) : nil)
         if fuseActivation {
             return LayerOutput(z, cache: mode == .training ? Cache(input: x, concatenated: x2, window: g, activation: ActivationRecord(y: z)) : nil)
         }
@@ -239,11 +235,14 @@ extension Conv2D: FoldsBatchNormalization {
     func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], activation: Activation) throws -> Tensor {
         try expectRank(4, x, layer: self)
         let g = try window(for: x.shape)
+        return ConvolutionKernels.forward(x, window: g, kernel: kernel, groups: groups, bias: bias,
+                                          epilogue: activation == .linear ? nil : activationEpilogue(activation))
+    }
+
+    /// `activation` applied to each finished chunk of this layer's output while it is in cache.
+    func activationEpilogue(_ activation: Activation) -> OutputEpilogue {
         let cout = filters
-        let epilogue: OutputEpilogue? = activation == .linear ? nil : { p, _, pixels in
-            activation.applySerially(UnsafeMutableBufferPointer(start: p, count: pixels * cout), lastAxis: cout)
-        }
-        return ConvolutionKernels.forward(x, window: g, kernel: kernel, groups: groups, bias: bias, epilogue: epilogue)
+        return { p, _, pixels in activation.applySerially(UnsafeMutableBufferPointer(start: p, count: pixels * cout), lastAxis: cout) }
     }
 }
 
