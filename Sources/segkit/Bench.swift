@@ -26,13 +26,15 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "--encoders: random images per forward pass and per epoch (default 64).") var images: Int?
     @Option(help: "--encoders: the recipe of the segmenter, as `segkit build --recipe R --classes 5 --head new` (default unet-pretrained).")
     var recipe: String?
-    @Option(parsing: .unconditional, help: "--encoders: epochs per training run; the figure is the median after the first (default 3).") var epochs: Int?
+    @Option(parsing: .unconditional, help: "--encoders: epochs per training run; the figure is the median after the first (default 3; 0: the forward figures and profile only).") var epochs: Int?
+    @Option(name: .customLong("profile-nodes"), parsing: .unconditional, help: "--encoders: slowest nodes listed in the classifier's profile (default 12).") var profileNodes: Int?
     @Flag(help: .hidden) var child = false
 
     func validate() throws {
         if encoders != nil { try validateEncoders(); return }
         for (option, given) in [("--names", names != nil), ("--size", size != nil), ("--batch", batch != nil), ("--images", images != nil),
-                                ("--recipe", recipe != nil), ("--epochs", epochs != nil)] where given {
+                                ("--recipe", recipe != nil), ("--epochs", epochs != nil),
+                                ("--profile-nodes", profileNodes != nil)] where given {
             throw ValidationError("\(option) applies to --encoders only")
         }
         try require(steps, in: 10...100_000, "--steps")
@@ -193,6 +195,7 @@ extension Bench {
         o.batch = batch ?? o.batch
         o.images = images ?? o.images
         o.epochs = epochs ?? o.epochs
+        o.profileNodes = profileNodes ?? o.profileNodes
         return o
     }
 
@@ -204,7 +207,8 @@ extension Bench {
         try require(o.size, in: 1...8192, "--size")
         try require(o.batch, in: 1...65_536, "--batch")
         try require(o.images, in: 1...1_000_000, "--images")
-        try require(o.epochs, in: 1...10_000, "--epochs")
+        try require(o.epochs, in: 0...10_000, "--epochs")
+        try require(o.profileNodes, in: 1...100_000, "--profile-nodes")
         guard o.batch <= o.images else { throw ValidationError("--batch \(o.batch) is more than --images \(o.images)") }
         var files: [String] = []
         try checkSpec {
@@ -263,7 +267,7 @@ extension Bench {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         p.arguments = ["bench", "--child", "--encoders", file, "--size", "\(o.size)", "--batch", "\(o.batch)", "--images", "\(o.images)",
-                       "--epochs", "\(o.epochs)", "--recipe", recipeName, "--json", out]
+                       "--epochs", "\(o.epochs)", "--profile-nodes", "\(o.profileNodes)", "--recipe", recipeName, "--json", out]
         let errors = Pipe()
         p.standardError = errors
         try p.run()

@@ -47,6 +47,49 @@ private struct MobileBlock {
     }
 }
 
+/// ResNet50's block end: a shortcut (Conv2D → BatchNormalization, made
+/// first) and a residual branch Conv2D → BatchNormalization, added, then ReLU;
+/// and the same with the other operand of the Add a broadcast [n, 1, 1, c] input.
+private struct ResidualBlock {
+    let graph = Graph()
+    let nodes: (shortcut: Int, conv: Int, add: Int, relu: Int)
+
+    init(seed: UInt64, broadcastAddend: Bool = false) throws {
+        var data = TestData(seed: seed)
+        func normalization(_ name: String, _ c: Int) throws -> BatchNormalization {
+            var variance = data.normal([c])
+            variance.scalars = variance.scalars.map { 0.2 + abs($0) }
+            return try BatchNormalization(name: name, channels: c, gamma: data.normal([c]), beta: data.normal([c]),
+                                          movingMean: data.normal([c]), movingVariance: variance)
+        }
+        let x = try graph.addInput(name: "input", shape: [nil, nil, nil, 8])
+        let shortcut: Int, addend: Int
+        if broadcastAddend {
+            shortcut = try graph.addInput(name: "scale", shape: [nil, 1, 1, 72])
+            addend = shortcut
+        } else {
+            shortcut = try graph.add(try Conv2D(name: "shortcut", kernel: data.normal([1, 1, 8, 72], scale: 0.4), bias: data.normal([72])),
+                                     inputs: [x])
+            addend = try graph.add(try normalization("shortcut_bn", 72), inputs: [shortcut])
+        }
+        let conv = try graph.add(try Conv2D(name: "conv", kernel: data.normal([3, 3, 8, 72], scale: 0.3), bias: nil, padding: .same),
+                                 inputs: [x])
+        let bn = try graph.add(try normalization("conv_bn", 72), inputs: [conv])
+        let add = try graph.add(ElementwiseMerge(name: "add", .add), inputs: [addend, bn])
+        let relu = try graph.add(ActivationLayer(name: "out", .relu(), kerasKind: "Activation"), inputs: [add])
+        graph.outputIndices = [relu]
+        nodes = (shortcut, conv, add, relu)
+    }
+
+    func run(_ inputs: [Tensor], keep: Set<Int> = []) throws -> (output: Tensor, ran: Set<Int>) {
+        let profiler = LayerProfiler()
+        graph.profiler = profiler
+        defer { graph.profiler = nil }
+        let pass = try graph.forward(inputs, keep: keep)
+        return (pass.outputs(of: graph)[0], Set(profiler.forwardRuns.keys))
+    }
+}
+
 @Suite struct BatchNormalizationFoldTests {
     @Test func aConvolutionNormalizationActivationChainRunsAsOneFoldedPassWithTheSameValues() throws {
         let block = try MobileBlock(seed: 3)
@@ -89,5 +132,28 @@ private struct MobileBlock {
         let separate = try block.run(x, keep: [block.nodes.conv, block.nodes.depthwise])
         #expect(after.output != before)
         #expect(maxDifference(after.output, separate.output) <= 1e-5 * max(1, separate.output.scalars.map(abs).max()!))
+    }
+
+    @Test func aResidualAddAndItsActivationRunInTheFoldedConvolutionsPass() throws {
+        let block = try ResidualBlock(seed: 9)
+        var data = TestData(seed: 10)
+        let x = data.normal([2, 9, 7, 8])
+        let folded = try block.run([x])
+        let separate = try block.run([x], keep: [block.nodes.conv])
+        #expect(folded.ran == [block.nodes.shortcut, block.nodes.conv])
+        #expect(separate.ran.isSuperset(of: [block.nodes.add, block.nodes.relu]))
+        #expect(maxDifference(folded.output, separate.output) <= 1e-5 * max(1, separate.output.scalars.map(abs).max()!))
+        #expect(separate.output.scalars.contains { $0 == 0 } && separate.output.scalars.contains { $0 > 0 })
+    }
+
+    @Test func aResidualAddThatBroadcastsGivesTheAddsValues() throws {
+        let block = try ResidualBlock(seed: 11, broadcastAddend: true)
+        var data = TestData(seed: 12)
+        let inputs = [data.normal([2, 6, 5, 8]), data.normal([2, 1, 1, 72])]
+        let folded = try block.run(inputs)
+        let separate = try block.run(inputs, keep: [block.nodes.conv])
+        #expect(folded.ran == [block.nodes.conv])
+        #expect(folded.output.shape == [2, 6, 5, 72])
+        #expect(maxDifference(folded.output, separate.output) <= 1e-5 * max(1, separate.output.scalars.map(abs).max()!))
     }
 }

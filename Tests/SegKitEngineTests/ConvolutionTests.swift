@@ -124,6 +124,45 @@ import Testing
         #expect(try relu.forward([data.normal([1, 4, 4, 2])], mode: .inference, adding: Tensor(zeros: [1, 4, 4, 3])) == nil)
     }
 
+    @Test func fewPixelsWithManyOutputChannelsSplitByColumnsGiveTheDefinitionsValues() throws {
+        // ResNet50's stage-5 shapes, small: 3x3 same, 1x1, 1x1 stride 2; fewer
+        // than 1,024 output pixels and 256+ output channels.
+        var data = TestData(seed: 12)
+        for (k, stride, cin, cout, size) in [(3, 1, 20, 272, 5), (1, 1, 40, 256, 7), (1, 2, 24, 300, 9)] {
+            let w = data.normal([k, k, cin, cout], scale: 0.3)
+            let b = data.normal([cout])
+            let x = data.normal([3, size, size, cin])
+            let g = try #require(Window2D.forward(over: x.shape, kernel: (k, k), strides: (stride, stride), padding: .same))
+            #expect(ConvolutionKernels.splitsColumns(outputPixels: g.batch * g.rows.output * g.cols.output, outputChannels: cout, groups: 1)
+                    == (Parallel.workers > 1 && Parallel.workers * 128 <= cout))
+            // The epilogue must see every output once: adding 1 there shifts every value by exactly 1.
+            let y = ConvolutionKernels.forwardByColumns(x, window: g, kernel: w, bias: b.scalars) { p, _, pixels in
+                for i in 0..<(pixels * cout) { p[i] += 1 }
+            }
+            var ref = NaiveReference.conv2D(x, kernel: w, bias: b, strides: (stride, stride), same: true, dilation: (1, 1), groups: 1)
+            ref.scalars = ref.scalars.map { $0 + 1 }
+            #expect(y.shape == ref.shape)
+            #expect(maxDifference(y, ref) < 1e-4, "\(k)x\(k)/\(stride) \(cin)→\(cout)")
+            let conv = try Conv2D(name: "c", kernel: w, bias: b, strides: (stride, stride), padding: .same)
+            ref.scalars = ref.scalars.map { $0 - 1 }
+            #expect(maxDifference(try conv.forward([x], mode: .inference).output, ref) < 1e-4)
+        }
+    }
+
+    @Test func aStridedSevenBySevenStemMatchesTheDefinition() throws {
+        // ResNet's stem (7x7/2 over 3 channels) takes im2col's whole-window-row copies.
+        var data = TestData(seed: 13)
+        for same in [true, false] {
+            let x = data.normal([2, 23, 18, 3])
+            let w = data.normal([7, 7, 3, 16], scale: 0.2)
+            let b = data.normal([16])
+            let conv = try Conv2D(name: "stem", kernel: w, bias: b, strides: (2, 2), padding: same ? .same : .valid)
+            let y = try conv.forward([x], mode: .inference).output
+            let ref = NaiveReference.conv2D(x, kernel: w, bias: b, strides: (2, 2), same: same, dilation: (1, 1), groups: 1)
+            #expect(maxDifference(y, ref) < 1e-4, "same \(same)")
+        }
+    }
+
     @Test func rejectsAnInputWithTheWrongChannelCount() throws {
         let conv = try Conv2D(name: "conv1", kernel: Tensor(zeros: [3, 3, 3, 8]), bias: nil)
         #expect(throws: EngineError.self) { try conv.forward([Tensor(zeros: [1, 8, 8, 1])], mode: .inference) }

@@ -20,6 +20,23 @@ import Testing
         }
     }
 
+    @Test func chunksOfTileRowsAcrossImagesGiveEveryOutputOnceToTheEpilogue() throws {
+        // Many tile rows (chunks end inside images and span two), odd sizes
+        // (half tiles), tiny maps (2 tiles a row): each output gets the epilogue once.
+        var data = TestData(seed: 33)
+        for (n, h, w, cin, cout) in [(3, 31, 17, 64, 72), (5, 3, 4, 64, 64), (2, 8, 8, 96, 80)] {
+            let x = data.normal([n, h, w, cin])
+            let k = data.normal([3, 3, cin, cout], scale: 0.2)
+            let g = try #require(Window2D.forward(over: x.shape, kernel: (3, 3), strides: (1, 1), padding: .same))
+            let y = WinogradConvolution.forward(x, batch: n, rows: g.rows, cols: g.cols, kernel: k, bias: nil) { p, _, pixels in
+                for i in 0..<(pixels * cout) { p[i] += 1 }
+            }
+            var ref = NaiveReference.conv2D(x, kernel: k, bias: nil, strides: (1, 1), same: true, dilation: (1, 1), groups: 1)
+            ref.scalars = ref.scalars.map { $0 + 1 }
+            #expect(maxDifference(y, ref) < 1e-4 * Float(cin).squareRoot() * 4, "\(x.shape) → \(cout)")
+        }
+    }
+
     @Test func inputGradientMatchesTheGemmPath() throws {
         var data = TestData(seed: 32)
         for (i, (cin, cout)) in [(2, 3), (16, 16), (33, 17), (64, 32)].enumerated() {

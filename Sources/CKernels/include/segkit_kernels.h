@@ -58,18 +58,22 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                                     const float *zeros, float *x, float *x2, int cx1, int row_begin, int row_end,
                                     const float *skip, int cskip, const float *wskip);
 
-/// Winograd F(2x2, 3x3) for a 3x3, stride-1, undilated convolution: `u` is
-/// the kernel transformed by segkit_winograd_kernel ([16][cin][cout_padded]);
-/// computes the output rows 2·t and 2·t + 1 of the tile rows [begin, end) of
-/// the n·⌈output/2⌉ tile rows; `scratch` holds
-/// segkit_winograd_scratch_floats(⌈output width/2⌉, cin, cout) floats.
-void segkit_conv2d_winograd(const float *x, int cin, segkit_axis rows, segkit_axis cols, const float *u,
-                            int cout, int cout_padded, const float *bias, float *y, float *scratch,
-                            int tile_row_begin, int tile_row_end);
 /// The transform of the HWIO 3x3 kernel w's input channels [ci_begin, ci_end)
 /// into u ([16][cin][cout_padded], zeros in the padding).
 void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u, int ci_begin, int ci_end);
-size_t segkit_winograd_scratch_floats(int tiles_per_row, int cin, int cout);
+/// Winograd F(2x2, 3x3) for a 3x3, stride-1, undilated convolution: the input
+/// transform of the tile rows [begin, end) of the n·⌈output rows/2⌉ (tile row
+/// t: output rows 2t and 2t + 1 of its image) into v: [16][count][cin], count =
+/// (end − begin)·⌈output cols/2⌉ tiles, row-major over (tile row, tile column);
+/// the 16 products V[ξ]·U[ξ] are the caller's (sgemm). Taps in the padding
+/// read `zeros` (cin zeros).
+void segkit_winograd_input_tiles(const float *x, int cin, segkit_axis rows, segkit_axis cols, int tile_row_begin,
+                                 int tile_row_end, const float *zeros, float *v);
+/// The output transform of m ([16][count][cout], the products for the same
+/// tile rows) into y's output rows 2·t and 2·t + 1 of each tile row t, plus
+/// bias (unless NULL); half tiles at odd edges write only their inside outputs.
+void segkit_winograd_output_tiles(const float *m, int cout, segkit_axis rows, segkit_axis cols, int tile_row_begin,
+                                  int tile_row_end, const float *bias, float *y);
 
 /// The kernel gradient of the first convolution: dw[ky, kx, c, :] +=
 /// Σ x[n, iy, ix, c] · dy[n, oy, ox, :] over the output rows [row_begin,

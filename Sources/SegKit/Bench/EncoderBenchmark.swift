@@ -14,7 +14,7 @@ public enum EncoderBenchmark {
         public var batch = 8
         /// Random images per forward pass and per epoch.
         public var images = 64
-        /// Epochs per training run; an epoch's figure is the median of those after the first.
+        /// Epochs per training run; an epoch's figure is the median of those after the first. 0: no training runs.
         public var epochs = 3
         /// Timed passes over the images per forward rate (the median counts: this VM's speed drifts).
         public var passes = 3
@@ -63,7 +63,7 @@ public enum EncoderBenchmark {
         var rng = SeededGenerator(seed: 0)
         // The forward figures' graphs are released before training, so the peak memory is that of one run at a time.
         let data = try forwardFigures(file: file, classifier: try load().graph, recipe: recipe, options: options, rng: &rng, into: &out)
-        for cached in [true, false] {
+        for cached in options.epochs > 0 ? [true, false] : [] {
             let segmenter = try SegmenterBuilder(recipe: recipe).build(classifier: try load().graph)
             var config = TrainingConfig()
             config.epochs = options.epochs

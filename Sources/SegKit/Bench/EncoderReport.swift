@@ -15,12 +15,14 @@ public enum EncoderReport {
         out.append(format("  classifier forward       %8.1f images/s", r["classifier_img_s"]))
         out.append(format("  segmenter forward        %8.1f images/s", r["segmenter_img_s"]))
         let epochs = r["epochs"]?.int ?? 0
-        let which = epochs > 1 ? "median of epochs 2-\(epochs)" : "one epoch"
-        out.append(format("  epoch of \(n), uncached   %8.2f s (\(which))", r["epoch_s_uncached"]))
-        out.append(format("  epoch of \(n), cached     %8.2f s", r["epoch_s_cached"])
-                   + (r["cache_used"]?.bool == false ? " (the feature cache did not apply: an uncached run)"
-                      : format(" (cache built in %.2f s; the \(epochs)-epoch run with the build %.2f s", r["cache_build_s"], r["cached_run_s"])
-                        + (r["five_epochs_with_cache_build_s"].map { format(", its first 5 epochs %.2f s", $0) } ?? "") + ")"))
+        if epochs > 0 {
+            let which = epochs > 1 ? "median of epochs 2-\(epochs)" : "one epoch"
+            out.append(format("  epoch of \(n), uncached   %8.2f s (\(which))", r["epoch_s_uncached"]))
+            out.append(format("  epoch of \(n), cached     %8.2f s", r["epoch_s_cached"])
+                       + (r["cache_used"]?.bool == false ? " (the feature cache did not apply: an uncached run)"
+                          : format(" (cache built in %.2f s; the \(epochs)-epoch run with the build %.2f s", r["cache_build_s"], r["cached_run_s"])
+                            + (r["five_epochs_with_cache_build_s"].map { format(", its first 5 epochs %.2f s", $0) } ?? "") + ")"))
+        }
         out.append(format("  peak RSS %.0f MiB; classifier %.2f M parameters, segmenter %.3f M trainable", r["peak_rss_mb"],
                           (r["params"]?.double).map { .number($0 / 1e6) }, (r["segmenter_trainable_params"]?.double).map { .number($0 / 1e6) }))
         out.append(format("  classifier forward by node, median per batch of \(batch) (layer time %.1f ms of %.1f ms a batch):",
@@ -49,8 +51,9 @@ public enum EncoderReport {
 
     /// One line of an encoder's main figures.
     public static func summary(_ r: JSONValue, name: String) -> String {
-        format("summary \(name): classifier %.1f images/s, segmenter %.1f images/s, epoch %.2f s uncached / %.2f s cached, peak RSS %.0f MiB",
-               r["classifier_img_s"], r["segmenter_img_s"], r["epoch_s_uncached"], r["epoch_s_cached"], r["peak_rss_mb"])
+        format("summary \(name): classifier %.1f images/s, segmenter %.1f images/s", r["classifier_img_s"], r["segmenter_img_s"])
+            + (r["epoch_s_uncached"] == nil ? "" : format(", epoch %.2f s uncached / %.2f s cached", r["epoch_s_uncached"], r["epoch_s_cached"]))
+            + format(", peak RSS %.0f MiB", r["peak_rss_mb"])
     }
 
     /// The ratio table's header, for results from `file`.

@@ -25,7 +25,21 @@ protocol ReadsZeroPadding: FoldsBatchNormalization {
                          activation: Activation) throws -> Tensor
 }
 
-/// The execution plan's rule for Conv → BatchNormalization (→ Activation), the
+/// A convolution whose folded output can take a residual's other operand in
+/// the same pass: Conv2D (the last convolution of a ResNet or MobileNetV2 block).
+protocol AddsResidual: FoldsBatchNormalization {
+    /// activation(conv(x; kernel) + bias + addend) in inference: `inferenceOutput`
+    /// with `addend` (the output's shape, NHWC) added to each chunk of the output
+    /// before the activation, while the chunk is in cache.
+    /// - Throws: `EngineError` when `x` does not fit the layer.
+    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], adding addend: Tensor, activation: Activation) throws -> Tensor
+
+    /// The output shape for an input of shape `shape` (NHWC).
+    /// - Throws: `EngineError` when the shape does not fit the layer.
+    func inferenceOutputShape(for shape: [Int]) throws -> [Int]
+}
+
+/// The execution plan's rule for Conv → BatchNormalization (→ Add) (→ Activation), the
 /// block every Keras Applications encoder is made of: where all of them run in
 /// inference (prediction, or a frozen encoder during training, where no
 /// gradient passes) and each feeds only the next, the normalization's map
@@ -39,18 +53,27 @@ protocol ReadsZeroPadding: FoldsBatchNormalization {
 /// three. A ZeroPadding2D before a depthwise convolution with `valid` padding
 /// (MobileNet's and EfficientNet's stride-2 blocks) joins the chain too: the
 /// kernel reads the unpadded input with the zeros as padding, so the padded
-/// copy is never made. The file's weights are never changed: the folded ones are derived,
+/// copy is never made. Where the normalization's output is one operand of a
+/// two-operand Add whose other operand is made before the convolution runs (a
+/// residual block's shortcut: ResNet's conv3 → BN → Add → ReLU, MobileNetV2's
+/// projection → BN → Add), the sum is made in the same pass and the Add's
+/// separate pass over the map goes. The file's weights are never changed: the folded ones are derived,
 /// and remade when any of their parameters changes (`Parameter.version`).
 struct BatchNormalizationFold {
     /// A ZeroPadding2D the convolution reads through, if any.
     let padding: Int?
     let convolution: Int
     let normalization: Int
+    /// The residual Add the normalization's output goes into, and the Add's other operand (made earlier).
+    let residual: (add: Int, addend: Int)?
     /// The activation layer the chain ends with, if any.
     let activation: Int?
 
     /// The node whose value the chain produces.
-    var end: Int { activation ?? normalization }
+    var end: Int { activation ?? residual?.add ?? normalization }
+
+    /// The nodes the chain runs besides its convolution, whose passes it makes unnecessary.
+    var absorbed: [Int] { [padding, normalization, residual?.add, activation].compactMap { $0 } }
 
     /// The chains of `graph` among the nodes a forward pass runs, keyed by
     /// their convolution: each link read by the next alone (`uses` counts a
@@ -70,12 +93,20 @@ struct BatchNormalizationFold {
                   let b = readOnlyBy(index), linkable(b), let bn = graph.nodes[b].layer as? BatchNormalization,
                   bn.channels == conv.outputChannels
             else { continue }
+            var residual: (add: Int, addend: Int)?
+            if conv is AddsResidual, let a = readOnlyBy(b), linkable(a), let merge = graph.nodes[a].layer as? ElementwiseMerge,
+               merge.operation == .add, graph.nodes[a].inputs.count == 2,
+               let addend = graph.nodes[a].inputs.first(where: { $0 != b }), addend < index,
+               !claimed.contains(addend) {
+                residual = (a, addend)
+            }
             var activation: Int?
-            if let a = readOnlyBy(b), linkable(a), graph.nodes[a].layer is ActivationLayer { activation = a }
+            if let a = readOnlyBy(residual?.add ?? b), linkable(a), graph.nodes[a].layer is ActivationLayer { activation = a }
             var padding: Int?
             if conv is ReadsZeroPadding, let p = node.inputs.first, graph.nodes[p].layer is ZeroPadding2D, linkable(p),
                readOnlyBy(p) == index { padding = p }
-            folds[index] = BatchNormalizationFold(padding: padding, convolution: index, normalization: b, activation: activation)
+            folds[index] = BatchNormalizationFold(padding: padding, convolution: index, normalization: b, residual: residual,
+                                                  activation: activation)
         }
         return folds
     }
@@ -83,9 +114,11 @@ struct BatchNormalizationFold {
     /// The node whose value the chain reads: the padding's input, or the convolution's.
     func source(in graph: Graph) -> Int { graph.nodes[padding ?? convolution].inputs[0] }
 
-    /// The chain's output for its source's value `x`.
-    /// - Throws: `EngineError` when `x` does not fit the convolution.
-    func output(of x: Tensor, in graph: Graph) throws -> Tensor {
+    /// The chain's output for its source's value `x` and, with a residual, the
+    /// value of the Add's other operand `addend`.
+    /// - Throws: `EngineError` when `x` does not fit the convolution, or the
+    ///   Add's or the activation's layer rejects its inputs.
+    func output(of x: Tensor, addend: Tensor?, in graph: Graph) throws -> Tensor {
         let conv = graph.nodes[convolution].layer as! FoldsBatchNormalization
         let bn = graph.nodes[normalization].layer as! BatchNormalization
         let weights = graph.foldedWeights.weights(for: self, conv: conv, bn: bn)
@@ -93,7 +126,18 @@ struct BatchNormalizationFold {
         if let padding, let pad = graph.nodes[padding].layer as? ZeroPadding2D, let reader = conv as? ReadsZeroPadding {
             return try reader.inferenceOutput(x, padding: pad.rows, pad.cols, kernel: weights.kernel, bias: weights.bias, activation: act)
         }
-        return try conv.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, activation: act)
+        guard let residual, let addend, let adder = conv as? AddsResidual else {
+            return try conv.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, activation: act)
+        }
+        if try adder.inferenceOutputShape(for: x.shape) == addend.shape {
+            return try adder.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, adding: addend, activation: act)
+        }
+        // An Add that broadcasts: its own pass, in its operands' order.
+        let z = try conv.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, activation: .linear)
+        let operands = graph.nodes[residual.add].inputs.map { $0 == normalization ? z : addend }
+        let sum = try graph.nodes[residual.add].layer.forward(operands, mode: .inference).output
+        guard let activation else { return sum }
+        return try graph.nodes[activation].layer.forward([sum], mode: .inference).output
     }
 }
 
