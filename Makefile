@@ -162,6 +162,8 @@ bench-compare: release
 # profile and the SegKit/Keras ratios against those lines (developers only; the
 # TensorFlow venv as bench-compare; BENCH_ENCODERS=mobilenet_v2 for one backbone).
 BENCH_ENCODERS ?= mobilenet_v2,resnet50,efficientnet_b0
+# Epochs of SegKit's in-process runs: 5 gives the issue's 5-epoch figure (cache building included).
+BENCH_EPOCHS ?= 5
 ENCODER_FILES = $(subst $(space),$(comma),$(foreach b,$(subst $(comma),$(space),$(BENCH_ENCODERS)),$(BENCH_DIR)/encoders/$(b).keras))
 bench-encoders: release
 	@test -x $(VENVS)/tf/bin/python || (python3 -m venv $(VENVS)/tf && $(VENVS)/tf/bin/pip install -q tensorflow-cpu==2.21.0)
@@ -171,7 +173,7 @@ bench-encoders: release
 	@set -o pipefail; $(VENVS)/tf/bin/python ../shared/bench/encoder_bench.py .build/release/segkit --backbones $(BENCH_ENCODERS) 2>/dev/null \
 	    | tee $(BENCH_DIR)/encoders-keras.txt
 	@grep '^{' $(BENCH_DIR)/encoders-keras.txt >$(BENCH_DIR)/encoders-keras.jsonl
-	.build/release/segkit bench --encoders $(ENCODER_FILES) --json $(BENCH_DIR)/encoders-segkit.json \
+	.build/release/segkit bench --encoders $(ENCODER_FILES) --epochs $(BENCH_EPOCHS) --json $(BENCH_DIR)/encoders-segkit.json \
 	    --compare-with $(BENCH_DIR)/encoders-keras.jsonl
 
 # Memory when the data is larger than memory (the real-datasets issue): 20,000
