@@ -105,11 +105,9 @@ struct KerasWeightReader {
     }
 
     private func readLayers(_ layersGroup: HDF5Group, records: [LayerRecord]) throws {
-        var used: [String: Int] = [:]
+        var keys = Keras3WeightKeys()
         for record in records {
-            let base = snakeCase(record.spec.nested != nil ? record.spec.nested!.className : record.spec.className)
-            let key: String
-            if let n = used[base] { used[base] = n + 1; key = "\(base)_\(n + 1)" } else { used[base] = 0; key = base }
+            let key = keys.next(className: record.spec.nested != nil ? record.spec.nested!.className : record.spec.className)
             if record.spec.nested != nil {
                 guard layersGroup.contains(key) else {
                     throw KerasImportError.missingWeights(layer: record.spec.name, file: file, message: "no group '\(layersGroup.path)/\(key)' for this nested model")
@@ -148,38 +146,4 @@ struct KerasWeightReader {
         let values = try dataset.readFloats(limit: Self.elementLimit)
         p.value = try Tensor(shape: expected, scalars: values)
     }
-}
-
-/// Keras's `naming.to_snake_case`: "Conv2DTranspose" → "conv2d_transpose",
-/// "LeakyReLU" → "leaky_re_lu". Its two regular-expression substitutions,
-/// `(.)([A-Z][a-z]+)` → `\1_\2` then `([a-z])([A-Z])` → `\1_\2`, are done
-/// by hand with the same left-to-right, non-overlapping matching.
-func snakeCase(_ name: String) -> String {
-    func isUpper(_ c: Character) -> Bool { c.isASCII && c.isUppercase }
-    func isLower(_ c: Character) -> Bool { c.isASCII && c.isLowercase }
-    let s = Array(name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
-    var first: [Character] = []
-    var i = 0
-    while i < s.count {
-        if i + 2 < s.count, isUpper(s[i + 1]), isLower(s[i + 2]) {
-            first += [s[i], "_", s[i + 1]]
-            i += 2
-            while i < s.count, isLower(s[i]) { first.append(s[i]); i += 1 }
-        } else {
-            first.append(s[i])
-            i += 1
-        }
-    }
-    var second: [Character] = []
-    i = 0
-    while i < first.count {
-        if i + 1 < first.count, isLower(first[i]), isUpper(first[i + 1]) {
-            second += [first[i], "_", first[i + 1]]
-            i += 2
-        } else {
-            second.append(first[i])
-            i += 1
-        }
-    }
-    return String(second).lowercased()
 }

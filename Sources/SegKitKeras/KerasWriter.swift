@@ -164,11 +164,9 @@ public struct KerasWriter {
         let root = try file.root
         let group = try root.createGroup("layers")
         try root.createGroup("vars")
-        var used: [String: Int] = [:]
+        var keys = Keras3WeightKeys()
         for l in layers {
-            let base = snakeCase(l.keras?.className ?? "InputLayer")
-            let key: String
-            if let n = used[base] { used[base] = n + 1; key = "\(base)_\(n + 1)" } else { used[base] = 0; key = base }
+            let key = keys.next(className: l.keras?.className ?? "InputLayer")
             let vars = try group.createGroup(key).createGroup("vars")
             for (i, p) in l.layer.parameters.enumerated() {
                 try vars.writeDataset(String(i), shape: p.value.shape, floats: p.value.scalars)

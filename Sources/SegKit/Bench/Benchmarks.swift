@@ -97,15 +97,9 @@ public enum Benchmarks {
 
     /// One training step as Keras's `make_train_step`: forward, sparse CE from logits, backward, Adam.
     static func trainStep(_ graph: Graph, _ optimizer: Adam, _ x: Tensor, _ y: [Int32]) throws {
-        // The loss and the optimizer step are timed beside the layers when profiling.
-        func timed<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
-            try graph.profiler?.measure(name, body) ?? body()
-        }
         let pass = try graph.forward([x], mode: .training)
-        let (_, grad) = try timed("loss (softmax cross-entropy)") { try SoftmaxCrossEntropy()(logits: pass.outputs(of: graph)[0], labels: y) }
-        graph.zeroGradients()
-        _ = try graph.backward(pass, outputGradients: [grad])
-        timed("optimizer (Adam)") { optimizer.step(graph.trainableParameters) }
+        try TrainingStep(graph: graph, optimizer: optimizer, parameters: graph.trainableParameters, lossName: "loss (softmax cross-entropy)")(
+            pass, loss: { try SoftmaxCrossEntropy()(logits: $0, labels: y) })
     }
 
     /// (i) forward of the convolutionalized classifier + bilinear x8 to 128x128, batch 32.

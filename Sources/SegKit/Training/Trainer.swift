@@ -170,6 +170,7 @@ public final class Trainer {
         }
         let classWeights = try Self.classWeights(config, train: train, classes: classes)
         let background = Int32(config.backgroundClass ?? classes - 1)
+        let trainingStep = TrainingStep(graph: graph, optimizer: optimizer, parameters: parameters, lossName: "loss (\(config.loss.rawValue))")
         // The frozen-encoder feature cache, when it is exact (every step sees each
         // sample as it is: no augmentation, crop or rescale), or crops alone
         // (`CachedCrops`: windows of the whole images' cached maps).
@@ -248,13 +249,12 @@ public final class Trainer {
                     (labels, weights) = (aligned.labels, aligned.weights)
                     pass = try graph.forward([try paddedImages(batch)], mode: .training)
                 }
-                let logits = pass.outputs(of: graph)[0]
-                let (loss, grad) = try config.loss.evaluate(logits: logits, labels: labels, classWeights: lossClassWeights(classWeights),
-                                                            pixelWeights: weights, ignoreLabel: ignoreLabel)
-                guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, step: step + 1, loss: loss) }
-                graph.zeroGradients()
-                _ = try graph.backward(pass, outputGradients: [grad])
-                optimizer.step(parameters)
+                let loss = try trainingStep(pass, loss: { logits in
+                    try config.loss.evaluate(logits: logits, labels: labels, classWeights: lossClassWeights(classWeights),
+                                             pixelWeights: weights, ignoreLabel: ignoreLabel)
+                }, accept: { loss in
+                    guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, step: step + 1, loss: loss) }
+                })
                 runningLoss += Double(loss)
                 step += 1
                 observer?.stepFinished(epoch: epoch + 1, step: step, steps: steps, loss: Float(runningLoss / Double(step)),
