@@ -111,7 +111,8 @@ public struct Comparison {
     /// Builds one contender: a recipe on the classifier, or the baseline from scratch;
     /// `seed` initialises the recipe's new weights.
     ///
-    /// - Throws: `RecipeError` for a recipe that cannot be read or applied, `KerasError` for the classifier.
+    /// - Throws: `RecipeError` for a recipe that cannot be read or applied, `SurgeryError` for a classifier with several
+    ///   outputs and none chosen, and what `classifier` throws (`KerasImportError` or `HDF5Error` from `KerasModel.load`).
     public func build(_ name: String, classes: Int, channels: Int, seed: UInt64? = nil) throws -> BuiltSegmenter {
         var sets = overrides + (seed.map { ["seed=\($0)"] } ?? [])
         if name == baseline { sets += ["classes=\(classes)", "input_channels=\(channels)"] }
