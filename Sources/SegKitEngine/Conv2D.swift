@@ -142,15 +142,24 @@ public final class Conv2D: Layer {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
         let g = try window(for: x.shape)
+        guard let y = convolve(x, window: g, kernel: kernel.value, bias: bias?.value.scalars, adding: addend) else { return nil }
+        return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
+    }
+
+    /// conv(x; kernel) + bias + addend over window `g`, the addend added to each
+    /// chunk of the output as it is finished, then `after` on the chunk; nil
+    /// when `addend` does not have the output's shape (an Add that broadcasts).
+    func convolve(_ x: Tensor, window g: Window2D, kernel: Tensor, bias: [Float]?, adding addend: Tensor,
+                  then after: OutputEpilogue? = nil) -> Tensor? {
         let cout = filters
         guard addend.shape == [g.batch, g.rows.output, g.cols.output, cout] else { return nil }
-        let y = addend.scalars.withUnsafeBufferPointer { a in
+        return addend.scalars.withUnsafeBufferPointer { a in
             let a = UncheckedSendable(a.baseAddress!)
-            return ConvolutionKernels.forward(x, window: g, kernel: kernel.value, groups: groups, bias: bias?.value.scalars) { p, first, pixels in
+            return ConvolutionKernels.forward(x, window: g, kernel: kernel, groups: groups, bias: bias) { p, first, pixels in
                 segkit_add(p, a.value + first * cout, p, pixels * cout)
+                after?(p, first, pixels)
             }
         }
-        return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
     }
 
     public override var isPointwiseProjection: Bool {
@@ -240,23 +249,10 @@ extension Conv2D: AddsResidual {
                                           epilogue: activation == .linear ? nil : activationEpilogue(activation))
     }
 
-    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], adding addend: Tensor, activation: Activation) throws -> Tensor {
+    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], adding addend: Tensor, activation: Activation) throws -> Tensor? {
         try expectRank(4, x, layer: self)
-        let g = try window(for: x.shape)
-        let cout = filters
-        let activate = activation == .linear ? nil : activationEpilogue(activation)
-        return addend.scalars.withUnsafeBufferPointer { a in
-            let addends = UncheckedSendable(a.baseAddress!)
-            return ConvolutionKernels.forward(x, window: g, kernel: kernel, groups: groups, bias: bias) { p, first, pixels in
-                segkit_add(p, addends.value + first * cout, p, pixels * cout)
-                activate?(p, first, pixels)
-            }
-        }
-    }
-
-    func inferenceOutputShape(for shape: [Int]) throws -> [Int] {
-        let g = try window(for: shape)
-        return [g.batch, g.rows.output, g.cols.output, filters]
+        return convolve(x, window: try window(for: x.shape), kernel: kernel, bias: bias, adding: addend,
+                        then: activation == .linear ? nil : activationEpilogue(activation))
     }
 
     /// `activation` applied to each finished chunk of this layer's output while it is in cache.

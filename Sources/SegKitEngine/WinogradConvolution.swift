@@ -29,14 +29,16 @@ enum WinogradConvolution {
     /// row), the chunks split across the workers; `epilogue` runs on each
     /// chunk's output rows while they are in cache.
     static func forward(_ x: Tensor, batch: Int, rows: WindowAxis, cols: WindowAxis, kernel: Tensor, bias: [Float]?,
-                              epilogue: OutputEpilogue?) -> Tensor {
+                        epilogue: OutputEpilogue?) -> Tensor {
         let cin = kernel.shape[2], cout = kernel.shape[3]
+        // Split across the workers by input channel: on one thread the
+        // transforms of a U-Net step cost ~3 ms while the other worker waited.
         let u = [Float](unsafeUninitializedCapacity: 16 * cin * cout) { buffer, initialized in
             let out = UncheckedSendable(buffer.baseAddress!)
             kernel.scalars.withUnsafeBufferPointer { w in
                 let ww = UncheckedSendable(w.baseAddress!)
                 Parallel.forEachRange(cin, minimumPerWorker: 8) { r in
-                    segkit_winograd_kernel(ww.value, Int32(cin), Int32(cout), Int32(cout), out.value, Int32(r.lowerBound), Int32(r.upperBound))
+                    segkit_winograd_kernel(ww.value, Int32(cin), Int32(cout), out.value, Int32(r.lowerBound), Int32(r.upperBound))
                 }
             }
             initialized = buffer.count
@@ -54,34 +56,34 @@ enum WinogradConvolution {
             x.scalars.withUnsafeBufferPointer { xp in
                 let xx = UncheckedSendable(xp.baseAddress!)
                 u.withUnsafeBufferPointer { up in
-                  bias.withBaseAddress { bp in
-                    let uu = UncheckedSendable(up.baseAddress!), bb = UncheckedSendable(bp)
-                    Parallel.forEachRange(chunks) { range in
-                        var v = [Float](repeating: 0, count: 16 * rowsPerChunk * tilesPerRow * cin)
-                        var m = [Float](repeating: 0, count: 16 * rowsPerChunk * tilesPerRow * cout)
-                        for chunk in range {
-                            let first = chunk * rowsPerChunk, last = min(first + rowsPerChunk, tileRows)
-                            let tiles = (last - first) * tilesPerRow
-                            v.withUnsafeMutableBufferPointer { vp in
-                                m.withUnsafeMutableBufferPointer { mp in
-                                    segkit_winograd_input_tiles(xx.value, Int32(cin), ra, ca, Int32(first), Int32(last), zeros, vp.baseAddress!)
-                                    for xi in 0..<16 {
-                                        BLAS.sgemm(transA: false, transB: false, m: tiles, n: cout, k: cin,
-                                                   a: vp.baseAddress! + xi * tiles * cin, lda: cin, b: uu.value + xi * cin * cout, ldb: cout,
-                                                   beta: 0, c: mp.baseAddress! + xi * tiles * cout, ldc: cout)
+                    bias.withBaseAddress { bp in
+                        let uu = UncheckedSendable(up.baseAddress!), bb = UncheckedSendable(bp)
+                        Parallel.forEachRange(chunks) { range in
+                            var v = [Float](repeating: 0, count: 16 * rowsPerChunk * tilesPerRow * cin)
+                            var m = [Float](repeating: 0, count: 16 * rowsPerChunk * tilesPerRow * cout)
+                            for chunk in range {
+                                let first = chunk * rowsPerChunk, last = min(first + rowsPerChunk, tileRows)
+                                let tiles = (last - first) * tilesPerRow
+                                v.withUnsafeMutableBufferPointer { vp in
+                                    m.withUnsafeMutableBufferPointer { mp in
+                                        segkit_winograd_input_tiles(xx.value, Int32(cin), ra, ca, Int32(first), Int32(last), zeros, vp.baseAddress!)
+                                        for xi in 0..<16 {
+                                            BLAS.sgemm(transA: false, transB: false, m: tiles, n: cout, k: cin,
+                                                       a: vp.baseAddress! + xi * tiles * cin, lda: cin, b: uu.value + xi * cin * cout, ldb: cout,
+                                                       beta: 0, c: mp.baseAddress! + xi * tiles * cout, ldc: cout)
+                                        }
+                                        segkit_winograd_output_tiles(mp.baseAddress!, Int32(cout), ra, ca, Int32(first), Int32(last), bb.value, o.value)
                                     }
-                                    segkit_winograd_output_tiles(mp.baseAddress!, Int32(cout), ra, ca, Int32(first), Int32(last), bb.value, o.value)
                                 }
+                                guard let epilogue else { continue }
+                                // Tile rows [first, last) are output rows 2·ty, 2·ty + 1 of their images: contiguous pixels.
+                                let (n0, ty0) = (first / tilesHigh, first % tilesHigh), (n1, ty1) = ((last - 1) / tilesHigh, (last - 1) % tilesHigh)
+                                let start = (n0 * rows.output + 2 * ty0) * cols.output
+                                let end = (n1 * rows.output + min(2 * ty1 + 2, rows.output)) * cols.output
+                                epilogue(o.value + start * cout, start, end - start)
                             }
-                            guard let epilogue else { continue }
-                            // Tile rows [first, last) are output rows 2·ty, 2·ty + 1 of their images: contiguous pixels.
-                            let (n0, ty0) = (first / tilesHigh, first % tilesHigh), (n1, ty1) = ((last - 1) / tilesHigh, (last - 1) % tilesHigh)
-                            let start = (n0 * rows.output + 2 * ty0) * cols.output
-                            let end = (n1 * rows.output + min(2 * ty1 + 2, rows.output)) * cols.output
-                            epilogue(o.value + start * cout, start, end - start)
                         }
                     }
-                  }
                 }
             }
         }

@@ -59,8 +59,8 @@ void segkit_conv2d_transpose_direct(const float *dy, int cdy, segkit_axis rows, 
                                     const float *skip, int cskip, const float *wskip);
 
 /// The transform of the HWIO 3x3 kernel w's input channels [ci_begin, ci_end)
-/// into u ([16][cin][cout_padded], zeros in the padding).
-void segkit_winograd_kernel(const float *w, int cin, int cout, int cout_padded, float *u, int ci_begin, int ci_end);
+/// into u ([16][cin][cout]: one sgemm operand per ξ).
+void segkit_winograd_kernel(const float *w, int cin, int cout, float *u, int ci_begin, int ci_end);
 /// Winograd F(2x2, 3x3) for a 3x3, stride-1, undilated convolution: the input
 /// transform of the tile rows [begin, end) of the n·⌈output rows/2⌉ (tile row
 /// t: output rows 2t and 2t + 1 of its image) into v: [16][count][cin], count =

@@ -29,14 +29,11 @@ protocol ReadsZeroPadding: FoldsBatchNormalization {
 /// the same pass: Conv2D (the last convolution of a ResNet or MobileNetV2 block).
 protocol AddsResidual: FoldsBatchNormalization {
     /// activation(conv(x; kernel) + bias + addend) in inference: `inferenceOutput`
-    /// with `addend` (the output's shape, NHWC) added to each chunk of the output
-    /// before the activation, while the chunk is in cache.
+    /// with `addend` added to each chunk of the output before the activation,
+    /// while the chunk is in cache; nil when `addend` does not have the
+    /// output's shape (NHWC).
     /// - Throws: `EngineError` when `x` does not fit the layer.
-    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], adding addend: Tensor, activation: Activation) throws -> Tensor
-
-    /// The output shape for an input of shape `shape` (NHWC).
-    /// - Throws: `EngineError` when the shape does not fit the layer.
-    func inferenceOutputShape(for shape: [Int]) throws -> [Int]
+    func inferenceOutput(_ x: Tensor, kernel: Tensor, bias: [Float], adding addend: Tensor, activation: Activation) throws -> Tensor?
 }
 
 /// The execution plan's rule for Conv → BatchNormalization (→ Add) (→ Activation), the
@@ -129,9 +126,7 @@ struct BatchNormalizationFold {
         guard let residual, let addend, let adder = conv as? AddsResidual else {
             return try conv.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, activation: act)
         }
-        if try adder.inferenceOutputShape(for: x.shape) == addend.shape {
-            return try adder.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, adding: addend, activation: act)
-        }
+        if let y = try adder.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, adding: addend, activation: act) { return y }
         // An Add that broadcasts: its own pass, in its operands' order.
         let z = try conv.inferenceOutput(x, kernel: weights.kernel, bias: weights.bias, activation: .linear)
         let operands = graph.nodes[residual.add].inputs.map { $0 == normalization ? z : addend }
