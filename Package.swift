@@ -5,6 +5,7 @@ let package = Package(
     name: "SegKit",
     products: [
         .library(name: "SegKitEngine", targets: ["SegKitEngine"]),
+        .library(name: "SegKitSupport", targets: ["SegKitSupport"]),
         .library(name: "HDF5", targets: ["HDF5"]),
         .library(name: "SegKitKeras", targets: ["SegKitKeras"]),
         .library(name: "SegKit", targets: ["SegKit"]),
@@ -23,7 +24,10 @@ let package = Package(
         .systemLibrary(name: "CLibJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CZlibGzip", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
-        .target(name: "HDF5", dependencies: ["CHDF5"]),
+        // JSON, atomic writes, scratch files and the error convention every
+        // other target shares.
+        .target(name: "SegKitSupport"),
+        .target(name: "HDF5", dependencies: ["CHDF5", "SegKitSupport"]),
         // libpng reports errors by longjmp, which Swift cannot catch: reading and
         // writing live in C, which keeps every jump inside it.
         .target(name: "CPNG", dependencies: ["CLibPNG"]),
@@ -34,17 +38,17 @@ let package = Package(
         .target(name: "CKernels"),
         .target(
             name: "SegKitEngine",
-            dependencies: ["COpenBLAS", "CKernels"]
+            dependencies: ["COpenBLAS", "CKernels", "SegKitSupport"]
         ),
         .target(
             name: "SegKitKeras",
-            dependencies: ["SegKitEngine", "HDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+            dependencies: ["SegKitSupport", "SegKitEngine", "HDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
-        .target(name: "SegKit", dependencies: ["SegKitEngine", "SegKitKeras", "HDF5", "CZlibGzip", "CPNG", "CJPEG", .product(name: "Yams", package: "Yams")]),
+        .target(name: "SegKit", dependencies: ["SegKitSupport", "SegKitEngine", "SegKitKeras", "HDF5", "CZlibGzip", "CPNG", "CJPEG", .product(name: "Yams", package: "Yams")]),
         .executableTarget(
             name: "segkit",
             dependencies: [
-                "SegKit", "SegKitEngine", "SegKitKeras", "HDF5",
+                "SegKit", "SegKitSupport", "SegKitEngine", "SegKitKeras", "HDF5",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,16 +56,16 @@ let package = Package(
         // through the `segkit` binary in child processes.
         .executableTarget(
             name: "segkit-fuzz",
-            dependencies: ["SegKit", "SegKitEngine", "SegKitKeras", "HDF5", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
+            dependencies: ["SegKit", "SegKitSupport", "SegKitEngine", "SegKitKeras", "HDF5", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]
         ),
         .testTarget(name: "SegKitEngineTests", dependencies: ["SegKitEngine"]),
         .testTarget(name: "SystemLibraryTests", dependencies: ["CHDF5", "COpenBLAS", "SegKitEngine"]),
         .testTarget(name: "HDF5Tests", dependencies: ["HDF5", "CHDF5"]),
         // The Keras-written fixtures and Keras's expected outputs, shared by the test targets.
-        .target(name: "TestFixtures", dependencies: ["SegKitKeras", "SegKitEngine", "HDF5"], path: "Tests/TestFixtures"),
-        .testTarget(name: "SegKitKerasTests", dependencies: ["SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
-        .testTarget(name: "SegKitTests", dependencies: ["SegKit", "SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
+        .target(name: "TestFixtures", dependencies: ["SegKitSupport", "SegKitKeras", "SegKitEngine", "HDF5"], path: "Tests/TestFixtures"),
+        .testTarget(name: "SegKitKerasTests", dependencies: ["SegKitSupport", "SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
+        .testTarget(name: "SegKitTests", dependencies: ["SegKitSupport", "SegKit", "SegKitKeras", "SegKitEngine", "HDF5", "TestFixtures"]),
         // Runs the built `segkit` binary: exit codes and messages as a user sees them.
-        .testTarget(name: "SegKitCLITests", dependencies: ["segkit", "SegKitEngine", "SegKit", "SegKitKeras", "HDF5"]),
+        .testTarget(name: "SegKitCLITests", dependencies: ["SegKitSupport", "segkit", "SegKitEngine", "SegKit", "SegKitKeras", "HDF5"]),
     ]
 )

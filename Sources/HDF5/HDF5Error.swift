@@ -1,8 +1,9 @@
+import SegKitSupport
 import Foundation
 
 /// Every libhdf5 failure, as a Swift error naming the file and the object.
 /// (HDF5's own error stack printing is switched off; see `HDF5Library`.)
-public struct HDF5Error: Error, LocalizedError, Equatable {
+public struct HDF5Error: SegKitError, Equatable {
     public let file: String
     /// The object path inside the file ("/model_weights/conv1"), or "" for the file itself.
     public let object: String

@@ -1,14 +1,15 @@
+import SegKitSupport
 import Foundation
 
 /// A malformed option value: which option, its whole value, the bad part and
 /// what was expected there.
-public struct SpecError: Error, Equatable, CustomStringConvertible {
+public struct SpecError: SegKitError, Equatable {
     public let option: String
     public let text: String
     public let part: String
     public let expected: String
 
-    public var description: String {
+    public var errorDescription: String? {
         part == text ? "\(option) '\(text)': \(expected)" : "\(option) '\(text)': '\(part)' \(expected)"
     }
 }

@@ -1,5 +1,5 @@
+import SegKitSupport
 import Foundation
-import SegKitKeras
 
 /// What SegKit reads back from a segmenter's `segkit.json` (see
 /// `BuiltSegmenter.metadata` for what it writes), each value checked against

@@ -1,15 +1,14 @@
+import SegKitSupport
 import Foundation
 
 /// Errors the engine reports instead of crashing: each names the op or layer
 /// and says what was expected and what was found.
-public enum EngineError: Error, Equatable, LocalizedError, CustomStringConvertible {
+public enum EngineError: SegKitError, Equatable {
     case shapeMismatch(op: String, expected: String, found: String)
     case invalidArgument(op: String, message: String)
     case graph(String)
     /// A kernel's scratch memory could not be allocated (what was running).
     case outOfMemory(String)
-
-    public var description: String { errorDescription ?? "engine error" }
 
     public var errorDescription: String? {
         switch self {

@@ -1,3 +1,4 @@
+import SegKitSupport
 /// Where a node's pixels sit in the input image along one spatial axis: the
 /// coordinate bookkeeping of Long et al., "Fully Convolutional Networks for
 /// Semantic Segmentation" (§3.1 and the crop layers of §4.2), derived layer by
@@ -47,9 +48,17 @@ public struct AxisGeometry: Equatable, Sendable {
     }
 }
 
-/// Why a node has no geometry at some input size.
-public enum GeometryError: Error, Equatable {
+/// Why a node has no geometry at some input size. `Graph.geometry` turns it
+/// into an `EngineError` naming the node; alone it names the sizes.
+public enum GeometryError: SegKitError, Equatable {
+    /// An axis of `size` pixels under a window that needs `needed`.
     case tooSmall(size: Int, needed: Int)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .tooSmall(size, needed): return "expected at least \(needed) pixels, found \(size)"
+        }
+    }
 }
 
 /// Both spatial axes of a 4-D (NHWC) node.

@@ -1,8 +1,9 @@
+import SegKitSupport
 import Foundation
 
 /// What can go wrong reading a Keras file, each naming the file, the layer (or
 /// weight), what was expected and what was found.
-public enum KerasImportError: Error, LocalizedError, Equatable {
+public enum KerasImportError: SegKitError, Equatable {
     case unsupportedLayer(name: String, className: String, file: String, reason: String)
     case unsupportedOption(layer: String, className: String, option: String, value: String, file: String)
     case invalidConfig(file: String, message: String)

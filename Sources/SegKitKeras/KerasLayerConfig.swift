@@ -1,3 +1,4 @@
+import SegKitSupport
 import SegKitEngine
 
 /// The Keras 3 class name and config that recreate an engine layer, the inverse
@@ -165,14 +166,13 @@ struct KerasLayerConfig {
     }
 }
 
-public enum KerasExportError: Error, Equatable, CustomStringConvertible {
+/// A layer Keras has no form for; files that cannot be written throw `FileError`.
+public enum KerasExportError: SegKitError, Equatable {
     case inexpressible(layer: String, reason: String)
-    case io(file: String, message: String)
 
-    public var description: String {
+    public var errorDescription: String? {
         switch self {
         case let .inexpressible(layer, reason): return "cannot write layer '\(layer)' as Keras: \(reason)"
-        case let .io(file, message): return "\(file): \(message)"
         }
     }
 }

@@ -1,3 +1,4 @@
+import SegKitSupport
 import SegKitEngine
 
 /// Builds the engine layer for one Keras layer config, given its input shapes

@@ -1,3 +1,4 @@
+import SegKitSupport
 /// A reference to one output tensor of one application of a layer, as Keras's
 /// `inbound_nodes` and `input_layers` write it: (layer name, node index, tensor index).
 struct TensorRef: Equatable {

@@ -1,3 +1,4 @@
+import SegKitSupport
 /// Tensor arithmetic saved in a model config, lowered to the Keras layers that
 /// compute the same thing. tf_keras writes `x + 3`, `x * (1/6)`, `tf.nn.relu6(x)`
 /// as TFOpLambda layers (`config.function` = "__operators__.add", "math.multiply",

@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 import HDF5
 import SegKitEngine
@@ -133,7 +134,7 @@ public struct KerasWriter {
         try weights.withPath { try writeVars(layers, to: $0) }
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create) } catch {
-            throw KerasExportError.io(file: path, message: "cannot create the archive: \(error.localizedDescription)")
+            throw FileError(file: path, "cannot create the archive: \(error.localizedDescription)")
         }
         let metadataJSON: JSONValue = ["keras_version": .string(Self.kerasVersion), "date_saved": .string(ISO8601DateFormatter().string(from: Date())),
                                        "writer": "segkit"]
@@ -154,7 +155,7 @@ public struct KerasWriter {
                 }
             }
         } catch {
-            throw KerasExportError.io(file: path, message: "cannot write the archive: \(error.localizedDescription)")
+            throw FileError(file: path, "cannot write the archive: \(error.localizedDescription)")
         }
     }
 

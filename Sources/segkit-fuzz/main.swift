@@ -1,3 +1,4 @@
+import SegKitSupport
 import CHDF5
 import Foundation
 import SegKitEngine

@@ -1,3 +1,4 @@
+import SegKitSupport
 import ArgumentParser
 import Foundation
 import SegKit
@@ -274,12 +275,12 @@ extension Bench {
         let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         if p.terminationReason == .uncaughtSignal {
-            throw ModelFileError(description: "\(file): the benchmark's process ended by signal \(p.terminationStatus)")
+            throw ModelFileError(message: "\(file): the benchmark's process ended by signal \(p.terminationStatus)")
         }
         guard p.terminationStatus == 0 else {
             let text = message.split(separator: "\n").first.map(String.init) ?? "failed (exit \(p.terminationStatus))"
             let reason = text.hasPrefix("Error: ") ? String(text.dropFirst(7)) : text
-            throw ModelFileError(description: reason.contains(file) ? reason : "\(file): \(reason)")
+            throw ModelFileError(message: reason.contains(file) ? reason : "\(file): \(reason)")
         }
         FileHandle.standardError.write(Data(message.utf8))
         return try loadJSON(out)

@@ -1,3 +1,4 @@
+import SegKitSupport
 import ArgumentParser
 import Foundation
 import SegKit
@@ -99,8 +100,8 @@ func naming<T>(_ file: String?, _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let e as SurgeryError {
-        throw ModelFileError(description: file.map { "\($0): \(e)" } ?? "\(e)")
+        throw ModelFileError(message: file.map { "\($0): \(e)" } ?? "\(e)")
     } catch let e as RecipeError {
-        throw ModelFileError(description: file.map { "\($0): \(e)" } ?? "\(e)")
+        throw ModelFileError(message: file.map { "\($0): \(e)" } ?? "\(e)")
     }
 }

@@ -1,3 +1,4 @@
+import SegKitSupport
 import ArgumentParser
 import Foundation
 import SegKit

@@ -1,3 +1,4 @@
+import SegKitSupport
 import ArgumentParser
 import SegKit
 import SegKitEngine

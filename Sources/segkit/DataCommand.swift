@@ -1,8 +1,8 @@
+import SegKitSupport
 import ArgumentParser
 import Foundation
 import HDF5
 import SegKit
-import SegKitKeras
 
 /// `segkit data fashion-canvas`: writes the running example as an HDF5 file.
 struct DataCommand: ParsableCommand {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import SegKit
-import SegKitKeras
 
 /// `segkit demo`: the main job on the built-in running example, nothing to supply.
 struct Demo: ParsableCommand {

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import SegKit
 import SegKitEngine
-import SegKitKeras
 
 /// `segkit eval`: segmentation metrics of a segmenter on labelled data.
 struct Eval: ParsableCommand {

@@ -1,9 +1,9 @@
+import SegKitSupport
 import ArgumentParser
 import Foundation
 import HDF5
 import SegKit
 import SegKitEngine
-import SegKitKeras
 
 /// `segkit forward`: the model's output (and named layers' outputs) for an HDF5
 /// input, in inference mode: the contract tests and other tools compare with Keras.

@@ -1,3 +1,4 @@
+import SegKitSupport
 import ArgumentParser
 import Foundation
 import SegKitKeras
@@ -28,8 +29,10 @@ func loadModel(_ path: String, config: String? = nil) throws -> KerasModel {
     return try KerasModel.load(path, configPath: config)
 }
 
-struct ModelFileError: Error, CustomStringConvertible {
-    let description: String
+/// A model file a child process could not read: its own error, signal or time-out.
+struct ModelFileError: SegKitError {
+    let message: String
+    var errorDescription: String? { message }
 }
 
 /// Runs `segkit ARGUMENTS` (a hidden check command reading `file` completely)
@@ -55,14 +58,14 @@ func checkInChildProcess(_ arguments: [String], file path: String) throws {
     if finished.wait(timeout: deadline) == .timedOut {
         child.terminate()
         kill(child.processIdentifier, SIGKILL)
-        throw ModelFileError(description: "\(path): reading it did not finish within \(Int(seconds)) s (a damaged HDF5 structure can make libhdf5 loop); refused")
+        throw ModelFileError(message: "\(path): reading it did not finish within \(Int(seconds)) s (a damaged HDF5 structure can make libhdf5 loop); refused")
     }
     let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     if child.terminationReason == .uncaughtSignal {
-        throw ModelFileError(description: "\(path): libhdf5 crashed reading it (signal \(child.terminationStatus): a damaged HDF5 structure); refused")
+        throw ModelFileError(message: "\(path): libhdf5 crashed reading it (signal \(child.terminationStatus): a damaged HDF5 structure); refused")
     }
     guard child.terminationStatus == 0 else {
         let text = message.split(separator: "\n").first.map(String.init) ?? "cannot be read"
-        throw ModelFileError(description: text.hasPrefix("Error: ") ? String(text.dropFirst(7)) : text)
+        throw ModelFileError(message: text.hasPrefix("Error: ") ? String(text.dropFirst(7)) : text)
     }
 }

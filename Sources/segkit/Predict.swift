@@ -1,8 +1,8 @@
+import SegKitSupport
 import ArgumentParser
 import Foundation
 import SegKit
 import SegKitEngine
-import SegKitKeras
 
 /// `segkit predict`: a class-id mask PNG and a colour overlay PNG per image.
 struct Predict: ParsableCommand {

@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 import Testing
 import SegKitKeras

@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 import SegKitEngine
 import SegKitKeras
@@ -143,27 +144,29 @@ public enum EncoderBenchmark {
     static func inputChannels(_ graph: Graph, file: String, size: Int) throws -> Int {
         let inputs = graph.inputIndices.compactMap { graph.nodes[$0].layer as? InputLayer }
         guard inputs.count == 1, inputs[0].shape.count == 4, let channels = inputs[0].shape[3] else {
-            throw EncoderBenchmarkError(description: "\(file): expected a classifier with one image input (batch, height, width, channels), "
+            throw EncoderBenchmarkError(message: "\(file): expected a classifier with one image input (batch, height, width, channels), "
                                         + "found input(s) \(inputs.map { describe($0.shape) }.joined(separator: ", "))")
         }
         let declared = inputs[0].shape
         if let h = declared[1], let w = declared[2], h != size || w != size {
-            throw EncoderBenchmarkError(description: "\(file): the classifier takes \(h)x\(w) images (its input layer), not --size \(size) (\(size)x\(size))"
+            throw EncoderBenchmarkError(message: "\(file): the classifier takes \(h)x\(w) images (its input layer), not --size \(size) (\(size)x\(size))"
                                         + (h == w ? ": give --size \(h)" : "; the bench measures square images only"))
         }
         do {
             let source = try withoutInputResizing(graph)
             _ = try ClassifierHead.find(in: source, shapes: try source.staticShapes())
         } catch let SurgeryError.severalOutputs(names) {
-            throw EncoderBenchmarkError(description: "\(file): expected a classifier with one output, found \(names.count) (\(names.joined(separator: ", ")))")
+            throw EncoderBenchmarkError(message: "\(file): expected a classifier with one output, found \(names.count) (\(names.joined(separator: ", ")))")
         } catch let e as SurgeryError {
-            throw EncoderBenchmarkError(description: "\(file): expected a classifier (class scores after a global pooling or a Flatten), found none: \(e)")
+            throw EncoderBenchmarkError(message: "\(file): expected a classifier (class scores after a global pooling or a Flatten), found none: \(e)")
         }
         return channels
     }
 }
 
 /// A file `segkit bench --encoders` cannot measure, and why.
-public struct EncoderBenchmarkError: Error, CustomStringConvertible {
-    public let description: String
+public struct EncoderBenchmarkError: SegKitError {
+    /// The file, what was expected and what was found.
+    public let message: String
+    public var errorDescription: String? { message }
 }

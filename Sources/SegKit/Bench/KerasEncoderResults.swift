@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 import SegKitKeras
 
@@ -15,18 +16,18 @@ public struct KerasEncoderResults {
     public init(path: String) throws {
         self.path = path
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw EncoderBenchmarkError(description: "--compare-with \(path): cannot read the file (expected encoder_bench.py's JSON lines)")
+            throw EncoderBenchmarkError(message: "--compare-with \(path): cannot read the file (expected encoder_bench.py's JSON lines)")
         }
         var lines: [String: JSONValue] = [:]
         for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where line.hasPrefix("{") {
             let value = try? JSONValue.parse(Data(line.utf8), source: path)
             guard let name = value?["backbone"]?.string else {
-                throw EncoderBenchmarkError(description: "\(path) line \(number + 1): expected a JSON object with a \"backbone\" name (a line of encoder_bench.py), found \(line.prefix(80))")
+                throw EncoderBenchmarkError(message: "\(path) line \(number + 1): expected a JSON object with a \"backbone\" name (a line of encoder_bench.py), found \(line.prefix(80))")
             }
             lines[name] = value
         }
         guard !lines.isEmpty else {
-            throw EncoderBenchmarkError(description: "--compare-with \(path): expected encoder_bench.py's JSON lines (one {\"backbone\": …} object per line), found none")
+            throw EncoderBenchmarkError(message: "--compare-with \(path): expected encoder_bench.py's JSON lines (one {\"backbone\": …} object per line), found none")
         }
         self.lines = lines
     }
@@ -67,10 +68,10 @@ public struct KerasEncoderResults {
     /// - Throws: `EncoderBenchmarkError` when the file has no line for `backbone`, or the script's run of it failed.
     public func line(for backbone: String) throws -> JSONValue {
         guard let keras = lines[backbone] else {
-            throw EncoderBenchmarkError(description: "--compare-with \(path): no line for backbone '\(backbone)' (it has \(lines.keys.sorted().joined(separator: ", "))); name the files with --names")
+            throw EncoderBenchmarkError(message: "--compare-with \(path): no line for backbone '\(backbone)' (it has \(lines.keys.sorted().joined(separator: ", "))); name the files with --names")
         }
         if let error = keras["error"]?.string {
-            throw EncoderBenchmarkError(description: "--compare-with \(path): the script's run of '\(backbone)' failed: \(error.prefix(300))")
+            throw EncoderBenchmarkError(message: "--compare-with \(path): the script's run of '\(backbone)' failed: \(error.prefix(300))")
         }
         return keras
     }

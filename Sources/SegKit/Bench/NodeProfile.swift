@@ -1,5 +1,5 @@
+import SegKitSupport
 import SegKitEngine
-import SegKitKeras
 
 /// Where a forward pass's time goes, node by node, and how close the heavy
 /// nodes come to the machine's limits (`segkit bench --encoders`).

@@ -1,3 +1,4 @@
+import SegKitSupport
 import CZlibGzip
 import Foundation
 
@@ -44,12 +45,12 @@ public struct IDXFile {
     }
 }
 
-public enum DataError: Error, Equatable, CustomStringConvertible {
+public enum DataError: SegKitError, Equatable {
     case badFile(String, String)
     case badSample(String, String)
     case notFound(String)
 
-    public var description: String {
+    public var errorDescription: String? {
         switch self {
         case let .badFile(f, m): return "\(f): \(m)"
         case let .badSample(where_, m): return "\(where_): \(m)"

@@ -1,7 +1,7 @@
+import SegKitSupport
 import Foundation
 import HDF5
 import SegKitEngine
-import SegKitKeras
 
 /// Images and per-pixel class masks of one size: images as uint8 (scaled when
 /// batched) or float32, N x H x W x C; masks N x H x W class ids.

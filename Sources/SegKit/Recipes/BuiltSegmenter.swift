@@ -1,5 +1,5 @@
+import SegKitSupport
 import SegKitEngine
-import SegKitKeras
 
 /// A segmenter graph and what SegKit needs to run and describe it.
 public struct BuiltSegmenter {

@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 import Yams
 
@@ -160,12 +161,12 @@ extension Recipe {
     }
 }
 
-public enum RecipeError: Error, Equatable, CustomStringConvertible {
+public enum RecipeError: SegKitError, Equatable {
     case notFound(name: String, known: [String])
     case invalid(recipe: String, message: String)
     case incompatible(recipe: String, message: String)
 
-    public var description: String {
+    public var errorDescription: String? {
         switch self {
         case let .notFound(name, known): return "no recipe '\(name)'; built-in recipes: \(known.joined(separator: ", "))"
         case let .invalid(recipe, message): return "recipe \(recipe): \(message)"

@@ -1,5 +1,5 @@
+import SegKitSupport
 import Foundation
-import SegKitKeras
 
 /// Distinct colours per class for overlays, legends and reports; the
 /// background class is drawn as the image itself.

@@ -1,6 +1,6 @@
+import SegKitSupport
 import Foundation
 import SegKitEngine
-import SegKitKeras
 
 /// Writes a comparison's report: `index.html` (one self-contained page, inline
 /// SVG charts, images as PNG files beside it), `results.json` and `results.csv`.

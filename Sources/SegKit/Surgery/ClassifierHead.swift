@@ -1,14 +1,15 @@
+import SegKitSupport
 import SegKitEngine
 
 /// What went wrong rewriting a graph, naming the layer.
-public enum SurgeryError: Error, Equatable, CustomStringConvertible {
+public enum SurgeryError: SegKitError, Equatable {
     case noClassifierHead(String)
     case unsupported(layer: String, reason: String)
     /// A model with several outputs: which one is the classifier's must be chosen (`--output NAME`).
     case severalOutputs([String])
     case noSuchOutput(String, outputs: [String])
 
-    public var description: String {
+    public var errorDescription: String? {
         switch self {
         case let .noClassifierHead(m): return "cannot convolutionalize: \(m)"
         case let .unsupported(layer, reason): return "cannot convolutionalize layer '\(layer)': \(reason)"

@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 import SegKitEngine
 
@@ -20,8 +21,9 @@ struct CachedCrops {
     private var origins: [Int: (rows: [(Int, [Int: Int])], cols: [(Int, [Int: Int])])] = [:]
 
     /// Why crops cannot come from the cache.
-    struct Obstacle: Error, CustomStringConvertible {
-        let description: String
+    struct Obstacle: SegKitError {
+        let message: String
+        var errorDescription: String? { message }
     }
 
     /// - Throws: `Obstacle` saying why (an image smaller than the crop, a cached
@@ -34,14 +36,14 @@ struct CachedCrops {
         var sizes: [Int: (Int, Int)] = [:]
         for n in nodes {
             guard let g = gc[n], g.integerStride != nil else {
-                throw Obstacle(description: "the cached map '\(graph.nodes[n].name)' is on no integer grid")
+                throw Obstacle(message: "the cached map '\(graph.nodes[n].name)' is on no integer grid")
             }
             sizes[n] = (g.rows.size, g.cols.size)
         }
         windowSize = sizes.mapValues { (rows: $0.0, cols: $0.1) }
         for (h, w, _) in data.sizeCounts {
             guard h >= crop.height, w >= crop.width else {
-                throw Obstacle(description: "an image of \(w)x\(h) is smaller than the \(crop.width)x\(crop.height) crop")
+                throw Obstacle(message: "an image of \(w)x\(h) is smaller than the \(crop.width)x\(crop.height) crop")
             }
             let pf = try runner.sizeRule.placement(height: h, width: w)
             let gf = try graph.geometry(height: h + pf.padTop + pf.padBottom, width: w + pf.padLeft + pf.padRight)
@@ -64,7 +66,7 @@ struct CachedCrops {
             }
             let rows = axis(0, length: h, window: crop.height, padFull: pf.padTop, padCrop: pc.padTop)
             let cols = axis(1, length: w, window: crop.width, padFull: pf.padLeft, padCrop: pc.padLeft)
-            guard !rows.isEmpty, !cols.isEmpty else { throw Obstacle(description: "no crop of a \(w)x\(h) image lines up with the cached maps") }
+            guard !rows.isEmpty, !cols.isEmpty else { throw Obstacle(message: "no crop of a \(w)x\(h) image lines up with the cached maps") }
             origins[h << 32 | w] = (rows, cols)
         }
     }

@@ -1,4 +1,4 @@
-import SegKitKeras
+import SegKitSupport
 
 /// The figures `segkit eval --json` prints (and `compare` stores).
 public struct EvaluationReport {

@@ -1,8 +1,8 @@
+import SegKitSupport
 import CKernels
 import Foundation
 import HDF5
 import SegKitEngine
-import SegKitKeras
 
 /// The frozen-encoder feature cache: when nothing before the trainable layers
 /// can change between epochs (no trainable parameter upstream, no dropout, no

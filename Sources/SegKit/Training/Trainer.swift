@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 import HDF5
 import SegKitEngine
@@ -33,13 +34,13 @@ public protocol TrainingObserver: AnyObject {
     func epochFinished(_ record: EpochRecord, improved: Bool)
 }
 
-public enum TrainingError: Error, Equatable, CustomStringConvertible {
+public enum TrainingError: SegKitError, Equatable {
     case nonFiniteLoss(epoch: Int, step: Int, loss: Float)
     case nothingToTrain
     case interrupted(epoch: Int, step: Int)
     case badState(String)
 
-    public var description: String {
+    public var errorDescription: String? {
         switch self {
         case let .nonFiniteLoss(epoch, step, loss):
             return "the loss became \(loss) at epoch \(epoch), step \(step); stopped, the last good checkpoint is kept (try a lower --lr)"

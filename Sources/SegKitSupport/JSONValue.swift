@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 
 /// A parsed JSON document (Keras configs), with the small accessors the
@@ -34,9 +35,14 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     /// Parses `data`, refusing oversized or absurdly nested documents before
     /// handing them to Foundation's parser.
+    /// - Parameters:
+    ///   - data: UTF-8 JSON text (RFC 8259).
+    ///   - source: the file (or the part of one) it came from, for messages.
+    /// - Throws: `FileError` naming `source` when the text is over `maxBytes`,
+    ///   nests deeper than `maxDepth` or is not JSON.
     public static func parse(_ data: Data, source: String) throws -> JSONValue {
         guard data.count <= maxBytes else {
-            throw KerasImportError.invalidConfig(file: source, message: "the JSON config is \(data.count) bytes, over the \(maxBytes)-byte limit")
+            throw FileError(file: source, "the JSON config is \(data.count) bytes, over the \(maxBytes)-byte limit")
         }
         var depth = 0, deepest = 0, inString = false, escaped = false
         for byte in data {
@@ -51,13 +57,13 @@ public indirect enum JSONValue: Equatable, Sendable {
             default: break
             }
             if deepest > maxDepth {
-                throw KerasImportError.invalidConfig(file: source, message: "the JSON config nests deeper than \(maxDepth) levels")
+                throw FileError(file: source, "the JSON config nests deeper than \(maxDepth) levels")
             }
         }
         do {
             return try JSONDecoder().decode(JSONValue.self, from: data)
         } catch {
-            throw KerasImportError.invalidConfig(file: source, message: "the config is not valid JSON (\(error.localizedDescription))")
+            throw FileError(file: source, "the config is not valid JSON (\(error.localizedDescription))")
         }
     }
 }

@@ -1,3 +1,4 @@
+import SegKitSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -17,13 +18,15 @@ public final class ScratchFile: @unchecked Sendable {
     private let descriptor: Int32
     static let prefix = "segkit-scratch-"
 
+    /// Creates an empty file only this user can read, in `directory`.
+    /// - Throws: `FileError` when the file cannot be created there.
     public init(directory: String = NSTemporaryDirectory()) throws {
         let folder = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         removeFilesOfEndedProcesses(in: folder, prefix: Self.prefix)
         path = folder + "/" + Self.prefix + "\(getpid())-\(UUID().uuidString)"
         descriptor = open(path, O_RDWR | O_CREAT | O_EXCL, 0o600)
         guard descriptor >= 0 else {
-            throw HDF5Error(file: folder, object: "", "cannot create a scratch file there: \(String(cString: strerror(errno)))")
+            throw FileError(file: folder, "cannot create a scratch file there: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -45,23 +48,25 @@ public final class ScratchFile: @unchecked Sendable {
     }
 
     /// Appends `bytes` (for data produced in pieces, like an archive entry).
+    /// - Throws: `FileError` when the disk refuses the write.
     public func append(_ bytes: UnsafeRawBufferPointer) throws {
         var done = 0
         while done < bytes.count {
             let n = write(descriptor, bytes.baseAddress! + done, bytes.count - done)
-            guard n > 0 else { throw HDF5Error(file: path, object: "", "cannot be written: \(String(cString: strerror(errno)))") }
+            guard n > 0 else { throw FileError(file: path, "cannot be written: \(String(cString: strerror(errno)))") }
             done += n
         }
     }
 
     /// `count` bytes from `offset` (fewer at the end of the file).
+    /// - Throws: `FileError` when the read fails.
     public func read(offset: Int, count: Int) throws -> Data {
         var data = Data(count: count)
         var done = 0
         try data.withUnsafeMutableBytes { buffer in
             while done < count {
                 let n = pread(descriptor, buffer.baseAddress! + done, count - done, off_t(offset + done))
-                guard n >= 0 else { throw HDF5Error(file: path, object: "", "cannot be read: \(String(cString: strerror(errno)))") }
+                guard n >= 0 else { throw FileError(file: path, "cannot be read: \(String(cString: strerror(errno)))") }
                 if n == 0 { break }
                 done += n
             }

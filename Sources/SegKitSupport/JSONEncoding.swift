@@ -17,7 +17,8 @@ extension JSONValue {
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal, quotes included (RFC 8259, section 7).
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -46,9 +47,12 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
     }
     public init(nilLiteral: ()) { self = .null }
 
-    static func int(_ i: Int) -> JSONValue { .number(Double(i)) }
-    static func float(_ f: Float) -> JSONValue { .number(Double(f)) }
-    static func pair(_ p: (Int, Int)) -> JSONValue { [.int(p.0), .int(p.1)] }
+    /// An integer as a JSON number.
+    public static func int(_ i: Int) -> JSONValue { .number(Double(i)) }
+    /// A float as a JSON number (widened exactly to `Double`).
+    public static func float(_ f: Float) -> JSONValue { .number(Double(f)) }
+    /// A pair (a kernel size, a stride) as a two-number array, Keras's form.
+    public static func pair(_ p: (Int, Int)) -> JSONValue { [.int(p.0), .int(p.1)] }
 }
 
 /// A config value in a message prints as the JSON it was in the file, never as
