@@ -270,6 +270,10 @@ public final class ActivationLayer: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        ActivationLayer(name: name, activation, kerasKind: kerasKind)
+    }
+
     public override var kind: String { kerasKind }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { inputShapes[0] }

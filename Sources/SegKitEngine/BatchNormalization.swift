@@ -41,6 +41,11 @@ public final class BatchNormalization: Layer {
         super.init(name: name, parameters: [g, b].compactMap { $0 } + [mm, mv])
     }
 
+    override func makeCopy() throws -> Layer {
+        try BatchNormalization(name: name, channels: channels, momentum: momentum, epsilon: epsilon, gamma: gamma?.value, beta: beta?.value,
+                               movingMean: movingMean.value, movingVariance: movingVariance.value)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         if let c = s.last ?? nil, c != channels {

@@ -54,6 +54,11 @@ public final class Conv2D: Layer {
         super.init(name: name, parameters: [k] + (b.map { [$0] } ?? []))
     }
 
+    override func makeCopy() throws -> Layer {
+        try Conv2D(name: name, kernel: kernel.value, bias: bias?.value, strides: strides, padding: padding, dilation: dilation,
+                   groups: groups, activation: activation, kernelName: kernel.name)
+    }
+
     var inputChannels: Int { kernel.shape[2] * groups }
 
     /// 1x1, stride 1, no groups: the patch matrix is the input itself.

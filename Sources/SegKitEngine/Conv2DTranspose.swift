@@ -48,6 +48,11 @@ public final class Conv2DTranspose: Layer {
         super.init(name: name, parameters: [k] + (b.map { [$0] } ?? []))
     }
 
+    override func makeCopy() throws -> Layer {
+        try Conv2DTranspose(name: name, kernel: kernel.value, bias: bias?.value, strides: strides, padding: padding,
+                            outputPadding: outputPadding, dilation: dilation, activation: activation)
+    }
+
     var inputChannels: Int { kernel.shape[3] }
 
     func outputLength(_ input: Int, axis: Int) -> Int {

@@ -22,6 +22,10 @@ public final class Dense: Layer {
         super.init(name: name, parameters: [k] + (b.map { [$0] } ?? []))
     }
 
+    override func makeCopy() throws -> Layer {
+        try Dense(name: name, kernel: kernel.value, bias: bias?.value, activation: activation)
+    }
+
     var inputUnits: Int { kernel.shape[0] }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {

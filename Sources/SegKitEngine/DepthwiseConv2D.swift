@@ -47,6 +47,10 @@ public final class DepthwiseConv2D: Layer {
         super.init(name: name, parameters: [k] + (b.map { [$0] } ?? []))
     }
 
+    override func makeCopy() throws -> Layer {
+        try DepthwiseConv2D(name: name, kernel: kernel.value, bias: bias?.value, strides: strides, padding: padding, dilation: dilation, activation: activation)
+    }
+
     var inputChannels: Int { kernel.shape[2] }
 
     func window(for shape: [Int]) throws -> Window2D {

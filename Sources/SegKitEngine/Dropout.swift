@@ -23,6 +23,14 @@ public final class Dropout: Layer {
         super.init(name: name)
     }
 
+    /// The copy continues this layer's random stream where it stands, as a
+    /// freshly imported layer that never ran would start it.
+    override func makeCopy() throws -> Layer {
+        let c = try Dropout(name: name, rate: rate, perChannel: perChannel, noiseShape: noiseShape)
+        c.generator = generator
+        return c
+    }
+
     public override var kind: String { perChannel ? "SpatialDropout2D" : "Dropout" }
 
     public override var trainingChangesOutput: Bool { true }

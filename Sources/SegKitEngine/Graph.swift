@@ -60,6 +60,29 @@ public final class Graph {
 
     public func index(of name: String) -> Int? { indexByName[name] }
 
+    /// A graph with the same nodes, inputs and outputs whose layers are copies
+    /// (`Layer.copy()`): a layer applied at several nodes stays one shared layer
+    /// in the copy. Freezing, unfreezing or training the copy leaves this graph
+    /// as it was, so surgery can start from one imported classifier many times.
+    ///
+    /// - Throws: `EngineError.invalidArgument` for a layer that cannot be copied.
+    public func copy() throws -> Graph {
+        let g = Graph()
+        var copies: [ObjectIdentifier: Layer] = [:]
+        for node in nodes {
+            if node.layer is InputLayer {
+                g.inputIndices.append(try g.append(Node(name: node.name, layer: try node.layer.copy(), inputs: [])))
+            } else {
+                let id = ObjectIdentifier(node.layer)
+                let layer = try copies[id] ?? node.layer.copy()
+                copies[id] = layer
+                try g.add(layer, inputs: node.inputs, nodeName: node.name)
+            }
+        }
+        g.outputIndices = outputIndices
+        return g
+    }
+
     /// Every distinct layer, in the order first applied.
     public var layers: [Layer] {
         var seen = Set<ObjectIdentifier>()
@@ -107,6 +130,10 @@ public final class InputLayer: Layer {
     init(name: String, shape: StaticShape) {
         self.shape = shape
         super.init(name: name)
+    }
+
+    override func makeCopy() throws -> Layer {
+        InputLayer(name: name, shape: shape)
     }
 
     public override var inputArity: Int? { 0 }

@@ -60,6 +60,26 @@ public class Layer {
         self.parameters = parameters
     }
 
+    /// A layer equal to this one that shares no state with it: the same kind,
+    /// name and configuration, its own parameters holding this one's values
+    /// (tensors are copied on write) and this one's trainability, no gradients.
+    /// Training or freezing either one leaves the other as it was.
+    ///
+    /// - Throws: `EngineError.invalidArgument` for a layer kind with no copy
+    ///   (every engine layer has one).
+    public final func copy() throws -> Layer {
+        let c = try makeCopy()
+        c.isTrainable = isTrainable
+        for (mine, theirs) in zip(parameters, c.parameters) { theirs.isTrainable = mine.isTrainable }
+        return c
+    }
+
+    /// A new layer of this kind and configuration whose parameters hold this
+    /// layer's values: what `copy()` builds on. Every layer overrides it.
+    func makeCopy() throws -> Layer {
+        throw EngineError.invalidArgument(op: kind, message: "cannot be copied")
+    }
+
     /// How many inputs the layer takes (nil: two or more, as the merge layers).
     public var inputArity: Int? { 1 }
 

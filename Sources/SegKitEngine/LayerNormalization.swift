@@ -25,6 +25,10 @@ public final class LayerNormalization: Layer {
         super.init(name: name, parameters: [g, b].compactMap { $0 })
     }
 
+    override func makeCopy() throws -> Layer {
+        try LayerNormalization(name: name, channels: channels, epsilon: epsilon, gamma: gamma?.value, beta: beta?.value)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         if let c = s.last ?? nil, c != channels {

@@ -19,6 +19,10 @@ public final class ElementwiseMerge: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        ElementwiseMerge(name: name, operation)
+    }
+
     public override var kind: String { operation.rawValue }
     public override var inputArity: Int? { operation == .subtract ? 2 : nil }
     public override var isMerge: Bool { true }
@@ -279,6 +283,10 @@ public final class Concatenate: Layer {
     public init(name: String, axis: Int = -1) {
         self.axis = axis
         super.init(name: name)
+    }
+
+    override func makeCopy() throws -> Layer {
+        Concatenate(name: name, axis: axis)
     }
 
     public override var inputArity: Int? { nil }

@@ -11,6 +11,10 @@ public final class PReLU: Layer {
         super.init(name: name, parameters: [self.alpha])
     }
 
+    override func makeCopy() throws -> Layer {
+        PReLU(name: name, alpha: alpha.value)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         guard s.count == alpha.value.rank + 1,

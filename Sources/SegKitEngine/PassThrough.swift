@@ -16,6 +16,10 @@ public final class PassThrough: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        PassThrough(name: name, kerasClass: kerasClass, config: config)
+    }
+
     public override var kind: String { kerasClass }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { inputShapes[0] }

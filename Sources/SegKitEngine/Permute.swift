@@ -12,6 +12,10 @@ public final class Permute: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        try Permute(name: name, dims: dims)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         guard s.count == dims.count + 1 else {

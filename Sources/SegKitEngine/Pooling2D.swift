@@ -27,6 +27,10 @@ public final class Pooling2D: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        try Pooling2D(name: name, reduction, poolSize: poolSize, strides: strides, padding: padding)
+    }
+
     public override var kind: String { reduction == .max ? "MaxPooling2D" : "AveragePooling2D" }
 
     func window(for x: Tensor) throws -> Window2D {
@@ -173,6 +177,10 @@ public final class GlobalPooling2D: Layer {
         self.reduction = reduction
         self.keepDims = keepDims
         super.init(name: name)
+    }
+
+    override func makeCopy() throws -> Layer {
+        GlobalPooling2D(name: name, reduction, keepDims: keepDims)
     }
 
     public override var kind: String { reduction == .max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D" }

@@ -12,6 +12,10 @@ public final class Rescaling: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        try Rescaling(name: name, scale: scale, offset: offset)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { inputShapes[0] }
 
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
@@ -45,6 +49,10 @@ public final class Normalization: Layer {
         self.variance = Parameter(name: "variance", value: variance, trainable: false, canTrain: false)
         self.sampleCount = Parameter(name: "count", value: count, trainable: false, canTrain: false)
         super.init(name: name, parameters: [self.mean, self.variance, self.sampleCount])
+    }
+
+    override func makeCopy() throws -> Layer {
+        try Normalization(name: name, mean: mean.value, variance: variance.value, count: sampleCount.value)
     }
 
     /// Keras divides by max(√variance, epsilon) with its float32 epsilon 1e-7.

@@ -15,6 +15,10 @@ public final class Reshape: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        try Reshape(name: name, target: target)
+    }
+
     private init(flattenNamed name: String) {
         self.target = nil
         super.init(name: name)

@@ -17,6 +17,10 @@ public final class Resizing: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        try Resizing(name: name, height: height, width: width, interpolation: interpolation)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -94,6 +98,10 @@ public final class CenterCrop: Layer {
         self.height = height
         self.width = width
         super.init(name: name)
+    }
+
+    override func makeCopy() throws -> Layer {
+        try CenterCrop(name: name, height: height, width: width)
     }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {

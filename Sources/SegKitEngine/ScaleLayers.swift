@@ -9,6 +9,10 @@ public final class LayerScale: Layer {
         super.init(name: name, parameters: [self.gamma])
     }
 
+    override func makeCopy() throws -> Layer {
+        LayerScale(name: name, gamma: gamma.value)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         if let c = s.last ?? nil, c != gamma.value.count {
@@ -49,6 +53,10 @@ public final class ScaledResidual: Layer {
     public init(name: String, scale: Float) {
         self.scale = scale
         super.init(name: name)
+    }
+
+    override func makeCopy() throws -> Layer {
+        ScaledResidual(name: name, scale: scale)
     }
 
     public override var kind: String { "CustomScaleLayer" }

@@ -27,6 +27,12 @@ public final class SeparableConv2D: Layer {
         super.init(name: name, parameters: dw.parameters + pw.parameters)
     }
 
+    override func makeCopy() throws -> Layer {
+        try SeparableConv2D(name: name, depthwiseKernel: depthwise.kernel.value, pointwiseKernel: pointwise.kernel.value,
+                            bias: pointwise.bias?.value, strides: depthwise.strides, padding: depthwise.padding,
+                            dilation: depthwise.dilation, activation: pointwise.activation)
+    }
+
     public override var isTrainable: Bool {
         didSet {
             depthwise.isTrainable = isTrainable

@@ -10,6 +10,10 @@ public final class ZeroPadding2D: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        ZeroPadding2D(name: name, rows: rows, cols: cols)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -39,6 +43,10 @@ public final class Cropping2D: Layer {
         self.rows = rows
         self.cols = cols
         super.init(name: name)
+    }
+
+    override func makeCopy() throws -> Layer {
+        Cropping2D(name: name, rows: rows, cols: cols)
     }
 
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {

@@ -19,6 +19,10 @@ public final class UpSampling2D: Layer {
         super.init(name: name)
     }
 
+    override func makeCopy() throws -> Layer {
+        try UpSampling2D(name: name, size: size, interpolation: interpolation)
+    }
+
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)

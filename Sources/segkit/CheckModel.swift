@@ -12,7 +12,7 @@ struct CheckModel: ParsableCommand {
 
     func run() throws {
         let loaded = try KerasModel.load(model.model, configPath: model.config)
-        if let state = loaded.trainingState { _ = try TrainingState.read(from: state) }
+        try Checkpoint.check(loaded)
     }
 }
 

@@ -108,8 +108,8 @@ struct Compare: ParsableCommand {
         training.inputScale = try data.inputScale.map(InputScaling.init(parsing:)) ?? .defaultScaling(for: probe.graph)
         var comparison = Comparison(recipes: recipes.split(separator: ",").map(String.init), baseline: baseline == "none" ? nil : baseline,
                                     labelCounts: counts, training: training, recipeFolder: folder) {
-            // A fresh copy per contender; the file already passed the child-process check when `probe` was loaded.
-            try KerasModel.load(classifier, configPath: config)
+            // The one import: every contender is built on its own copy of it.
+            probe
         }
         comparison.seeds = seeds
         // Runs trained elsewhere are read before anything trains: a bad --add-run fails in seconds, not after the comparison.
@@ -218,7 +218,7 @@ struct AddedRun {
             name = given ?? (trimmed as NSString).lastPathComponent
         } else {
             segmenter = path
-            let companion = Train.companions(of: path).1
+            let companion = Checkpoint.companions(of: path).history
             history = FileManager.default.fileExists(atPath: companion) ? companion : nil
             name = given ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         }

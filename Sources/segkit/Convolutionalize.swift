@@ -23,15 +23,14 @@ struct Convolutionalize: ParsableCommand {
 
     func run() throws {
         let m = try model.load()
-        let (fcn, stages) = try naming(model.model) {
+        let (fcn, stages, classes) = try naming(model.model) {
             let classifier = try output.map { try selectingOutput(m.graph, named: $0) } ?? m.graph
-            return (try convolutionalize(classifier), try encoderStages(classifier))
+            return (try convolutionalize(classifier), try encoderStages(classifier), try segmentationClasses(of: classifier))
         }
-        let metadata: JSONValue = [
-            "segkit": "convolutionalize", "source": .string(model.model),
-            "stages": .array(stages.map { ["stride": .number(Double($0.stride)), "layer": .string($0.name)] }),
-        ]
-        try KerasWriter(graph: fcn, name: m.name + "_fcn", metadata: metadata).write(to: out)
+        var metadata = SegmenterMetadata(classes: classes)
+        metadata.source = model.model
+        metadata.stages = stages.map { .init(stride: $0.stride, layer: $0.name) }
+        try KerasWriter(graph: fcn, name: m.name + "_fcn", metadata: metadata.json).write(to: out)
         let shape = try fcn.staticShapes()[fcn.outputIndices[0]]
         print("wrote \(out): \(m.name) convolutionalized, output \(describe(shape)) at 1/\(stages.last?.stride ?? 1) of the input size")
     }

@@ -101,7 +101,7 @@ struct ExportTraining: ParsableCommand {
 
         // A quote written as \u0027: the settings can then never close the script's r'''…''' string (a class name, a path).
         let json = JSONValue.object(settings).jsonText.replacingOccurrences(of: "'", with: "\\u0027")
-        try KerasWriter(graph: model.graph, name: model.name, metadata: file.metadata).write(to: scratch + "/segmenter.keras")
+        try KerasWriter(graph: model.graph, name: model.name, metadata: file.stored.json).write(to: scratch + "/segmenter.keras")
         let script = template.replacingOccurrences(of: Self.marker, with: "CONFIG = json.loads(r'''\(json)''')")
         try script.write(toFile: scratch + "/train.py", atomically: false, encoding: .utf8)
         try Self.readme(settings: settings, command: settings["command"]?.string ?? "").write(toFile: scratch + "/README.md", atomically: false, encoding: .utf8)

@@ -20,8 +20,9 @@ func printSummary(_ m: KerasModel) throws {
         if !m.dtypePolicies.isEmpty {
             print("dtype policy \(m.dtypePolicies.joined(separator: ", ")) in the file: SegKit computes in float32 with the file's weights")
         }
-        if let meta = m.segkitMetadata, let recipe = meta["recipe"]?.string {
-            print("SegKit segmenter: recipe \(recipe), \(meta["classes"]?.int ?? 0) classes, output \(meta["output"]?.string ?? "?"), inputs padded to multiples of \(meta["total_stride"]?.int ?? 1)")
+        // A summary shows what it can: a damaged segkit.json is for the commands that use it to refuse.
+        if let meta = try? SegmenterMetadata(json: m.segkitMetadata, outputChannels: nil, file: ""), let recipe = meta.recipe {
+            print("SegKit segmenter: recipe \(recipe), \(meta.classes) classes, output \(meta.output ?? "?"), inputs padded to multiples of \(meta.totalStride ?? 1)")
         }
         let rows = m.summaryRows.map { r -> [String] in
             let state = KerasModel.isIdentityAtInference(r.className) ? "identity at inference"

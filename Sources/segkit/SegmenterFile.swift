@@ -20,8 +20,6 @@ struct SegmenterFile {
     /// The names of classes nobody named: class_0, class_1, …
     static func defaultNames(_ classes: Int) -> [String] { (0..<classes).map { "class_\($0)" } }
 
-    var metadata: JSONValue { model.segkitMetadata ?? [:] }
-
     /// The segmenter at any input size, by the stored alignment (`SizeRule`):
     /// sizes are the stored reference size plus multiples of the total stride.
     var runner: Segmenter {

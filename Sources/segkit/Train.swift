@@ -24,8 +24,7 @@ struct Train: ParsableCommand {
     func run() throws {
         let start = resume ?? segmenter
         let file = try SegmenterFile(start)
-        let (model, meta, classes) = (file.model, file.metadata, file.classes)
-        let (last, history) = Self.companions(of: out)
+        let (model, classes) = (file.model, file.classes)
         try Self.checkWritable(out)
         let (config, loaded, train, val, _) = try training.prepare(file: file, data: data)
         print("Training \(model.name) on \(train.count) sample(s) of \(data.data) (\(sizeSummary(train))), validating on \(val?.count ?? 0); "
@@ -33,36 +32,24 @@ struct Train: ParsableCommand {
         print(batchingSummary(train, config))
         let trainer = try Trainer(graph: model.graph, classes: classes, config: config, runner: file.runner)
         if resume != nil {
-            guard let state = model.trainingState else { throw ValidationError("\(start) holds no training state (use NAME.last.keras)") }
-            try trainer.restore(from: state)
+            try Checkpoint.resume(trainer, from: model, file: start)
             print("Resuming at epoch \(trainer.epoch + 1), step \(trainer.step)")
         }
-        var metadata = meta.object ?? [:]
-        metadata["input_scale"] = .string(config.inputScale.description)
+        var metadata = file.stored
+        metadata.inputScale = config.inputScale
         // The data's class names, when the segmenter had none of its own.
         if let names = loaded.classes?.names, names.count == classes, file.classNames == SegmenterFile.defaultNames(classes) {
-            metadata["class_names"] = .array(names.map(JSONValue.string))
+            metadata.classNames = names
         }
-        if let background = config.backgroundClass, background < classes { metadata["background_class"] = .number(Double(background)) }
+        if let background = config.backgroundClass, background < classes { metadata.background = background }
+        let run = Checkpoint(best: out, modelName: model.name, metadata: metadata)
+        let (last, history) = (run.last, run.history)
         let interrupt = InterruptFlag()
         interrupt.install()
         trainer.shouldStop = { interrupt.isRaised }
-        let save = { (t: Trainer, path: String, withState: Bool) throws in
-            var writer = KerasWriter(graph: t.graph, name: model.name, metadata: .object(metadata))
-            if withState {
-                let state = try ScratchFile()
-                try state.withPath { try t.saveState(to: $0) }
-                writer.extraFiles = ["segkit_state.h5": state]
-            }
-            try writer.write(to: path)
-            try writeAtomically(history) { p in
-                try ([EpochRecord.csvHeader] + t.history.map(\.csvLine)).joined(separator: "\n").appending("\n")
-                    .write(toFile: p, atomically: false, encoding: .utf8)
-            }
-        }
         do {
             _ = try trainer.fit(train: train, val: val, observer: ProgressPrinter(batchSize: training.batch),
-                                checkpoint: { try save($0, last, true) }, improved: { try save($0, out, false) })
+                                checkpoint: run.saveLast, improved: run.saveBest)
         } catch let e as TrainingError {
             // Interrupted is not success: the conventional status of a run ended by SIGINT.
             if case .interrupted = e { print("\(e)\nresume with: segkit train \(segmenter) … --resume \(last) --out \(out)"); throw ExitCode(130) }
@@ -71,12 +58,6 @@ struct Train: ParsableCommand {
         let best = val == nil ? String(format: "Lowest training loss %.4f", -trainer.bestScore)
                               : String(format: "Best val mIoU %.4f", trainer.bestScore)
         print("\(best) → \(out); checkpoint \(last); history \(history); peak memory \(Int(Benchmarks.peakRSSMiB)) MiB")
-    }
-
-    /// NAME.keras → (NAME.last.keras, NAME.history.csv).
-    static func companions(of out: String) -> (String, String) {
-        let base = out.hasSuffix(".keras") ? String(out.dropLast(6)) : out
-        return (base + ".last.keras", base + ".history.csv")
     }
 
     /// Fails before training, not after it, when the output folder is not writable.

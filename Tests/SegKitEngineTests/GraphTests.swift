@@ -251,6 +251,40 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
         }
     }
 
+    @Test func aCopyComputesTheSameAndTrainingOrFreezingItLeavesTheOriginal() throws {
+        let net = try SkipNet(seed: 21)
+        net.up.isTrainable = false
+        // conv2 applied a second time: a shared layer must stay one layer in the copy.
+        let again = try net.graph.add(net.conv2, inputs: [net.graph.index(of: "bn")!], nodeName: "conv2_again")
+        net.graph.outputIndices.append(again)
+        let copy = try net.graph.copy()
+        #expect(copy.nodes.map(\.name) == net.graph.nodes.map(\.name) && copy.outputIndices == net.graph.outputIndices)
+        #expect(copy.layers.count == net.graph.layers.count, "conv2 stays one shared layer")
+        let mine = Set(net.graph.parameters.map(ObjectIdentifier.init))
+        #expect(copy.parameters.allSatisfy { !mine.contains(ObjectIdentifier($0)) })
+        #expect(copy.parameters.map(\.isTrainable) == net.graph.parameters.map(\.isTrainable))
+        var data = TestData(seed: 22)
+        let x = data.normal([2, 8, 8, 2])
+        let before = try net.graph.forward([x]).outputs(of: net.graph).map(\.scalars)
+        #expect(try copy.forward([x]).outputs(of: copy).map(\.scalars) == before)
+
+        for layer in copy.layers { layer.isTrainable = !layer.isTrainable }
+        for p in copy.parameters { p.value.scalars[0] += 1 }
+        #expect(!net.up.isTrainable && net.conv1.isTrainable && net.conv1.kernel.isTrainable && !net.up.kernel.isTrainable)
+        #expect(try net.graph.forward([x]).outputs(of: net.graph).map(\.scalars) == before)
+    }
+
+    @Test func aCopiedDropoutContinuesTheRandomStreamWhereTheOriginalStands() throws {
+        let g = Graph()
+        let x = try g.addInput(name: "in", shape: [nil, 64])
+        g.outputIndices = [try g.add(try Dropout(name: "drop", rate: 0.5, seed: 9), inputs: [x])]
+        let ones = Tensor(repeating: 1, shape: [1, 64])
+        _ = try g.forward([ones], mode: .training)
+        let copy = try g.copy()
+        let next = try g.forward([ones], mode: .training).outputs(of: g)[0].scalars
+        #expect(try copy.forward([ones], mode: .training).outputs(of: copy)[0].scalars == next)
+    }
+
     @Test func inferenceKeepsOnlyRequestedIntermediates() throws {
         let net = try SkipNet(seed: 8)
         var data = TestData(seed: 9)

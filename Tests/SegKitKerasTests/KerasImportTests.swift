@@ -25,6 +25,19 @@ import TestFixtures
     }
 
     @Test(arguments: Fixtures.cases)
+    func aCopyOfEveryImportedModelGivesItsOutputsAndSharesNoParameter(_ c: Fixtures.Case) throws {
+        let model = try Fixtures.load(c)
+        let expected = try Fixtures.expected(c)
+        let copy = try model.graph.copy()
+        #expect(zip(copy.layers, model.graph.layers).allSatisfy { $0.kind == $1.kind && $0.name == $1.name && $0 !== $1 })
+        #expect(copy.parameters.map(\.isTrainable) == model.graph.parameters.map(\.isTrainable))
+        let mine = Set(model.graph.parameters.map(ObjectIdentifier.init))
+        #expect(copy.parameters.allSatisfy { !mine.contains(ObjectIdentifier($0)) })
+        let original = try model.graph.forward([expected.input]).outputs(of: model.graph)
+        #expect(try copy.forward([expected.input]).outputs(of: copy).map(\.scalars) == original.map(\.scalars), "\(c)")
+    }
+
+    @Test(arguments: Fixtures.cases)
     func parameterCountsEqualKeras(_ c: Fixtures.Case) throws {
         let model = try Fixtures.load(c)
         let expected = try Fixtures.expected(c)

@@ -160,6 +160,24 @@ func randomImages(_ shape: [Int], seed: UInt64 = 1) -> Tensor {
         #expect(try Recipe.load("unet-pretrained", overrides: ["unfreeze={stages: 1}"], recipeFolder: recipeFolder).unfreezeStages == 1)
     }
 
+    @Test(arguments: classifierRecipes)
+    func buildingLeavesTheClassifierAsItWasAndSharesNoParameterWithIt(_ name: String) throws {
+        let model = try KerasModel.load(Fixtures.path("plain_cnn.k3.keras"))
+        let flags = model.graph.parameters.map(\.isTrainable)
+        let values = model.graph.parameters.map(\.value.scalars)
+        let recipe = try Recipe.load(name, overrides: ["unfreeze={stages: 1}"], recipeFolder: recipeFolder)
+        // Two builds from one import, as `compare` does.
+        for _ in 0..<2 {
+            let seg = try SegmenterBuilder(recipe: recipe).build(classifier: model.graph)
+            let imported = Set(model.graph.parameters.map(ObjectIdentifier.init))
+            #expect(seg.graph.parameters.allSatisfy { !imported.contains(ObjectIdentifier($0)) })
+            for p in seg.graph.parameters { p.value.scalars[0] += 1 }   // as training would
+            for l in seg.graph.layers { l.isTrainable.toggle() }
+        }
+        #expect(model.graph.parameters.map(\.isTrainable) == flags)
+        #expect(model.graph.parameters.map(\.value.scalars) == values)
+    }
+
     @Test func unfreezingTheTopStageMakesOnlyItTrainable() throws {
         let (seg, _) = try build("unet-pretrained", "plain_cnn.k3.keras", ["unfreeze={stages: 1}"])
         let conv3 = try #require(seg.graph.layers.first { $0.name == "conv3" })

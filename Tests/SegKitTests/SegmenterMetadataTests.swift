@@ -34,4 +34,23 @@ import SegKitKeras
         #expect(m.classes == 3 && m.referenceSize == nil && m.totalStride == 8 && m.classNames == ["class_0", "class_1", "class_2"])
         #expect(try SegmenterMetadata(json: nil, outputChannels: 5, file: "k.h5").classes == 5)
     }
+
+    @Test func everyStoredValueReadsBackAsItWasWritten() throws {
+        var m = SegmenterMetadata(classes: 3, classNames: ["sky", "road", "car"])
+        m.recipe = "fcn-8s"
+        m.decoder = "fcn"
+        m.totalStride = 32
+        m.output = "logits"
+        m.referenceSize = (224, 240)
+        m.stages = [.init(stride: 8, layer: "block3_pool", offset: [3.5, 3.5], receptiveField: [44, 44])]
+        m.inputScale = .symmetric
+        m.background = 0
+        let json = m.json
+        #expect(json["total_stride"]?.int == 32 && json["reference_size"] == [224, 240] && json["background_class"]?.int == 0)
+        #expect(try SegmenterMetadata(json: json, outputChannels: 3, file: "seg.keras") == m)
+        var unaligned = SegmenterMetadata(classes: 2)
+        unaligned.source = "classifier.h5"
+        #expect(unaligned.json["reference_size"] == .null)
+        #expect(try SegmenterMetadata(json: unaligned.json, outputChannels: 2, file: "fcn.keras") == unaligned)
+    }
 }

@@ -117,7 +117,8 @@ public enum Benchmarks {
     /// one epoch over `epochSamples` samples with and without the feature cache.
     public static func skipTrain(classifier: () throws -> KerasModel, recipeFolder: String, options: Options) throws -> JSONValue {
         let recipe = try Recipe.load("transposed-skips", recipeFolder: recipeFolder)
-        let seg = try SegmenterBuilder(recipe: recipe).build(classifier: try classifier().graph)
+        let imported = try classifier().graph
+        let seg = try SegmenterBuilder(recipe: recipe).build(classifier: imported)
         let profiler = LayerProfiler()
         seg.graph.profiler = profiler
         let optimizer = Adam(learningRate: 1e-3)
@@ -132,7 +133,7 @@ public enum Benchmarks {
                                        pixels: (0..<(n * 128 * 128)).map { _ in Float(rng.next() % 256) },
                                        masks: (0..<(n * 128 * 128)).map { _ in Int32(rng.next() % 11) }, isByteValued: true)
         for cached in [true, false] {
-            let fresh = try SegmenterBuilder(recipe: recipe).build(classifier: try classifier().graph)
+            let fresh = try SegmenterBuilder(recipe: recipe).build(classifier: imported)
             var config = TrainingConfig()
             config.epochs = 2
             config.batchSize = 32

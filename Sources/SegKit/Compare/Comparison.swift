@@ -90,8 +90,11 @@ public struct Comparison {
     /// Runs per (contender, N), each with its own seed. A contender with nothing
     /// to train (a heatmap) gives the same result for every seed and runs once.
     public var seeds = 1
-    /// Loads a fresh copy of the classifier for every contender (none shares weights).
+    /// Loads the classifier; called once, at the first contender that needs it.
+    /// Every contender is built on its own copy of that one import
+    /// (`SegmenterBuilder` copies), so none shares weights or frozen flags.
     public var classifier: () throws -> KerasModel
+    private let imported = ImportedClassifier()
 
     public init(recipes: [String], baseline: String?, labelCounts: [Int], training: TrainingConfig, recipeFolder: String,
                 classifier: @escaping () throws -> KerasModel) {
@@ -117,7 +120,7 @@ public struct Comparison {
         var sets = overrides + (seed.map { ["seed=\($0)"] } ?? [])
         if name == baseline { sets += ["classes=\(classes)", "input_channels=\(channels)"] }
         let recipe = try Recipe.load(name, overrides: sets, recipeFolder: recipeFolder)
-        return try SegmenterBuilder(recipe: recipe).build(classifier: name == baseline ? nil : try classifier().graph)
+        return try SegmenterBuilder(recipe: recipe).build(classifier: name == baseline ? nil : try imported.graph(loading: classifier))
     }
 
     /// Trains every contender on the first N samples of `train` for every N and
@@ -177,5 +180,19 @@ public struct Comparison {
     public static func evaluate(_ seg: BuiltSegmenter, _ data: any LabelledImages, classes: Int, scale: InputScaling, batch: Int,
                                 ignoreLabel: Int32? = nil) throws -> ConfusionMatrix {
         try Evaluator(runner: seg.runner, classes: classes, inputScale: scale, batchSize: batch, ignoreLabel: ignoreLabel).evaluate(data).matrix
+    }
+}
+
+/// The comparison's one import of the classifier, read when first needed.
+private final class ImportedClassifier {
+    private var graph: Graph?
+
+    /// The graph `load` gives, loading it on the first call only.
+    /// - Throws: what `load` throws (`KerasImportError`, `HDF5Error`).
+    func graph(loading load: () throws -> KerasModel) throws -> Graph {
+        if let graph { return graph }
+        let g = try load().graph
+        graph = g
+        return g
     }
 }

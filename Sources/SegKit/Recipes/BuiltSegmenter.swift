@@ -33,17 +33,20 @@ public struct BuiltSegmenter {
     /// Runs the segmenter at any input size.
     public var runner: Segmenter { Segmenter(graph: graph, totalStride: totalStride, referenceSize: referenceSize) }
 
-    /// SegKit's metadata, stored beside the Keras model (`segkit.json`).
-    public var metadata: JSONValue {
-        ["segkit_version": "0.1.0", "recipe": .string(recipe.name), "decoder": .string(recipe.decoder.rawValue),
-         "classes": .number(Double(classes)),
-         "class_names": .array((classNames.count == classes ? classNames : (0..<classes).map { "class_\($0)" }).map { .string($0) }),
-         "total_stride": .number(Double(totalStride)), "output": .string(output),
-         "reference_size": referenceSize.map { .array([.number(Double($0.height)), .number(Double($0.width))]) } ?? .null,
-         "stages": .array(stages.map {
-             ["stride": .number(Double($0.stride)), "layer": .string($0.name),
-              "offset": .array([.number($0.offsetRows), .number($0.offsetCols)]),
-              "receptive_field": .array([.number(Double($0.receptiveRows)), .number(Double($0.receptiveCols))])]
-         })]
+    /// What `segkit.json` says of this segmenter.
+    public var storedMetadata: SegmenterMetadata {
+        var m = SegmenterMetadata(classes: classes, classNames: classNames)
+        m.recipe = recipe.name
+        m.decoder = recipe.decoder.rawValue
+        m.totalStride = totalStride
+        m.output = output
+        m.referenceSize = referenceSize
+        m.stages = stages.map {
+            .init(stride: $0.stride, layer: $0.name, offset: [$0.offsetRows, $0.offsetCols], receptiveField: [$0.receptiveRows, $0.receptiveCols])
+        }
+        return m
     }
+
+    /// `storedMetadata` as the document `KerasWriter` stores beside the model.
+    public var metadata: JSONValue { storedMetadata.json }
 }

@@ -68,7 +68,6 @@ struct ClassScores {
             let r = try Conv2D(name: conv.name, kernel: kernel, bias: bias, strides: conv.strides,
                                padding: conv.kernelSize != (1, 1) && scoreNode > featureNode ? .same : conv.padding,
                                dilation: conv.dilation, groups: newHead || binary ? 1 : conv.groups, activation: activation)
-            r.isTrainable = newHead || conv.isTrainable
             replacement = r
         }
         // The head's k×k convolutions (a Flatten head) get `same` padding.
@@ -78,9 +77,10 @@ struct ClassScores {
             guard i > featureNode, let c = node.layer as? Conv2D, c.kernelSize != (1, 1), c.padding == .valid else { return nil }
             let same = try Conv2D(name: c.name, kernel: c.kernel.value, bias: c.bias?.value, strides: c.strides, padding: .same,
                                   dilation: c.dilation, groups: c.groups, activation: c.activation)
-            same.isTrainable = c.isTrainable
             return same
         })
+        // A new head starts from zeros: it trains whatever the classifier's layer was.
+        if newHead { replacement?.isTrainable = true }
         var x = map[scoreNode]!
         if scoreConv == nil && newHead {
             let conv = try Conv2D(name: DecoderCanvas(graph: g, reference: (1, 1)).uniqueName("segmentation_scores"),

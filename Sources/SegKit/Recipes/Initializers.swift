@@ -29,23 +29,3 @@ enum Initializer {
         return k
     }
 }
-
-/// Copies `source`'s nodes into a new graph (all, or those `include` keeps, which
-/// must be closed under inputs), sharing the layers unless `substitute` gives a
-/// replacement. Returns the graph and the node-index map.
-func replay(_ source: Graph, include: (Int) -> Bool = { _ in true },
-            substitute: (Int, Graph.Node) throws -> Layer? = { _, _ in nil },
-            inputShape: ((StaticShape) -> StaticShape)? = nil) throws -> (Graph, [Int: Int]) {
-    let g = Graph()
-    var map: [Int: Int] = [:]
-    for (i, node) in source.nodes.enumerated() where include(i) {
-        if let input = node.layer as? InputLayer {
-            map[i] = try g.addInput(name: node.name, shape: inputShape?(input.shape) ?? input.shape)
-        } else {
-            let layer = try substitute(i, node) ?? node.layer
-            map[i] = try g.add(layer, inputs: node.inputs.map { map[$0]! }, nodeName: node.name)
-        }
-    }
-    g.outputIndices = source.outputIndices.compactMap { map[$0] }
-    return (g, map)
-}

@@ -8,14 +8,16 @@ public struct SegmenterBuilder {
     public init(recipe: Recipe) { self.recipe = recipe }
 
     /// The segmenter for `classifier` (nil only for unet-scratch). Every imported
-    /// layer is kept and frozen (but those the recipe unfreezes).
+    /// layer is kept and frozen (but those the recipe unfreezes). The segmenter
+    /// is built on a copy (`Graph.copy()`): `classifier` is not changed, and one
+    /// import can serve any number of builds.
     ///
     /// - Throws: `RecipeError.incompatible` with the reason when the recipe does
     ///   not apply (a head SegKit cannot convert names its layer), `SurgeryError`
     ///   for a model with several outputs and no `output` chosen.
     public func build(classifier: Graph?) throws -> BuiltSegmenter {
         if recipe.decoder == .unetScratch { return try UNetScratch(recipe: recipe).build() }
-        guard var source = classifier else {
+        guard var source = try classifier?.copy() else {
             throw RecipeError.incompatible(recipe: recipe.name, message: "it needs a classifier (--classifier MODEL)")
         }
         if let output = recipe.output { source = try selectingOutput(source, named: output) }
@@ -38,7 +40,7 @@ public struct SegmenterBuilder {
     }
 
     /// Every imported layer is frozen, then the recipe's `unfreeze` names or top
-    /// `stages` are made trainable again.
+    /// `stages` are made trainable again. `graph` is the builder's own copy.
     func freezeImported(_ graph: Graph) {
         for l in graph.layers { l.isTrainable = false }
         for l in graph.layers where recipe.unfreeze.contains(l.name) { l.isTrainable = true }

@@ -16,13 +16,14 @@ import SegKitEngine
 ///   keeps its map: only the pooling goes;
 /// - Dropout is dropped; activations (a final softmax included, now over the
 ///   channel axis) are kept.
-/// The result takes any input size; the encoder's layers (and their weights and
-/// frozen flags) are shared with `graph`, not copied.
+/// The result takes any input size and shares nothing with `graph`, which
+/// stays as it was: its layers are copies (`Graph.copy()`), with the same
+/// weights and frozen flags.
 ///
 /// - Throws: `SurgeryError` naming the layer SegKit cannot convert, or listing the
 ///   outputs of a multi-output model (pick one with `selectingOutput(_:named:)`).
 public func convolutionalize(_ graph: Graph) throws -> Graph {
-    try ClassMapNet(graph).graph
+    try ClassMapNet(graph.copy()).graph
 }
 
 /// A convolutionalized classifier and where its class scores are made.
@@ -94,8 +95,7 @@ struct ClassMapNet {
                     headMap[readers[0]] = headMap[index]
                 }
                 let conv = try Conv2D(name: node.name, kernel: kernel, bias: bias, activation: dense.activation)
-                conv.isTrainable = dense.isTrainable
-                current = try out.add(conv, inputs: inputs, nodeName: node.name)
+                current = try out.add(substitute(conv, for: dense), inputs: inputs, nodeName: node.name)
                 headMap[index] = current
                 if let f = folded.first(where: { source.nodes[$0].inputs.contains(index) }) { headMap[f] = current }
                 score = current
