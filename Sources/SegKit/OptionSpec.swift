@@ -4,11 +4,16 @@ import Foundation
 /// A malformed option value: which option, its whole value, the bad part and
 /// what was expected there.
 public struct SpecError: SegKitError, Equatable {
+    /// The option's name, e.g. "--crop".
     public let option: String
+    /// The option's whole value, as given.
     public let text: String
+    /// The part refused (the whole value when all of it is).
     public let part: String
+    /// What was expected there: the message's end.
     public let expected: String
 
+    /// `--crop '3,x': 'x' is not a crop width: …`, or `--crop 'x': …` when the part is the whole value.
     public var errorDescription: String? {
         part == text ? "\(option) '\(text)': \(expected)" : "\(option) '\(text)': '\(part)' \(expected)"
     }
@@ -20,9 +25,12 @@ public struct SpecError: SegKitError, Equatable {
 /// lists, KEY=VALUE settings, A-B ranges and numbers in ranges. Every error
 /// quotes the option, its value and the bad part.
 public struct OptionSpec: Sendable {
+    /// The option the value belongs to, for messages ("--augment").
     public let option: String
+    /// The option's whole value, the default of what `items(of:)` splits.
     public let text: String
 
+    /// A parser for `text`, the value given to `option`.
     public init(_ option: String, _ text: String) {
         self.option = option
         self.text = text

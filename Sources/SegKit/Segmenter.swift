@@ -5,9 +5,11 @@ import SegKitEngine
 /// lives outside the Keras graph: Keras runs the saved model at the sizes the
 /// rule pads to.
 public struct Segmenter {
+    /// The segmenter network: images (N, H, W, C) in, class scores (N, H', W', K) out at stride 1.
     public let graph: Graph
     /// The encoder's total stride: the grid tiles of `tiledScores` keep.
     public let totalStride: Int
+    /// Where each image size goes in and comes out (`SizeRule`), remembered across calls.
     public let sizeRule: SizeRule
 
     /// - Parameters:
@@ -66,6 +68,8 @@ extension Segmenter {
     /// the part at least `margin` away from its borders. With a margin of at
     /// least the receptive-field radius the result equals `scores` of the
     /// margin-padded image, cropped back: no window border and no grid phase shows.
+    /// Images `x` (N, H, W, C) give scores (N, H, W, K); `tile` and `margin` are in pixels.
+    /// Overlap-tile as in Ronneberger et al., U-Net (2015), §2.
     ///
     /// - Throws: `EngineError` from the graph or the size rule.
     public func tiledScores(_ x: Tensor, tile: Int, margin: Int) throws -> Tensor {

@@ -6,12 +6,18 @@ import SegKitKeras
 /// The three workloads of `../shared/bench/keras_bench.py`, measured the same
 /// way: warm-up steps, then the median of timed steps.
 public enum Benchmarks {
+    /// The workloads' names in `keras_bench.py`'s JSON, by roman numeral.
     public static let names = ["i": "i_fcn_forward_b32", "ii": "ii_skip_segmenter_train_b32", "iii": "iii_unet_train_b16"]
 
+    /// How each workload is timed.
     public struct Options: Sendable {
+        /// Timed steps (or forward passes) per workload; the median counts. At least 1.
         public var steps = 15
+        /// Untimed steps before them (first-touch allocations, weight packing).
         public var warmup = 3
+        /// Random 128x128 samples in each of (ii)'s epochs.
         public var epochSamples = 512
+        /// `keras_bench.py`'s settings: 15 timed steps after 3 warm-up steps, epochs of 512 samples.
         public init() {}
     }
 
@@ -103,7 +109,14 @@ public enum Benchmarks {
             pass, loss: { try SoftmaxCrossEntropy()(logits: $0, labels: y) })
     }
 
-    /// (i) forward of the convolutionalized classifier + bilinear x8 to 128x128, batch 32.
+    /// (i) forward of the convolutionalized classifier + bilinear x8 to 128x128, batch 32,
+    /// on random images [32, 128, 128, 1] uniform in [0, 1). The object has the step's
+    /// seconds (`median_s_per_step`, `min_s`, `max_s`), `images_per_s`, the parameter
+    /// counts, each layer kind's `time_share`, each node's `layer_ms_per_step` and each
+    /// convolution's `conv_forward_gflops`.
+    ///
+    /// - Throws: `RecipeError` when `heatmap-bilinear` cannot be read or applied,
+    ///   `SurgeryError` for a classifier it cannot convert, `EngineError` from the graph.
     public static func fcnForward(classifier: KerasModel, recipeFolder: String, options: Options) throws -> JSONValue {
         let seg = try SegmenterBuilder(recipe: try Recipe.load("heatmap-bilinear", recipeFolder: recipeFolder)).build(classifier: classifier.graph)
         let profiler = LayerProfiler()
@@ -114,7 +127,14 @@ public enum Benchmarks {
     }
 
     /// (ii) one training step of transposed-skips on the frozen classifier, batch 32, and
-    /// one epoch over `epochSamples` samples with and without the feature cache.
+    /// one epoch over `epochSamples` samples with and without the feature cache: the
+    /// figures of `fcnForward`, and `epochN_cached_s` / `epochN_uncached_s` (the second
+    /// epoch's seconds) with `…_first_epoch_s` (the rest of the run: the first epoch and
+    /// the cache's building).
+    ///
+    /// - Throws: what `classifier` throws (`KerasImportError`, `HDF5Error`), `RecipeError`
+    ///   or `SurgeryError` when `transposed-skips` does not apply, `TrainingError` and
+    ///   `EngineError` from the runs.
     public static func skipTrain(classifier: () throws -> KerasModel, recipeFolder: String, options: Options) throws -> JSONValue {
         let recipe = try Recipe.load("transposed-skips", recipeFolder: recipeFolder)
         let imported = try classifier().graph
@@ -149,7 +169,10 @@ public enum Benchmarks {
         return try report(t, batch: 32, options: options, graph: seg.graph, profiler: profiler, extra: epochs)
     }
 
-    /// (iii) one training step of the from-scratch U-Net (16-32-64-128, bottleneck 256), batch 16.
+    /// (iii) one training step of the from-scratch U-Net (16-32-64-128, bottleneck 256), batch 16,
+    /// on random images [16, 128, 128, 1] and random masks of 11 classes; the object as `fcnForward`'s.
+    ///
+    /// - Throws: `RecipeError` when `unet-scratch` cannot be read or built, `EngineError` from the graph.
     public static func unetTrain(recipeFolder: String, options: Options) throws -> JSONValue {
         // The Keras reference U-Net has no dropout: match it.
         let recipe = try Recipe.load("unet-scratch", overrides: ["classes=11", "input_channels=1", "dropout=0"], recipeFolder: recipeFolder)

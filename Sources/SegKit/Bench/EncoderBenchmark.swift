@@ -9,9 +9,11 @@ import SegKitKeras
 /// fine-tuning epoch with and without the feature cache — plus where the
 /// classifier's forward time goes, node by node.
 public enum EncoderBenchmark {
+    /// The sizes of one encoder's measurement (`segkit bench --encoders`' options).
     public struct Options: Sendable {
         /// Input height and width.
         public var size = 224
+        /// Images per forward batch and per training step.
         public var batch = 8
         /// Random images per forward pass and per epoch.
         public var images = 64
@@ -21,6 +23,7 @@ public enum EncoderBenchmark {
         public var passes = 3
         /// Nodes in the profile.
         public var profileNodes = 12
+        /// `encoder_bench.py`'s defaults: 224x224, batch 8, 64 images, 3 epochs, 3 passes; 12 profiled nodes.
         public init() {}
     }
 
@@ -56,7 +59,8 @@ public enum EncoderBenchmark {
     ///   (each training run starts from the file's weights and a new optimizer).
     /// - Throws: `EncoderBenchmarkError` when `file` is not a one-input image
     ///   classifier that runs at `options.size`; `RecipeError` or `SurgeryError`
-    ///   when the recipe does not apply; `EngineError` or `TrainingError` from the runs.
+    ///   when the recipe does not apply; `EngineError` or `TrainingError` from the runs;
+    ///   what `load` throws (`KerasImportError`, `HDF5Error`).
     public static func run(file: String, load: () throws -> KerasModel, recipe: Recipe, options: Options) throws -> JSONValue {
         var out: [String: JSONValue] = ["file": .string(file), "size": .number(Double(options.size)), "batch": .number(Double(options.batch)),
                                         "images": .number(Double(options.images)), "epochs": .number(Double(options.epochs)),
@@ -168,5 +172,6 @@ public enum EncoderBenchmark {
 public struct EncoderBenchmarkError: SegKitError {
     /// The file, what was expected and what was found.
     public let message: String
+    /// `message`, as it is.
     public var errorDescription: String? { message }
 }

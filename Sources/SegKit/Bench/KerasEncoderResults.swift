@@ -5,6 +5,7 @@ import SegKitKeras
 /// The results of `../shared/bench/encoder_bench.py`: one JSON object per
 /// backbone, each on a line of its own (the script's table after them is skipped).
 public struct KerasEncoderResults {
+    /// The file read (`--compare-with`), for messages.
     public let path: String
     /// The script's line for each backbone, by its "backbone" name.
     public let lines: [String: JSONValue]
@@ -34,8 +35,11 @@ public struct KerasEncoderResults {
 
     /// One figure of SegKit's beside the script's Keras figure.
     public struct Ratio: Sendable {
+        /// The figure and its unit, e.g. "epoch, cached (s)".
         public let name: String
+        /// SegKit's in-process value (images/s or seconds).
         public let segkit: Double
+        /// The script's Keras value, in the same unit.
         public let keras: Double
         /// Speed of SegKit over Keras's: images/s over images/s, or Keras's seconds over SegKit's (above 1: SegKit faster).
         public let ratio: Double

@@ -4,11 +4,15 @@ import SegKitKeras
 
 /// One trained-and-evaluated contender at one labelled-set size and one seed.
 public struct ContenderResult: Sendable {
+    /// The recipe's name (or an added run's).
     public var contender: String
+    /// N: the labelled training images it had (the first N of the training set).
     public var labels: Int
     /// The seed of the run: data order, augmentation, dropout and the recipe's new weights.
     public var seed: UInt64
+    /// Scalars in the built segmenter's parameters.
     public var totalParameters: Int
+    /// Of them, the scalars training updates (0 for a weightless heatmap).
     public var trainableParameters: Int
     /// Wall-clock training time in seconds, building the feature cache included (0 when nothing was trained).
     public var trainingSeconds: Double
@@ -18,10 +22,15 @@ public struct ContenderResult: Sendable {
     public var bestEpoch: Int?
     /// Why training ended: `epochs` (it ran all it was allowed), `patience` or `budget`; nil when nothing was trained.
     public var stopReason: Trainer.StopReason?
+    /// Test pixel accuracy, 0…1 (`ConfusionMatrix.pixelAccuracy`).
     public var pixelAccuracy: Double
+    /// Test mean IoU over the classes present, 0…1 (Long et al., FCN, §5).
     public var meanIoU: Double
+    /// Test mean IoU leaving out the background class.
     public var meanIoUNoBackground: Double
+    /// Test IoU per class id; nil where the class is in neither the truth nor the prediction.
     public var perClassIoU: [Double?]
+    /// One record per epoch run: training loss, validation figures, learning rate, seconds.
     public var history: [EpochRecord]
 
     /// Epochs run (the last possibly cut short by the time budget).
@@ -81,11 +90,17 @@ extension EpochRecord {
 /// scored with its best validation epoch's weights; each (contender, N) is
 /// trained once per seed `training.seed`, `training.seed + 1`, … (`seeds` runs).
 public struct Comparison {
+    /// The recipes tried on the classifier: built-in names or .yaml paths.
     public var recipes: [String]
+    /// The from-scratch contender (a recipe without a classifier, e.g. unet-scratch); nil: none.
     public var baseline: String?
+    /// The labelled-set sizes N; each run trains on the first N training samples.
     public var labelCounts: [Int]
+    /// The settings of every run: optimizer, stopping rule, batch, input scaling, first seed.
     public var training: TrainingConfig
+    /// The folder of the built-in recipes (`Recipes/`).
     public var recipeFolder: String
+    /// `--set KEY=VALUE` overrides, applied to every contender's recipe.
     public var overrides: [String] = []
     /// Runs per (contender, N), each with its own seed. A contender with nothing
     /// to train (a heatmap) gives the same result for every seed and runs once.
@@ -96,6 +111,7 @@ public struct Comparison {
     public var classifier: () throws -> KerasModel
     private let imported = ImportedClassifier()
 
+    /// A comparison with one seed and no overrides.
     public init(recipes: [String], baseline: String?, labelCounts: [Int], training: TrainingConfig, recipeFolder: String,
                 classifier: @escaping () throws -> KerasModel) {
         self.recipes = recipes
@@ -106,6 +122,7 @@ public struct Comparison {
         self.classifier = classifier
     }
 
+    /// The recipes, then the baseline: the order of the runs and of the table.
     public var contenders: [String] { recipes + (baseline.map { [$0] } ?? []) }
 
     /// The seeds of the runs: `training.seed` and the `seeds − 1` after it.
@@ -114,8 +131,10 @@ public struct Comparison {
     /// Builds one contender: a recipe on the classifier, or the baseline from scratch;
     /// `seed` initialises the recipe's new weights.
     ///
-    /// - Throws: `RecipeError` for a recipe that cannot be read or applied, `SurgeryError` for a classifier with several
-    ///   outputs and none chosen, and what `classifier` throws (`KerasImportError` or `HDF5Error` from `KerasModel.load`).
+    /// - Throws: `RecipeError` for a recipe that cannot be read or applied, `SpecError` for a malformed
+    ///   `overrides` entry, `SurgeryError` for a classifier with several outputs and none chosen,
+    ///   `EngineError` from assembling the graph, and what `classifier` throws (`KerasImportError`
+    ///   or `HDF5Error` from `KerasModel.load`).
     public func build(_ name: String, classes: Int, channels: Int, seed: UInt64? = nil) throws -> BuiltSegmenter {
         var sets = overrides + (seed.map { ["seed=\($0)"] } ?? [])
         if name == baseline { sets += ["classes=\(classes)", "input_channels=\(channels)"] }
@@ -129,7 +148,9 @@ public struct Comparison {
     /// `observer` sees the training itself; `keep` gets each built segmenter
     /// (after training, with its best weights).
     ///
-    /// - Throws: `RecipeError`, `TrainingError`, `DataError` or `EngineError` from a run.
+    /// - Throws: what `build(_:classes:channels:seed:)` throws (`RecipeError`, `SpecError`,
+    ///   `SurgeryError`, `EngineError`, `KerasImportError`, `HDF5Error`); `TrainingError`,
+    ///   `DataError` or `EngineError` from a run.
     public func run(train: any LabelledImages, validation: any LabelledImages, test: any LabelledImages, classes: Int,
                     background: Int, progress: (String) -> Void, observer: TrainingObserver?,
                     keep: ((String, Int, UInt64, BuiltSegmenter) -> Void)? = nil) throws -> [ContenderResult] {

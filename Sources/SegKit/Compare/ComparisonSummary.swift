@@ -2,8 +2,11 @@ import Foundation
 
 /// The mean and the range of one figure over a contender's seeds.
 public struct Spread: Sendable, Equatable {
+    /// The arithmetic mean over the seeds.
     public var mean: Double
+    /// The lowest seed's value.
     public var min: Double
+    /// The highest seed's value.
     public var max: Double
 
     /// - Precondition: `values` is not empty.
@@ -23,8 +26,11 @@ public struct Spread: Sendable, Equatable {
 /// One contender at one labelled-set size over all its seeds: what the table,
 /// the charts and the verdict show.
 public struct ContenderSummary: Sendable {
+    /// The contender's name.
     public let contender: String
+    /// N: the labelled training images.
     public let labels: Int
+    /// Its runs, one per seed (one only when nothing is trained).
     public let runs: [ContenderResult]
 
     /// - Precondition: `runs` is not empty and all are of one contender and N.
@@ -34,13 +40,21 @@ public struct ContenderSummary: Sendable {
         labels = runs[0].labels
     }
 
+    /// Whether the contender trains anything (false for a weightless heatmap).
     public var trained: Bool { runs[0].trainableParameters > 0 }
+    /// Test mIoU (0…1) over the seeds.
     public var meanIoU: Spread { Spread(runs.map(\.meanIoU)) }
+    /// Test mIoU without the background class, over the seeds.
     public var meanIoUNoBackground: Spread { Spread(runs.map(\.meanIoUNoBackground)) }
+    /// Test pixel accuracy (0…1) over the seeds.
     public var pixelAccuracy: Spread { Spread(runs.map(\.pixelAccuracy)) }
+    /// Wall-clock training seconds per run, over the seeds.
     public var trainingSeconds: Spread { Spread(runs.map(\.trainingSeconds)) }
+    /// Epochs run, over the seeds.
     public var epochs: Spread { Spread(runs.map { Double($0.epochsRun) }) }
+    /// The 1-based epoch scored, over the seeds; nil when nothing is trained.
     public var bestEpoch: Spread? { trained ? Spread(runs.map { Double($0.bestEpoch ?? 0) }) : nil }
+    /// Training images per second, the mean over the runs (0 when nothing is trained).
     public var imagesPerSecond: Double { runs.map(\.imagesPerSecond).reduce(0, +) / Double(runs.count) }
     /// Each class's IoU averaged over the runs in which it is defined.
     public var perClassIoU: [Double?] {

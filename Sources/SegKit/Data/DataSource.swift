@@ -5,12 +5,24 @@ import Foundation
 /// or the generated running example, `fashion-canvas:` with optional settings
 /// `count=N,size=S,items=A-B,split=train|test,seed=K,overlap=yes`.
 public enum DataSource: Sendable {
+    /// An HDF5 file with the datasets `images` and `masks` (`SegmentationDataset.readHDF5`): its path.
     case hdf5(String)
+    /// A folder of `images/` and `masks/` paired by file name (`DatasetLayout.folder`): its path.
     case folder(String)
+    /// PASCAL VOC 2012 (`DatasetLayout.voc`): the folder and the split (train, val or trainval; default train).
     case voc(String, split: String)
+    /// Oxford-IIIT Pet (`DatasetLayout.pets`): the folder, the split (trainval, test or all; default
+    /// trainval) and what the trimaps' border pixels become (default: ignored).
     case pets(String, split: String, border: DatasetLayout.PetBorder)
+    /// The generated running example, with the settings given after `fashion-canvas:`.
     case fashionCanvas(FashionCanvas)
 
+    /// Reads a `--data` value: `fashion-canvas[:SETTINGS]`, `voc:DIR[:SPLIT]`,
+    /// `pets:DIR[:SPLIT][:border=B]`, else the path of a folder (image/mask pairs)
+    /// or of a file (HDF5). A plain path must exist; a layout's files are checked
+    /// by `open(_:)`. `fashionFolder` is where the Fashion-MNIST IDX files
+    /// are (`--fashion-dir`; nil: `FashionCanvas.defaultFolder()`).
+    ///
     /// - Throws: `SpecError` quoting the bad part of `text`, `DataError.notFound`
     ///   for a file or folder that is not there.
     public static func parse(_ text: String, fashionFolder: String? = nil) throws -> DataSource {
@@ -71,10 +83,15 @@ public enum DataSource: Sendable {
         return isFolder.boolValue ? .folder(text) : .hdf5(text)
     }
 
-    /// Opens the data for a segmenter.
+    /// Opens the data for a segmenter: every mask checked against
+    /// `request.classes`, grey images repeated into 3 channels for a colour
+    /// segmenter, faulty samples left out with `request.skipBad`; a folder whose
+    /// decoded samples exceed `request.memoryBudget` bytes is read lazily.
     ///
     /// - Throws: `DataError` naming the file (relative to the data folder), the
-    ///   sample or pixel, the value found and the option that fixes it.
+    ///   sample or pixel, the value found and the option that fixes it;
+    ///   `HDF5Error` when libhdf5 cannot read an HDF5 source or it lacks `images`
+    ///   or `masks`; Foundation's `CocoaError` when a layout's folder cannot be listed.
     public func open(_ request: DataRequest) throws -> LoadedData {
         var classes: DatasetClasses?
         if request.maskColours != nil, !({ if case .folder = self { return true }; return false }()) {
@@ -111,11 +128,17 @@ public struct DataRequest: Sendable {
     public var channels: Int?
     /// `--ignore-label` (nil: the layout's, e.g. VOC's 255).
     public var ignoreLabel: Int32?
+    /// `--mask-colors`: the path of a colour → class table (`MaskColours`) for a folder of
+    /// RGB masks; nil: mask pixels are class ids.
     public var maskColours: String?
+    /// `--skip-bad`: leave faulty samples out (listed in `LoadedData.skipped`) instead of
+    /// throwing at the first.
     public var skipBad = false
-    /// Memory for decoded samples before a folder is read lazily.
+    /// Memory, in bytes, for decoded samples before a folder is read lazily.
     public var memoryBudget = ImagePairSet.defaultMemoryBudget
 
+    /// A request; each parameter sets the property of its name, and `memoryBudget` starts at
+    /// `ImagePairSet.defaultMemoryBudget` (2 GiB).
     public init(classes: Int? = nil, channels: Int? = nil, ignoreLabel: Int32? = nil, maskColours: String? = nil, skipBad: Bool = false) {
         self.classes = classes
         self.channels = channels
@@ -127,7 +150,11 @@ public struct DataRequest: Sendable {
 
 /// Opened data, what its layout says about classes, and what was skipped or converted.
 public struct LoadedData: Sendable {
+    /// The samples: images H·W·C (raw values, 0…255 for 8-bit sources) with H·W masks, of one
+    /// size or of many.
     public var samples: any LabelledImages
+    /// What the source says about its classes (VOC's 21, Pets' 2 or 3, a `--mask-colors` table,
+    /// the canvases' 11); nil for a plain folder or an HDF5 file.
     public var classes: DatasetClasses?
     /// The ignore label in force: `--ignore-label`, else the layout's.
     public var ignoreLabel: Int32?

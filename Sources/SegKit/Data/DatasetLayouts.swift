@@ -2,6 +2,7 @@ import Foundation
 
 /// What a dataset layout says about its classes, beside its files.
 public struct DatasetClasses: Sendable, Equatable {
+    /// Class names, indexed by class id.
     public var names: [String]
     /// The background class, when the layout has one.
     public var background: Int?
@@ -18,7 +19,9 @@ public enum DatasetLayout {
     /// A folder with `images/` (PNG or JPEG) and `masks/` (PNG), paired by file
     /// name without extension. An image without a mask is a fault of that pair.
     ///
-    /// - Throws: `DataError.notFound` when the two folders or any image are missing.
+    /// - Throws: `DataError.notFound` when `images/` or `masks/` is missing or
+    ///   `images/` holds no PNG or JPEG file; Foundation's `CocoaError` when a
+    ///   folder cannot be listed.
     public static func folder(_ root: String) throws -> [ImagePair] {
         let fm = FileManager.default
         guard fm.fileExists(atPath: root + "/images"), fm.fileExists(atPath: root + "/masks") else {
@@ -37,7 +40,8 @@ public enum DatasetLayout {
 
     /// Pascal VOC 2012 (`VOCdevkit/VOC2012`, or that folder itself): the names in
     /// `ImageSets/Segmentation/SPLIT.txt`, images `JPEGImages/NAME.jpg`, palette
-    /// masks `SegmentationClass/NAME.png` (the palette index is the class; 255 the void border).
+    /// masks `SegmentationClass/NAME.png` (the palette index is the class; 255 the void border),
+    /// as the PASCAL VOC 2012 development kit lays them out (Everingham et al.).
     ///
     /// - Throws: `DataError.notFound` naming what is missing.
     public static func voc(_ dir: String, split: String) throws -> (root: String, pairs: [ImagePair], classes: DatasetClasses) {
@@ -63,10 +67,13 @@ public enum DatasetLayout {
 
     /// Oxford-IIIT Pet: `images/NAME.jpg`, trimaps `annotations/trimaps/NAME.png`
     /// (1 pet, 2 background, 3 border), the names in `annotations/SPLIT.txt`
-    /// (trainval or test; `all`: every image with a trimap). Class 0 is the pet,
-    /// 1 the background, and the border as `border` says.
+    /// (trainval or test; `all`: every image with a trimap), as the Oxford-IIIT
+    /// Pet archives unpack (Parkhi et al., 2012). Class 0 is the pet and 1 the
+    /// background, the border as `border` says; with `.class` the border is
+    /// class 1 and the background class 2.
     ///
-    /// - Throws: `DataError.notFound` naming what is missing.
+    /// - Throws: `DataError.notFound` naming what is missing; Foundation's
+    ///   `CocoaError` when `annotations/trimaps` cannot be listed (split `all`).
     public static func pets(_ dir: String, split: String, border: PetBorder) throws -> (pairs: [ImagePair], encoding: MaskEncoding, classes: DatasetClasses) {
         let fm = FileManager.default
         guard fm.fileExists(atPath: dir + "/images"), fm.fileExists(atPath: dir + "/annotations/trimaps") else {

@@ -7,25 +7,39 @@ import SegKitEngine
 /// and the background class (10) everywhere else. Training canvases use
 /// training items, test canvases test items; everything follows from the seed.
 public struct FashionCanvas: Sendable {
+    /// Fashion-MNIST's ten item classes in label order (Xiao et al., 2017), then the background.
     public static let classNames = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                                     "bag", "ankle boot", "background"]
+    /// The class of canvas pixels no item covers.
     public static let background: Int32 = 10
+    /// Classes of a canvas mask: ten items and the background.
     public static let classes = 11
 
+    /// Which Fashion-MNIST files the items come from: `train` (`train-*`, 60,000 items) or
+    /// `test` (`t10k-*`, 10,000).
     public enum Split: String, Sendable { case train, test }
 
+    /// Canvas height and width in pixels (square, at least 28).
     public var canvasSize = 128
+    /// Fewest items per canvas; each canvas draws its count uniformly from `minItems`…`maxItems`.
     public var minItems = 1
+    /// Most items per canvas (a crowded canvas gets fewer: 50 tries per item for a free spot).
     public var maxItems = 3
+    /// Canvases to generate.
     public var count = 256
+    /// The split the items come from.
     public var split: Split = .train
+    /// Seed of the item counts, positions and choices (the test split mixes in a constant).
     public var seed: UInt64 = 0
+    /// Whether items may overlap: the brighter pixel wins, and the later item's mask.
     public var allowOverlap = false
     /// Pixels with intensity above this (of 255) belong to the item: Fashion-MNIST
     /// items fade into their black background, and 32 keeps the soft edge out.
     public var threshold: UInt8 = 32
+    /// Folder of the gzipped IDX files (`--fashion-dir`); nil: `defaultFolder()`.
     public var folder: String?
 
+    /// The demo's settings: 256 training canvases of 128x128 pixels, 1–3 items each, seed 0.
     public init() {}
 
     /// Where Debian's `dataset-fashion-mnist` put the IDX files: its file list, then the usual path.
@@ -53,7 +67,14 @@ public struct FashionCanvas: Sendable {
         return (images, labels)
     }
 
-    /// Generates `count` canvases (grey, one channel, 0…255).
+    /// Generates `count` canvases (grey, one channel, 0…255): images
+    /// [count, canvasSize, canvasSize, 1], byte-valued, and masks
+    /// [count, canvasSize, canvasSize] of class ids 0…10.
+    ///
+    /// - Throws: `DataError.badSample` for settings out of range,
+    ///   `DataError.notFound` when no Fashion-MNIST folder is found,
+    ///   `DataError.badFile` for IDX files that cannot be read or are not
+    ///   28x28 images with one label each.
     public func generate() throws -> SegmentationDataset {
         guard canvasSize >= 28, minItems >= 1, maxItems >= minItems, count >= 1 else {
             throw DataError.badSample("fashion-canvas", "canvas \(canvasSize) must be ≥ 28 and items \(minItems)…\(maxItems) ≥ 1")
@@ -92,7 +113,10 @@ public struct FashionCanvas: Sendable {
     }
 
     /// Classifier training data: one item per canvas, the label its class;
-    /// empty canvases (class 10) make up one sample in eleven.
+    /// empty canvases (class 10) make up one sample in eleven. Pixels are
+    /// [count, canvasSize, canvasSize, 1] values 0…255, labels [count].
+    ///
+    /// - Throws: what `generate()` throws (`DataError`).
     public func classifierSamples() throws -> (pixels: [Float], labels: [Int32]) {
         var one = self
         one.minItems = 1

@@ -3,11 +3,21 @@ import CZlibGzip
 import Foundation
 
 /// An IDX file (MNIST / Fashion-MNIST), optionally gzip-compressed: a big-endian
-/// header (magic 0x0000_08_NN with NN the rank) and unsigned bytes.
+/// header (magic 0x0000_08_NN with NN the rank) and unsigned bytes, the format
+/// of LeCun and Cortes' MNIST page (yann.lecun.com/exdb/mnist), which
+/// Fashion-MNIST reuses.
 public struct IDXFile {
+    /// The sizes in the header, outermost first: [60000, 28, 28] for Fashion-MNIST's training images,
+    /// [60000] for its labels.
     public let dimensions: [Int]
+    /// The data after the header, row-major: the product of `dimensions` bytes.
     public let bytes: [UInt8]
 
+    /// Reads `path`, gunzipping it when it is gzip-compressed (through zlib).
+    ///
+    /// - Throws: `DataError.badFile` naming `path`: it cannot be opened, its gzip data is
+    ///   corrupt or decompresses to over 1 GiB, it is not an IDX file of unsigned bytes
+    ///   (type 0x08) of rank 1 to 4, or its size disagrees with its header.
     public init(path: String) throws {
         let data = try IDXFile.readAll(path)
         guard data.count >= 4, data[0] == 0, data[1] == 0, data[2] == 0x08 else {
@@ -45,11 +55,18 @@ public struct IDXFile {
     }
 }
 
+/// A fault in the data, naming the file, the sample or what is missing (SegKit's error
+/// convention: one line, `SegKitError`).
 public enum DataError: SegKitError, Equatable {
+    /// A file that cannot be read or holds what SegKit cannot use: (the file, what is wrong).
     case badFile(String, String)
+    /// A sample whose content is refused (a class id out of range, a size that disagrees):
+    /// (the sample's name, what is wrong).
     case badSample(String, String)
+    /// A source, layout file or usable sample that is not there: the whole message.
     case notFound(String)
 
+    /// "FILE: MESSAGE", "SAMPLE: MESSAGE", or the message alone.
     public var errorDescription: String? {
         switch self {
         case let .badFile(f, m): return "\(f): \(m)"

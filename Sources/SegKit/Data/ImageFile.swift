@@ -4,15 +4,18 @@ import Foundation
 /// alpha dropped, palette images expanded to their colours, values 0…255
 /// (16-bit PNGs scaled by 1/257, so not always whole numbers).
 public struct DecodedImage: Sendable {
+    /// Size in pixels, and 1 (grey) or 3 (RGB) channels.
     public let width: Int, height: Int, channels: Int
     /// H·W·C values, stored compactly: 8-bit sources as bytes.
     public let storage: PixelStorage
 
+    /// H·W·C values, row-major: `bytes` for 8-bit sources, `floats` for 16-bit PNGs scaled by 1/257.
     public enum PixelStorage: Sendable {
         case bytes([UInt8])
         case floats([Float])
     }
 
+    /// An image whose `storage` holds `height`·`width`·`channels` values (not checked).
     public init(width: Int, height: Int, channels: Int, storage: PixelStorage) {
         (self.width, self.height, self.channels, self.storage) = (width, height, channels, storage)
     }
@@ -38,6 +41,7 @@ public struct DecodedImage: Sendable {
 
 /// Reading image and mask files by their content (PNG or JPEG signature), not their name.
 public enum ImageFile {
+    /// The formats SegKit reads, told apart by signature: PNG's 89 50 4E 47, JPEG's SOI marker FF D8 FF.
     public enum Format: Sendable { case png, jpeg }
 
     /// The format of `path` from its first bytes.

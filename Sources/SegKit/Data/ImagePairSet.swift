@@ -3,10 +3,14 @@ import SegKitEngine
 
 /// One image file and its mask file, named relative to the data folder.
 public struct ImagePair: Sendable, Equatable {
+    /// The sample's name in messages and `LabelledImage.name` (the layouts use the image's path).
     public var name: String
+    /// The image file (PNG or JPEG), relative to the data folder.
     public var image: String
+    /// The mask file (PNG), relative to the data folder.
     public var mask: String
 
+    /// A pair of files named relative to the data folder (not checked here: `ImagePairSet.open` does).
     public init(name: String, image: String, mask: String) {
         (self.name, self.image, self.mask) = (name, image, mask)
     }
@@ -25,10 +29,15 @@ public struct ImagePair: Sendable, Equatable {
 public final class ImagePairSet: LabelledImages, @unchecked Sendable {
     /// The folder the names are relative to.
     public let root: String
+    /// The pairs kept, in the order given (with `skipBad`, the faulty ones left out).
     public let pairs: [ImagePair]
+    /// Channels of every sample: the segmenter's, grey images replicated to 3 for a colour one.
     public let channels: Int
+    /// Always true: PNG and JPEG pixels are 0…255 values that input scaling maps.
     public var isByteValued: Bool { true }
+    /// How the masks' pixels become class ids.
     public let encoding: MaskEncoding
+    /// The class ids accepted (nil: any), checked on every mask read.
     public let check: LabelCheck?
     /// Whether every sample is held decoded.
     public let inMemory: Bool
@@ -46,6 +55,8 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
     ///   - channels: the segmenter's input channels (nil: 3 if any image is colour, else 1).
     ///   - check: the class ids to accept (nil: any).
     ///   - skipBad: skip faulty pairs (returned as messages) instead of throwing at the first.
+    ///   - memoryBudget: bytes the decoded set may take, H·W·(C + 4) per pair (8-bit
+    ///     pixels and Int32 mask ids); above it the set is read lazily.
     /// - Throws: `DataError` naming the first faulty pair's file (without `skipBad`),
     ///   or when no usable pair is left.
     public static func open(root: String, pairs: [ImagePair], encoding: MaskEncoding, check: LabelCheck?, channels: Int?,
@@ -120,10 +131,16 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
         self.stored = stored.map { (image: $0.0, mask: $0.1) }
     }
 
+    /// Number of pairs kept.
     public var count: Int { pairs.count }
 
+    /// Sample `i`'s size in pixels, from its header (no decoding).
     public func size(of i: Int) -> (height: Int, width: Int) { sizes[i] }
 
+    /// Sample `i`: held in memory, or decoded from its files when the set is read lazily.
+    ///
+    /// - Throws: `DataError` naming the file: it can no longer be decoded, its mask holds a
+    ///   refused class id, or its size changed since the set was opened (read lazily only).
     public func sample(_ i: Int) throws -> LabelledImage {
         let pair = pairs[i]
         let (image, mask) = inMemory
@@ -135,6 +152,9 @@ public final class ImagePairSet: LabelledImages, @unchecked Sendable {
         return LabelledImage(name: pair.name, height: image.height, width: image.width, channels: image.channels, pixels: image.pixels, mask: mask)
     }
 
+    /// Sample `i`'s H·W class ids, without decoding its image.
+    ///
+    /// - Throws: `DataError` naming the mask file when it can no longer be read (read lazily only).
     public func mask(_ i: Int) throws -> [Int32] {
         inMemory ? stored[i].mask : try Self.loadMask(root: root, pair: pairs[i], encoding: encoding, check: check)
     }

@@ -7,15 +7,20 @@ import Foundation
 /// data (libjpeg's warnings included: it would fill the gap with grey) and
 /// images over `PNGImage.maxPixels` are refused.
 public struct JPEGImage: Sendable {
+    /// Display size in pixels (after the EXIF orientation: a rotated photo's are swapped).
     public let width: Int, height: Int
     /// 1 (grey) or 3 (RGB).
     public let channels: Int
     /// The EXIF orientation that was applied (1: none).
     public let orientation: Int
+    /// Whether the file is progressive JPEG (rather than baseline or extended sequential).
     public let isProgressive: Bool
     /// 8-bit samples, row-major, H·W·C.
     public let samples: [UInt8]
 
+    /// Decodes `path` (JPEG, ITU-T T.81, in a JFIF or Exif file) to 8-bit
+    /// samples, H·W·C, with the EXIF orientation applied.
+    ///
     /// - Throws: `DataError.badFile` naming `path` and libjpeg's reason.
     public init(path: String) throws {
         var jpeg = segkit_jpeg()

@@ -4,12 +4,14 @@ import Foundation
 public struct LabelledImage: Sendable {
     /// Where it came from, for messages: a file relative to the data folder, or "sample N".
     public var name: String
+    /// Size of the image and of its mask in pixels, and the image's channels (1 grey, 3 RGB).
     public var height: Int, width: Int, channels: Int
     /// Raw values, H·W·C (0…255 for 8-bit sources, before input scaling).
     public var pixels: [Float]
     /// H·W class ids (or the ignore label).
     public var mask: [Int32]
 
+    /// A sample; `pixels` holds H·W·C values and `mask` H·W ids (not checked).
     public init(name: String, height: Int, width: Int, channels: Int, pixels: [Float], mask: [Int32]) {
         (self.name, self.height, self.width, self.channels, self.pixels, self.mask) = (name, height, width, channels, pixels, mask)
     }
@@ -19,6 +21,7 @@ public struct LabelledImage: Sendable {
 /// decoded when asked for. Every training, evaluation and comparison loop reads
 /// data through this, so each works on every source.
 public protocol LabelledImages: Sendable {
+    /// Number of samples.
     var count: Int { get }
     /// Channels of every image (grey images of a colour set come replicated).
     var channels: Int { get }
@@ -31,14 +34,21 @@ public protocol LabelledImages: Sendable {
     /// - Throws: `DataError` naming the file when it cannot be decoded.
     func sample(_ i: Int) throws -> LabelledImage
     /// Sample `i`'s mask alone (class weights, statistics: no image decoding).
+    ///
+    /// - Throws: `DataError` naming the file when it cannot be read.
     func mask(_ i: Int) throws -> [Int32]
     /// Samples `indices`, in that order.
     func selecting(_ indices: [Int]) -> any LabelledImages
 }
 
 extension LabelledImages {
+    /// Sample `i`'s mask, by decoding the whole sample (sets that can read a mask alone
+    /// implement it themselves).
+    ///
+    /// - Throws: what `sample(_:)` throws (`DataError`).
     public func mask(_ i: Int) throws -> [Int32] { try sample(i).mask }
 
+    /// Samples `indices`, in that order, as a `LabelledSubset` of this set (nothing copied).
     public func selecting(_ indices: [Int]) -> any LabelledImages { LabelledSubset(base: self, indices: indices) }
 
     /// The first `n` samples (the labelled-set sizes of a comparison).
@@ -62,27 +72,48 @@ extension LabelledImages {
 
 /// Some samples of another set, by index.
 public struct LabelledSubset: LabelledImages {
+    /// The set the samples come from.
     public let base: any LabelledImages
+    /// Indices into `base`, in this set's order.
     public let indices: [Int]
+    /// Number of samples selected.
     public var count: Int { indices.count }
+    /// Channels of every image (1 or 3), as in `base`.
     public var channels: Int { base.channels }
+    /// Whether `base`'s pixels are 0…255 values.
     public var isByteValued: Bool { base.isByteValued }
+    /// The size of `base`'s sample `indices[i]`, in pixels.
     public func size(of i: Int) -> (height: Int, width: Int) { base.size(of: indices[i]) }
+    /// `base`'s sample `indices[i]`.
+    ///
+    /// - Throws: what `base` throws (`DataError`).
     public func sample(_ i: Int) throws -> LabelledImage { try base.sample(indices[i]) }
+    /// `base`'s mask of sample `indices[i]`.
+    ///
+    /// - Throws: what `base` throws (`DataError`).
     public func mask(_ i: Int) throws -> [Int32] { try base.mask(indices[i]) }
+    /// Samples `more` (indices into this subset) as one subset of `base`, not a subset of a subset.
     public func selecting(_ more: [Int]) -> any LabelledImages { LabelledSubset(base: base, indices: more.map { indices[$0] }) }
 }
 
 extension SegmentationDataset: LabelledImages {
+    /// Every sample's size: (`height`, `width`) pixels.
     public func size(of i: Int) -> (height: Int, width: Int) { (height, width) }
 
+    /// Sample `i`, copied out of `pixels` and `masks`, named "SOURCE sample i".
+    ///
+    /// - Throws: never: the samples are in memory (an `i` out of range traps).
     public func sample(_ i: Int) throws -> LabelledImage {
         LabelledImage(name: "\(source) sample \(i)", height: height, width: width, channels: channels,
                       pixels: Array(pixels[(i * pixelsPerImage)..<((i + 1) * pixelsPerImage)]),
                       mask: Array(masks[(i * labelsPerImage)..<((i + 1) * labelsPerImage)]))
     }
 
+    /// Sample `i`'s H·W class ids, copied out of `masks`.
+    ///
+    /// - Throws: never: the masks are in memory (an `i` out of range traps).
     public func mask(_ i: Int) throws -> [Int32] { Array(masks[(i * labelsPerImage)..<((i + 1) * labelsPerImage)]) }
 
+    /// Samples `indices` copied into a new `SegmentationDataset` (`subset(_:)`).
     public func selecting(_ indices: [Int]) -> any LabelledImages { subset(indices) }
 }

@@ -15,6 +15,7 @@ public enum MaskEncoding: Sendable {
 /// A colour → class table: `R,G,B name` per line (`#` comments and blank lines
 /// skipped); line k (counting only colour lines) is class k.
 public struct MaskColours: Sendable {
+    /// Class names by id, in line order; a line without a name gives "class_K".
     public let names: [String]
     let classOf: [UInt32: Int32]
 
@@ -23,8 +24,10 @@ public struct MaskColours: Sendable {
         classOf.sorted { $0.value < $1.value }.map { [Int($0.key >> 16), Int($0.key >> 8 & 0xFF), Int($0.key & 0xFF)] }
     }
 
-    /// - Throws: `DataError.badFile` naming the file and line for a malformed line
-    ///   or a repeated colour.
+    /// Reads the table at `path`.
+    ///
+    /// - Throws: `DataError.badFile` naming the file: it cannot be read, has no
+    ///   'R,G,B name' line, or (naming the line) has a malformed line or a repeated colour.
     public init(path: String) throws {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DataError.badFile(path, "cannot be read") }
         var names: [String] = [], table: [UInt32: Int32] = [:]
@@ -52,6 +55,7 @@ public struct MaskColours: Sendable {
 
 /// A mask read into class ids.
 public struct MaskFile: Sendable {
+    /// Size of the mask in pixels.
     public let width: Int, height: Int
     /// H·W class ids.
     public let labels: [Int32]
@@ -106,14 +110,19 @@ public struct MaskFile: Sendable {
 
 /// Which class ids a segmenter accepts: 0 to `classes` − 1, and the ignore label.
 public struct LabelCheck: Sendable {
+    /// Number of classes: ids 0 to `classes` − 1 are accepted.
     public let classes: Int
+    /// The one other id accepted (pixels left out of the loss and the metrics), e.g. VOC's 255.
     public let ignoreLabel: Int32?
 
+    /// Accepts ids 0 to `classes` − 1 and `ignoreLabel`.
     public init(classes: Int, ignoreLabel: Int32?) {
         self.classes = classes
         self.ignoreLabel = ignoreLabel
     }
 
+    /// Checks a mask of H·W ids, `width` per row (for the row and column in the message).
+    ///
     /// - Throws: `DataError.badSample` naming `name`, the first bad pixel, its value
     ///   and the options that fix it.
     public func check(_ labels: [Int32], width: Int, name: String) throws {

@@ -6,16 +6,20 @@ import SegKitEngine
 /// Images and per-pixel class masks of one size: images as uint8 (scaled when
 /// batched) or float32, N x H x W x C; masks N x H x W class ids.
 public struct SegmentationDataset: Sendable {
+    /// Number of samples, N.
     public var count: Int
+    /// Size of every image and mask in pixels (H, W), and the images' channels (C).
     public var height: Int, width: Int, channels: Int
     /// Raw pixel values, N·H·W·C (0…255 for 8-bit data).
     public var pixels: [Float]
+    /// Class ids (or the ignore label), N·H·W, row-major.
     public var masks: [Int32]
     /// Whether `pixels` hold 0…255 integers (uint8 sources) that input scaling maps.
     public var isByteValued: Bool
     /// Where the samples came from (a file, the generator), for messages.
     public var source = "data"
 
+    /// A dataset over `pixels` (N·H·W·C) and `masks` (N·H·W), not checked; its `source` is "data".
     public init(count: Int, height: Int, width: Int, channels: Int, pixels: [Float], masks: [Int32], isByteValued: Bool) {
         self.count = count
         self.height = height
@@ -26,7 +30,9 @@ public struct SegmentationDataset: Sendable {
         self.isByteValued = isByteValued
     }
 
+    /// H·W·C: one sample's span in `pixels`.
     public var pixelsPerImage: Int { height * width * channels }
+    /// H·W: one sample's span in `masks`.
     public var labelsPerImage: Int { height * width }
 
     /// The masks of samples `indices`, one after another (a training batch's labels).
@@ -51,6 +57,11 @@ public struct SegmentationDataset: Sendable {
     // MARK: HDF5
 
     /// Reads datasets `images` (N,H,W,C or N,H,W; uint8 or float) and `masks` (N,H,W integers).
+    /// Integer images are byte-valued (input scaling applies), float ones taken as scaled.
+    ///
+    /// - Throws: `HDF5Error` when libhdf5 cannot open the file or read either dataset
+    ///   (missing, over 2³¹ elements); `DataError.badFile` when the shapes are not
+    ///   (N, H, W[, C]) and (N, H, W).
     public static func readHDF5(_ path: String) throws -> SegmentationDataset {
         let root = try HDF5File(readingFrom: path).root
         let images = try root.dataset("images"), masks = try root.dataset("masks")
@@ -75,7 +86,9 @@ public struct SegmentationDataset: Sendable {
     /// that `readHDF5` gives them back byte-valued (input scaling applies to
     /// them, as to PNG files); others as float32, read back as already scaled.
     ///
-    /// - Throws: `HDF5Error` when the file cannot be written (nothing is left at `path`).
+    /// - Throws: `HDF5Error` when libhdf5 cannot write the file, `FileError` when its
+    ///   folder does not exist or it cannot replace `path` (either way nothing is left
+    ///   at `path`).
     public func writeHDF5(_ path: String) throws {
         try writeAtomically(path) { temp in
             let root = try HDF5File(creating: temp).root

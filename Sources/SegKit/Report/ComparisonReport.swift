@@ -5,11 +5,17 @@ import SegKitEngine
 /// Writes a comparison's report: `index.html` (one self-contained page, inline
 /// SVG charts, images as PNG files beside it), `results.json` and `results.csv`.
 public struct ComparisonReport {
+    /// Every run: one per (contender, N, seed).
     public let results: [ContenderResult]
+    /// Class names by id, for the per-class chart, the legend and `results.json`.
     public let classNames: [String]
+    /// The background class: left out of "mIoU (no bg)" and of the legend.
     public let background: Int
+    /// The command that made the comparison, shown under "How this was made".
     public let commandLine: String
+    /// Each recipe's name and YAML text, shown on the page.
     public let recipeFiles: [(name: String, text: String)]
+    /// The page's title and heading.
     public let title: String
     /// The from-scratch contender, for the verdict (nil: none was compared).
     public let baseline: String?
@@ -17,8 +23,11 @@ public struct ComparisonReport {
     public let training: TrainingConfig
     /// Every (contender, N) over its seeds.
     public let summaries: [ContenderSummary]
+    /// The comparison in words: the page's first lines and `results.json`'s `verdict`.
     public let verdict: ComparisonVerdict
 
+    /// Groups `results` into `summaries` and derives the `verdict`; `onClassifier` names the
+    /// contenders built on the classifier (nil: every one but `baseline`).
     public init(results: [ContenderResult], classNames: [String], background: Int, commandLine: String,
                 recipeFiles: [(name: String, text: String)], title: String = "SegKit comparison", baseline: String? = nil,
                 training: TrainingConfig = TrainingConfig(), onClassifier: Set<String>? = nil) {
@@ -54,6 +63,7 @@ public struct ComparisonReport {
         return "for \(training.epochs) epoch(s)"
     }
 
+    /// `results.csv`'s first line: seconds, images per second, and accuracy and mIoU as fractions 0…1.
     public static let csvHeader = "contender,labels,seed,total_params,trainable_params,epochs_run,best_epoch,stopped_by,training_seconds,"
         + "images_per_second,pixel_accuracy,mean_iou,mean_iou_no_background"
 
@@ -111,12 +121,18 @@ public struct ComparisonReport {
                     s.pixelAccuracy.text("%.3f"), s.meanIoU.text("%.3f"), s.meanIoUNoBackground.text("%.3f")]
         }
     }
+    /// The column titles of `table` (params: scalars; train time: seconds; img/s: training images per second).
     public static let tableHeader = ["contender", "N", "runs", "params", "trainable", "epochs", "best", "train time", "img/s", "pixel acc",
                                      "mIoU", "mIoU (no bg)"]
     /// Columns of `table` printed right-aligned.
     public static let numericColumns = Set(1...11)
 
-    /// Writes the page and its files into `folder`; `examples` are (title, file) image rows already written there.
+    /// Writes `results.csv`, `results.json` and `index.html` into `folder` (created when
+    /// missing), each atomically; `examples` are the test-image rows (a caption, then a
+    /// label and a PNG file name per column) whose files are already there.
+    ///
+    /// - Throws: `FileError` when a file cannot be written or replaced, Foundation's
+    ///   `CocoaError` when `folder` cannot be created or a text cannot be written.
     public func write(to folder: String, examples: [(caption: String, files: [(label: String, file: String)])]) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try writeAtomically(folder + "/results.csv") { try csv.write(toFile: $0, atomically: false, encoding: .utf8) }

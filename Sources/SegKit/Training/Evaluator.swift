@@ -5,13 +5,18 @@ import SegKitEngine
 /// size (`SizeRule`), in batches of equally sized images decoded ahead of the
 /// compute: the one evaluation loop of `train` (validation), `eval`, `compare`.
 public struct Evaluator {
+    /// Runs the segmenter at each image's own size (`Segmenter.scores`).
     public let runner: Segmenter
+    /// K: the segmenter's classes, the confusion matrix's size.
     public let classes: Int
+    /// How raw pixels become inputs, as in training.
     public let inputScale: InputScaling
+    /// Images per forward pass (at least 1); a batch holds images of one size only.
     public let batchSize: Int
     /// Pixels with this label count neither in the loss nor in the metrics.
     public let ignoreLabel: Int32?
 
+    /// An evaluator; a `batchSize` below 1 counts as 1.
     public init(runner: Segmenter, classes: Int, inputScale: InputScaling, batchSize: Int, ignoreLabel: Int32?) {
         self.runner = runner
         self.classes = classes
@@ -21,7 +26,8 @@ public struct Evaluator {
     }
 
     /// The confusion matrix and mean softmax cross-entropy (per batch, over the
-    /// pixels not ignored) of `data`.
+    /// pixels not ignored) of `data`: the loss is the mean over batches of each
+    /// batch's mean, so a short batch weighs as much as a full one.
     ///
     /// `progress` hears (images done, images in all) after every batch.
     ///

@@ -47,7 +47,8 @@ final class FeatureCache {
     /// cache (estimated from the first batch, per input pixel) fits `limitBytes`,
     /// else in a scratch HDF5 file.
     ///
-    /// - Throws: `EngineError` from the graph, `HDF5Error` from the scratch file.
+    /// - Throws: `EngineError` from the graph (or when memory for a batch's features runs out),
+    ///   `HDF5Error` from the scratch file, `FileError` when the scratch file cannot be created.
     init(graph: Graph, nodes: [Int], batches: [[Int]], totalInputPixels: Int, input: (Int) throws -> Tensor, limitBytes: Int) throws {
         self.nodes = nodes
         var spillFile: HDF5File?

@@ -12,6 +12,9 @@ public enum InputScaling: Equatable, Sendable, CustomStringConvertible {
     /// (value / 255 − mean) / std.
     case meanStd(Float, Float)
 
+    /// Reads `--input-scale`: `unit`, `raw`, `symmetric` or `mean-std:MEAN,STD`
+    /// (MEAN within ±10⁶, STD from 10⁻⁶ to 10⁶).
+    ///
     /// - Throws: `SpecError` quoting the bad part.
     public init(parsing text: String) throws {
         switch text {
@@ -27,6 +30,7 @@ public enum InputScaling: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The `--input-scale` text, which `init(parsing:)` reads back.
     public var description: String {
         switch self {
         case .unit: return "unit"
@@ -41,6 +45,7 @@ public enum InputScaling: Equatable, Sendable, CustomStringConvertible {
         graph.layers.contains { $0 is Rescaling } ? .raw : .unit
     }
 
+    /// One raw value (0…255 for 8-bit sources) as a network input.
     @inline(__always) public func apply(_ v: Float) -> Float {
         switch self {
         case .unit: return v / 255

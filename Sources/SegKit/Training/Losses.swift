@@ -7,11 +7,20 @@ public enum SegmentationLoss: String, Sendable, CaseIterable {
     case ce
     /// Cross-entropy with per-class weights (`--class-weights auto|LIST`).
     case weightedCE = "weighted-ce"
-    /// Soft Dice: 1 − mean over classes of (2Σpy + 1) / (Σp + Σy + 1), p = softmax.
+    /// Soft Dice: 1 − mean over classes of (2Σpy + 1) / (Σp + Σy + 1), p = softmax
+    /// (Milletari et al., V-Net, 2016, with Σp for their Σp² and smoothed by 1).
     case dice
-    /// Cross-entropy + soft Dice.
+    /// Cross-entropy (class-weighted when weights are given) + soft Dice, summed.
     case ceDice = "ce+dice"
 
+    /// The batch's loss and dL/d(logits) (the shape of `logits`) for `logits` (N, H, W, K) and one
+    /// label per pixel (N·H·W). `classWeights` (K) weight `weightedCE` and `ceDice`'s cross-entropy;
+    /// `pixelWeights` (N·H·W, e.g. `borderWeightMap`) weight the cross-entropy terms only; pixels
+    /// labelled `ignoreLabel` count nowhere. The cross-entropy is `SoftmaxCrossEntropy`'s, Keras's
+    /// sum-over-batch-size reduction.
+    ///
+    /// - Throws: `EngineError` when labels, weights and logits disagree in size or a label is no
+    ///   class id.
     public func evaluate(logits: Tensor, labels: [Int32], classWeights: [Float]?, pixelWeights: [Float]?,
                          ignoreLabel: Int32?) throws -> (loss: Float, gradient: Tensor) {
         switch self {

@@ -19,6 +19,7 @@ public struct Placement: Equatable, Sendable {
     /// The graph's output size for the padded image.
     public let outputHeight: Int, outputWidth: Int
 
+    /// Whether the image goes in as it is and its pixels come out where they went in.
     public var isIdentity: Bool {
         padTop == 0 && padBottom == 0 && padLeft == 0 && padRight == 0 && outputTop == 0 && outputLeft == 0
     }
@@ -28,15 +29,19 @@ public struct Placement: Equatable, Sendable {
 /// stride 1) from its layers' geometry (`Graph.geometry`), remembering each
 /// size it has placed.
 public final class SizeRule: @unchecked Sendable {
+    /// The segmenter graph the placements are for.
     public let graph: Graph
     /// Padded sizes are `reference` plus a multiple of `period` (where the
     /// decoder's fixed crops hold), per axis.
     public let period: Int
+    /// A size at which the decoder's crops hold ((0, 0): any multiple of `period`); padded sizes
+    /// keep its remainder modulo `period`.
     public let reference: (height: Int, width: Int)
     private var runnable: (height: Int, width: Int)?
     private var placed: [Int: (pad: Int, after: Int, outputStart: Int, outputLength: Int)] = [:]
     private let lock = NSLock()
 
+    /// A rule for `graph`; a `period` below 1 counts as 1.
     public init(graph: Graph, period: Int = 1, reference: (height: Int, width: Int) = (0, 0)) {
         self.graph = graph
         self.period = max(1, period)

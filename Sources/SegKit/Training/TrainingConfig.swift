@@ -2,22 +2,34 @@ import Foundation
 
 /// Everything `segkit train` takes, with Keras-like defaults.
 public struct TrainingConfig: Sendable {
+    /// How the learning rate changes over the epochs (`learningRate(epoch:)`, `--schedule`).
     public enum Schedule: String, Sendable, CaseIterable { case constant, step, cosine }
+    /// `--optimizer`: `sgd` (`SGD` with `momentum`) or `adam` (`Adam`).
     public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adam }
 
+    /// Epochs to train; with `patience` or `budgetSeconds`, the most.
     public var epochs = 10
+    /// Samples per step (rescaled whole images go one per step), and images per evaluation batch.
     public var batchSize = 16
+    /// The optimizer.
     public var optimizer: OptimizerKind = .adam
+    /// η before the schedule (`--lr`).
     public var learningRate: Float = 1e-3
+    /// SGD's μ; Adam ignores it.
     public var momentum: Float = 0.9
+    /// Decoupled weight decay λ, for either optimizer.
     public var weightDecay: Float = 0
+    /// The learning-rate schedule.
     public var schedule: Schedule = .constant
+    /// The loss (`--loss`).
     public var loss: SegmentationLoss = .ce
     /// Per-class loss weights; `autoClassWeights` computes them from the training masks.
     public var classWeights: [Float]?
+    /// `--class-weights auto`: `balancedClassWeights` of the training masks, replacing `classWeights`.
     public var autoClassWeights = false
     /// U-Net's border weight map (w0, σ), per training mask.
     public var borderWeight: (w0: Float, sigma: Float)?
+    /// `--augment flip,shift,elastic`: the geometric transforms of every training sample.
     public var augment: Set<Augmentation> = []
     /// `--augment scale:A-B`: each training image rescaled by a factor drawn
     /// uniformly from A…B (bilinear image, nearest-neighbour mask) before the crop.
@@ -25,6 +37,7 @@ public struct TrainingConfig: Sendable {
     /// `--crop H,W`: a random H x W window of each (rescaled) training image,
     /// smaller images padded with ignored pixels. nil: whole images.
     public var crop: (height: Int, width: Int)?
+    /// Seed of the data order, the augmentation, the crops and dropout.
     public var seed: UInt64 = 0
     /// Stop after this many epochs without a better validation mIoU (without
     /// validation: a lower training loss); `epochs` is then the maximum.
@@ -36,14 +49,19 @@ public struct TrainingConfig: Sendable {
     /// included: once it is spent the epoch under way ends at the next step,
     /// is validated and training stops (`compare --budget-seconds`).
     public var budgetSeconds: Double?
-    /// In-memory budget of the frozen-encoder feature cache before it spills to disk.
+    /// In-memory budget of the frozen-encoder feature cache, in MiB, before it spills to disk.
     public var cacheMB = 1024
+    /// Whether the frozen-encoder feature cache may be used (it is only where it is exact).
     public var useCache = true
+    /// The label of pixels left out of the loss and the metrics (`--ignore-label`).
     public var ignoreLabel: Int32?
     /// The background class of U-Net's border weights (nil: the last class).
     public var backgroundClass: Int?
+    /// How raw pixels become network inputs (`--input-scale`).
     public var inputScale: InputScaling = .unit
 
+    /// The defaults: 10 epochs, batch 16, Adam at η = 1e-3, constant schedule, cross-entropy,
+    /// no augmentation, seed 0, feature cache on with 1,024 MiB in memory.
     public init() {}
 
     /// The learning rate of `epoch` (0-based): constant; step (×0.1 at 50% and

@@ -7,13 +7,16 @@ import SegKitEngine
 /// `Trainer.fit` and `segkit bench` share; with a profiler on the graph, the
 /// loss and the update are timed beside the layers.
 public struct TrainingStep {
+    /// The network; its first output is the logits (N, H, W, K) the loss reads.
     public let graph: Graph
+    /// Updates `parameters` from their gradients.
     public let optimizer: Optimizer
     /// The parameters the optimizer updates (the graph's trainable ones).
     public let parameters: [Parameter]
     /// The loss's name in a profile, e.g. "loss (softmax cross-entropy)".
     public let lossName: String
 
+    /// A step of `graph` updating `parameters` with `optimizer`; `lossName` labels the loss in a profile.
     public init(graph: Graph, optimizer: Optimizer, parameters: [Parameter], lossName: String = "loss") {
         (self.graph, self.optimizer, self.parameters, self.lossName) = (graph, optimizer, parameters, lossName)
     }
