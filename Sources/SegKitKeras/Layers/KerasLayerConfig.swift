@@ -37,8 +37,10 @@ struct KerasLayerConfig {
 
 /// A layer Keras has no form for; files that cannot be written throw `FileError`.
 public enum KerasExportError: SegKitError, Equatable {
+    /// Layer `layer` (its Keras name) computes something no Keras 3 layer or activation does exactly.
     case inexpressible(layer: String, reason: String)
 
+    /// "cannot write layer '<name>' as Keras: <reason>".
     public var errorDescription: String? {
         switch self {
         case let .inexpressible(layer, reason): return "cannot write layer '\(layer)' as Keras: \(reason)"
