@@ -3,7 +3,9 @@ import CHDF5
 /// Attributes of a group or dataset: scalar and array, numbers and strings
 /// (fixed- and variable-length, as h5py writes them).
 public protocol HDF5AttributeHolder: AnyObject {
+    /// The open file the object is in (kept open while the object is alive).
     var file: HDF5File { get }
+    /// The object's absolute path in the file ("/" for the root group), as errors name it.
     var path: String { get }
 }
 
@@ -93,16 +95,24 @@ extension HDF5AttributeHolder {
         (self as? HDF5Object)?.objectID ?? -1
     }
 
+    /// Whether the object has an attribute `name` (false also when libhdf5
+    /// cannot tell, e.g. for a damaged header).
     public func hasAttribute(_ name: String) -> Bool {
         H5Aexists(handle, name) > 0
     }
 
-    /// All strings of a string attribute (one for a scalar).
+    /// All strings of a string attribute (one for a scalar), fixed- or
+    /// variable-length, as h5py writes them; an empty numeric array (h5py's
+    /// empty list) gives none.
+    /// - Throws: `HDF5Error` when the attribute is missing, holds numbers,
+    ///   declares more than 2^24 strings or cannot be read.
     public func stringsAttribute(_ name: String) throws -> [String] {
         try OpenAttribute(on: handle, name: name, file: file.path, object: path).readStrings()
     }
 
     /// A scalar (or one-element) string attribute.
+    /// - Throws: `HDF5Error` as `stringsAttribute` does, and when it holds
+    ///   other than exactly one string.
     public func stringAttribute(_ name: String) throws -> String {
         let strings = try stringsAttribute(name)
         guard strings.count == 1 else {
@@ -111,11 +121,17 @@ extension HDF5AttributeHolder {
         return strings[0]
     }
 
+    /// Every value of a numeric attribute (integer or float) as float64, in
+    /// the attribute's row-major order; a scalar gives one value.
+    /// - Throws: `HDF5Error` when the attribute is missing, holds text,
+    ///   declares more than 2^24 values or cannot be read.
     public func numbersAttribute(_ name: String) throws -> [Double] {
         try OpenAttribute(on: handle, name: name, file: file.path, object: path).readDoubles()
     }
 
-    /// Writes a variable-length UTF-8 string attribute (a scalar).
+    /// Writes a variable-length UTF-8 string attribute (a scalar), as h5py
+    /// writes a Python `str` (Keras's `model_config`, `keras_version`).
+    /// - Throws: `HDF5Error` when the attribute exists already or cannot be written.
     public func writeStringAttribute(_ name: String, _ value: String) throws {
         let type = H5Tcopy(segkit_h5t_c_s1())
         defer { H5Tclose(type) }
@@ -135,6 +151,8 @@ extension HDF5AttributeHolder {
 
     /// Writes an array of fixed-length, null-padded strings, as h5py writes
     /// numpy byte-string arrays (Keras's `layer_names`, `weight_names`).
+    /// Each string is as wide as the longest one's UTF-8 bytes.
+    /// - Throws: `HDF5Error` when the attribute exists already or cannot be written.
     public func writeStringsAttribute(_ name: String, _ values: [String]) throws {
         let size = max(1, values.map { $0.utf8.count }.max() ?? 1)
         let type = H5Tcopy(segkit_h5t_c_s1())

@@ -3,11 +3,15 @@ import CHDF5
 /// A dataset: its shape and element type, read as float32, float64 or int64
 /// (libhdf5 converts between numeric types).
 public final class HDF5Dataset: HDF5AttributeHolder {
+    /// The open file the dataset is in (kept open while the dataset is alive).
     public let file: HDF5File
+    /// The dataset's absolute path in the file ("/model_weights/conv1/conv1/kernel:0").
     public let path: String
     let id: hid_t
     var objectID: hid_t { id }
 
+    /// The HDF5 type class of a dataset's elements: only float and integer
+    /// datasets can be read as numbers.
     public enum ElementClass: Equatable, Sendable { case float, integer, string, other }
 
     init(file: HDF5File, path: String) throws {
@@ -18,7 +22,9 @@ public final class HDF5Dataset: HDF5AttributeHolder {
 
     deinit { H5Dclose(id) }
 
-    /// The declared shape (read from the header only: nothing is allocated).
+    /// The declared shape, row-major, outermost axis first; [] for a scalar
+    /// (read from the header only: nothing is allocated).
+    /// - Throws: `HDF5Error` when the dataspace cannot be read or is not simple.
     public func shape() throws -> [Int] {
         let space = try checkID(H5Dget_space(id), file.path, path, "has no readable dataspace")
         defer { H5Sclose(space) }
@@ -29,6 +35,9 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         return dims.map { Int(clamping: $0) }
     }
 
+    /// The class of the stored element type (its width and byte order do not
+    /// matter: libhdf5 converts on reading).
+    /// - Throws: `HDF5Error` when the type cannot be read.
     public func elementClass() throws -> ElementClass {
         let type = try checkID(H5Dget_type(id), file.path, path, "has no readable type")
         defer { H5Tclose(type) }
@@ -73,20 +82,29 @@ public final class HDF5Dataset: HDF5AttributeHolder {
         return values
     }
 
-    /// Every element as float32. `limit` bounds the element count before allocating.
+    /// Every element as float32, row-major. `limit` bounds the element count before allocating.
+    /// - Throws: `HDF5Error` when the elements are not numbers, the data lives
+    ///   outside the file (external or virtual), the count exceeds `limit`, or
+    ///   the data is damaged or truncated.
     public func readFloats(limit: Int = 1 << 31) throws -> [Float] {
         try read(segkit_h5t_native_float(), zero: Float(0), limit: limit)
     }
 
+    /// Every element as float64, row-major; `limit` bounds the element count before allocating.
+    /// - Throws: `HDF5Error` as `readFloats(limit:)` does.
     public func readDoubles(limit: Int = 1 << 31) throws -> [Double] {
         try read(segkit_h5t_native_double(), zero: Double(0), limit: limit)
     }
 
+    /// Every element as a 64-bit integer, row-major; `limit` bounds the element count before allocating.
+    /// - Throws: `HDF5Error` as `readFloats(limit:)` does.
     public func readInt64s(limit: Int = 1 << 31) throws -> [Int64] {
         try read(segkit_h5t_native_int64(), zero: Int64(0), limit: limit)
     }
 
-    /// Rows `rows` of the first axis as float32 (a hyperslab read: only those rows leave the file).
+    /// Rows `rows` of the first axis as float32, row-major (a hyperslab read:
+    /// only those rows leave the file).
+    /// - Throws: `HDF5Error` when the rows lie outside the shape or cannot be read.
     public func readFloats(rows: Range<Int>) throws -> [Float] {
         let perRow = try rowLength(checking: rows)
         var values = [Float](repeating: 0, count: rows.count * perRow)

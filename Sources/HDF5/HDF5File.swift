@@ -11,6 +11,7 @@ public final class HDF5File {
     /// Opens an existing file read-only. A missing, truncated or non-HDF5 file
     /// is an `HDF5Error` naming it — as `name` when given (a scratch file holding
     /// an archive's entry is reported as that entry).
+    /// - Throws: `HDF5Error` when the file is missing, not HDF5, or cannot be opened.
     public init(readingFrom path: String, reportedAs name: String? = nil) throws {
         _ = HDF5Library.ready
         self.path = name ?? path
@@ -28,7 +29,8 @@ public final class HDF5File {
         self.id = id
     }
 
-    /// Creates (or truncates) a file for writing.
+    /// Creates (or truncates) a file for writing; errors name it `name` when given.
+    /// - Throws: `HDF5Error` when the file cannot be created.
     public init(creating path: String, reportedAs name: String? = nil) throws {
         _ = HDF5Library.ready
         self.path = name ?? path
@@ -38,11 +40,14 @@ public final class HDF5File {
 
     deinit { H5Fclose(id) }
 
+    /// The root group "/", where Keras keeps `model_config`, `model_weights` or `layers`.
+    /// - Throws: `HDF5Error` when the root group cannot be opened.
     public var root: HDF5Group {
         get throws { try HDF5Group(file: self, path: "/") }
     }
 
     /// Writes everything to disk (also done on close).
+    /// - Throws: `HDF5Error` when libhdf5 cannot flush the file.
     public func flush() throws {
         try check(H5Fflush(id, H5F_SCOPE_GLOBAL), path, "", "cannot be flushed")
     }

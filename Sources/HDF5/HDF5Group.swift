@@ -2,7 +2,9 @@ import CHDF5
 
 /// A group: named children (groups and datasets) and attributes.
 public final class HDF5Group: HDF5AttributeHolder {
+    /// The open file the group is in (kept open while the group is alive).
     public let file: HDF5File
+    /// The group's absolute path in the file ("/" for the root, "/model_weights/conv1").
     public let path: String
     let id: hid_t
 
@@ -16,9 +18,12 @@ public final class HDF5Group: HDF5AttributeHolder {
 
     var objectID: hid_t { id }
 
+    /// How a member is linked: only `hard` links are followed; `soft`,
+    /// `external` and `userDefined` ones could send SegKit to another path or file.
     public enum LinkKind: Equatable, Sendable { case hard, soft, external, userDefined }
 
     /// Names of the links in this group, in name order.
+    /// - Throws: `HDF5Error` when the group's members cannot be listed.
     public func childNames() throws -> [String] {
         var info = H5G_info_t()
         try check(H5Gget_info(id, &info), file.path, path, "cannot list its members")
@@ -33,6 +38,8 @@ public final class HDF5Group: HDF5AttributeHolder {
         return names
     }
 
+    /// How member `name` is linked, read without following the link.
+    /// - Throws: `HDF5Error` when there is no such member.
     public func linkKind(_ name: String) throws -> LinkKind {
         var info = H5L_info_t()
         try check(H5Lget_info(id, name, &info, segkit_h5p_default()), file.path, joinPath(path, name), "no such member")
@@ -44,12 +51,14 @@ public final class HDF5Group: HDF5AttributeHolder {
         }
     }
 
+    /// Whether the group has a link `name`, of any kind (the link is not followed).
     public func contains(_ name: String) -> Bool {
         H5Lexists(id, name, segkit_h5p_default()) > 0
     }
 
     /// Whether a member is a group (false for a dataset). Only hard links are
     /// followed: SegKit never lets a file send it to another file or path.
+    /// - Throws: `HDF5Error` when the member is missing, not a hard link, or cannot be inspected.
     public func isGroup(_ name: String) throws -> Bool {
         try requireHardLink(name)
         var info = H5O_info_t()
@@ -67,17 +76,24 @@ public final class HDF5Group: HDF5AttributeHolder {
         }
     }
 
+    /// Opens member `name` as a group.
+    /// - Throws: `HDF5Error` when it is missing, not a hard link, or not a group.
     public func group(_ name: String) throws -> HDF5Group {
         try requireHardLink(name)
         return try HDF5Group(file: file, path: joinPath(path, name))
     }
 
+    /// Opens member `name` as a dataset (its data is read only when asked).
+    /// - Throws: `HDF5Error` when it is missing, not a hard link, or not a dataset.
     public func dataset(_ name: String) throws -> HDF5Dataset {
         try requireHardLink(name)
         return try HDF5Dataset(file: file, path: joinPath(path, name))
     }
 
-    /// Follows a slash-separated path of hard links below this group.
+    /// Follows a slash-separated path of hard links below this group
+    /// ("conv1/kernel:0", as Keras 2's `weight_names` give them).
+    /// - Throws: `HDF5Error` when the path is empty or a step is missing, not
+    ///   a hard link, or of the wrong kind.
     public func dataset(atPath relative: String) throws -> HDF5Dataset {
         var parts = relative.split(separator: "/").map(String.init)
         guard let last = parts.popLast() else { throw HDF5Error(file: file.path, object: path, "empty dataset path") }
@@ -86,12 +102,16 @@ public final class HDF5Group: HDF5AttributeHolder {
         return try g.dataset(last)
     }
 
+    /// Follows a slash-separated path of hard links below this group; "" is the group itself.
+    /// - Throws: `HDF5Error` when a step is missing, not a hard link, or not a group.
     public func group(atPath relative: String) throws -> HDF5Group {
         var g = self
         for p in relative.split(separator: "/") { g = try g.group(String(p)) }
         return g
     }
 
+    /// Creates member group `name` and returns it opened.
+    /// - Throws: `HDF5Error` when the name is taken or the group cannot be created.
     @discardableResult
     public func createGroup(_ name: String) throws -> HDF5Group {
         let child = joinPath(path, name)
@@ -101,7 +121,9 @@ public final class HDF5Group: HDF5AttributeHolder {
         return try HDF5Group(file: file, path: child)
     }
 
-    /// Writes a float32 dataset of `shape`.
+    /// Writes a float32 dataset of `shape` from row-major `floats` ([] shape: a scalar).
+    /// - Throws: `HDF5Error` when `floats` does not fill `shape`, the name is
+    ///   taken, or the dataset cannot be created or written.
     public func writeDataset(_ name: String, shape: [Int], floats: [Float]) throws {
         try writeDataset(name, shape: shape, type: segkit_h5t_native_float(), count: floats.count) { buffer in
             floats.withUnsafeBytes { buffer($0.baseAddress!) }
@@ -124,6 +146,7 @@ public final class HDF5Group: HDF5AttributeHolder {
     }
 
     /// Writes an unsigned 8-bit dataset of `shape` (images as files store them).
+    /// - Throws: `HDF5Error` as the float32 `writeDataset` does.
     public func writeDataset(_ name: String, shape: [Int], bytes: [UInt8]) throws {
         try writeDataset(name, shape: shape, type: segkit_h5t_native_uint8(), count: bytes.count) { buffer in
             bytes.withUnsafeBytes { buffer($0.baseAddress!) }
@@ -131,6 +154,7 @@ public final class HDF5Group: HDF5AttributeHolder {
     }
 
     /// Writes a 64-bit integer dataset of `shape`.
+    /// - Throws: `HDF5Error` as the float32 `writeDataset` does.
     public func writeDataset(_ name: String, shape: [Int], int64s: [Int64]) throws {
         try writeDataset(name, shape: shape, type: segkit_h5t_native_int64(), count: int64s.count) { buffer in
             int64s.withUnsafeBytes { buffer($0.baseAddress!) }

@@ -4,15 +4,24 @@ import Foundation
 /// What can go wrong reading a Keras file, each naming the file, the layer (or
 /// weight), what was expected and what was found.
 public enum KerasImportError: SegKitError, Equatable {
+    /// A layer class SegKit does not read: custom, Lambda (Python code), or not implemented.
     case unsupportedLayer(name: String, className: String, file: String, reason: String)
+    /// A config option whose value SegKit does not compute exactly (e.g. `data_format` channels_first).
     case unsupportedOption(layer: String, className: String, option: String, value: String, file: String)
+    /// A config that is not a well-formed model (dangling references, sizes out of bounds, …).
     case invalidConfig(file: String, message: String)
+    /// Weights the config needs and the file lacks, or has and the config does not.
     case missingWeights(layer: String, file: String, message: String)
+    /// A stored weight whose shape is not the one the config implies.
     case shapeMismatch(layer: String, weight: String, expected: [Int], found: [Int], file: String)
+    /// A file that is none of Keras's four layouts.
     case unknownFormat(file: String, message: String)
+    /// A weights-only file given without the architecture (`--config`).
     case configRequired(file: String, format: String)
+    /// A `.keras` zip that cannot be read safely (unsafe paths, missing or oversized entries).
     case archive(file: String, message: String)
 
+    /// The message a user sees, starting with the file.
     public var errorDescription: String? {
         switch self {
         case let .unsupportedLayer(name, className, file, reason):

@@ -6,7 +6,10 @@ import SegKitEngine
 /// A Keras classifier (or any supported model) imported into an engine graph,
 /// with the weights of the file and Keras's layer names.
 public struct KerasModel {
+    /// The model's name in its config (`config.name`, e.g. "resnet50").
     public let name: String
+    /// The engine graph: nested models flattened into it (nodes "outer/inner"),
+    /// a shared layer one engine layer at nodes "name", "name@1", …; weights loaded.
     public let graph: Graph
     /// "2.21.0", "3.15.1", … as the file says; the major version decides a few defaults.
     public let kerasVersion: String
@@ -24,21 +27,35 @@ public struct KerasModel {
     /// A checkpoint's training state, opened from its scratch copy.
     public var trainingState: HDF5File? = nil
 
+    /// One top-level Keras layer (or nested model) as `inspect` lists it.
     public struct SummaryRow {
+        /// The Keras layer name.
         public let name: String
+        /// The Keras class ("Conv2D"; a model class such as "Functional" for a nested model).
         public let className: String
+        /// The output shape of its first application, batch axis first (nil: any
+        /// size); [] when no node of the graph is its output.
         public let outputShape: StaticShape
+        /// Weight elements (float32 scalars) of the layer, or of all a nested model's layers.
         public let parameterCount: Int
+        /// Those of `parameterCount` that training may change.
         public let trainableCount: Int
         /// Layers whose Keras `trainable` flag is on, and all layers with weights.
         public let trainableLayers: Int
+        /// Engine layers with at least one weight: 0 or 1 for a layer, any number for a nested model.
         public let layersWithWeights: Int
+        /// Whether the row is a nested model used as a layer.
         public let isModel: Bool
     }
 
     /// Loads `path` (`.h5`, `.keras` or `.weights.h5`); `configPath` gives the
     /// architecture for a weights-only file (a `to_json()` file, a `config.json`
     /// or a `.keras` archive).
+    /// - Throws: `KerasImportError` for an unknown layout, an unsupported layer or
+    ///   option, a malformed config or missing or misshapen weights; `HDF5Error`
+    ///   for an unreadable HDF5 file or weight; `FileError` for a config that is not
+    ///   JSON (or is too large or deep); `EngineError` when a
+    ///   layer refuses its options (e.g. Permute dims that are no permutation).
     public static func load(_ path: String, configPath: String? = nil) throws -> KerasModel {
         guard FileManager.default.fileExists(atPath: path) else {
             throw KerasImportError.unknownFormat(file: path, message: "no such file")
@@ -138,13 +155,19 @@ public struct KerasModel {
         KerasLayerFactory.identityAtInference.contains(className)
     }
 
+    /// Weight elements (float32 scalars) in the whole graph.
     public var totalParameters: Int { graph.parameters.reduce(0) { $0 + $1.value.count } }
+    /// Weight elements training may change (frozen layers' excluded).
     public var trainableParameters: Int { graph.trainableParameters.reduce(0) { $0 + $1.value.count } }
 }
 
+/// Which of Keras's file layouts a model came from: the HDF5 model (Keras 2
+/// hdf5_format, Keras 3 legacy_h5_format), Keras 2's HDF5 weights, the Keras 3
+/// `.keras` archive and the Keras 3 `.weights.h5` (both Keras 3 saving_lib).
 public enum KerasFormat: Sendable, CustomStringConvertible {
     case legacyModel, legacyWeights, kerasArchive, kerasWeights
 
+    /// The layout named for people, with its extension and what marks it.
     public var description: String {
         switch self {
         case .legacyModel: return "Keras HDF5 model (.h5, model_config + model_weights)"

@@ -10,14 +10,21 @@ import ZIPFoundation
 /// `.h5`, the legacy HDF5 model format (SegKit's metadata in a root attribute
 /// `segkit`). Output goes to a temporary name and is renamed on success.
 public struct KerasWriter {
+    /// The `keras_version` written to metadata.json and the `.h5` attributes:
+    /// the Keras 3 release whose saving_lib layout the output follows.
     public static let kerasVersion = "3.15.1"
 
+    /// The graph written: one Keras layer per engine layer, one call per node.
     public let graph: Graph
+    /// The Functional model's name (`config.name`).
     public let name: String
+    /// SegKit's metadata (recipe, classes, stride, stages): `segkit.json` in a
+    /// `.keras`, root attribute `segkit` in an `.h5`; Keras ignores both.
     public let metadata: JSONValue?
     /// Further archive entries (name → file to copy in), e.g. SegKit's training state.
     public var extraFiles: [String: ScratchFile] = [:]
 
+    /// A writer of `graph` as the model `name`; nothing is written until `write(to:)`.
     public init(graph: Graph, name: String, metadata: JSONValue? = nil) {
         self.graph = graph
         self.name = name
@@ -117,6 +124,9 @@ public struct KerasWriter {
     }
 
     /// Writes `path`: `.h5` → legacy HDF5 model, anything else → `.keras` archive.
+    /// - Throws: `KerasExportError` for a layer Keras 3 cannot express;
+    ///   `EngineError` when a node's output shape cannot be computed; `HDF5Error` or
+    ///   `FileError` when a file cannot be written (the old `path` is then kept).
     public func write(to path: String) throws {
         let layers = try exportLayers()
         let config = try modelConfig(layers)
