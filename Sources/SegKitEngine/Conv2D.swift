@@ -6,7 +6,7 @@ import CKernels
 /// The products run on `ConvolutionKernels` (ConvolutionKernels.swift), which
 /// picks per shape among Winograd, the direct C loops, im2col + sgemm and the
 /// column split. Backward: dW = patchesᵀ·dZ, dX = col2im(dZ·Wᵀ), db = Σ dZ.
-public final class Conv2D: Layer {
+public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcatenatedParts {
     public let filters: Int
     public let kernelSize: (Int, Int)
     public let strides: (Int, Int)
@@ -106,13 +106,13 @@ public final class Conv2D: Layer {
         }
     }
 
-    public override var foldsConcatenatedInputs: Bool { groups == 1 }
+    public var foldsConcatenatedInputs: Bool { groups == 1 }
 
     /// Where the direct loops make this layer's output, which then read both
     /// parts in place (the kernel gradient's loops, which the direct forward's
     /// choice implies, do too): a U-Net decoder's first convolution without its
     /// concatenation's copy of the two tensors.
-    public override func forward(concatenationOf parts: [Tensor], mode: ExecutionMode) throws -> LayerOutput? {
+    public func forward(concatenationOf parts: [Tensor], mode: ExecutionMode) throws -> LayerOutput? {
         guard groups == 1, parts.count == 2, parts[0].rank == 4, parts[1].rank == 4,
               parts[0].shape.dropLast() == parts[1].shape.dropLast() else { return nil }
         let shape = Array(parts[0].shape.dropLast()) + [parts[0].shape[3] + parts[1].shape[3]]
@@ -142,7 +142,7 @@ public final class Conv2D: Layer {
     /// conv(x) + bias + addend, the addend added to each chunk of the output as
     /// it is finished: a linear convolution feeding an Add (a skip connection's
     /// projection) without the Add's own pass over three tensors.
-    public override func forward(_ inputs: [Tensor], mode: ExecutionMode, adding addend: Tensor) throws -> LayerOutput? {
+    public func forward(_ inputs: [Tensor], mode: ExecutionMode, adding addend: Tensor) throws -> LayerOutput? {
         guard activation == .linear else { return nil }
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -167,11 +167,11 @@ public final class Conv2D: Layer {
         }
     }
 
-    public override var isPointwiseProjection: Bool {
+    public var isPointwiseProjection: Bool {
         isPointwise && dilation == (1, 1) && activation == .linear
     }
 
-    public override func pointwiseProjection(of inputs: [Tensor], mode: ExecutionMode) throws -> (term: PointwiseProjection, cache: Any?)? {
+    public func pointwiseProjection(of inputs: [Tensor], mode: ExecutionMode) throws -> (term: PointwiseProjection, cache: Any?)? {
         guard isPointwiseProjection else { return nil }
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -190,7 +190,7 @@ public final class Conv2D: Layer {
     /// Where the forward pass read a concatenation's parts, the direct loops
     /// make the input gradient and the first part ends at a whole vector: the
     /// parts' gradients, each written where it is.
-    public override func backward(_ gradOutput: Tensor, cache: Any?, toConcatenatedParts needed: [Bool]) throws -> [Tensor?]? {
+    public func backward(_ gradOutput: Tensor, cache: Any?, toConcatenatedParts needed: [Bool]) throws -> [Tensor?]? {
         let c = try requireCache(cache, as: Cache.self)
         guard let second = c.concatenated, c.input.shape[3] % 16 == 0,
               ConvolutionKernels.inputGradientUsesDirectLoops(window: c.window, kernelShape: kernel.shape, inputChannels: inputChannels,

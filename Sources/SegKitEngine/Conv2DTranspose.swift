@@ -5,7 +5,7 @@
 /// viewed as HWIO, the stored kernel maps `filters` channels to `in` channels,
 /// so forward is `ConvolutionKernels.inputGradient` and the input gradient is
 /// `ConvolutionKernels.forward`, the same code Conv2D uses.
-public final class Conv2DTranspose: Layer {
+public final class Conv2DTranspose: Layer, FoldsPointwiseProjections {
     public let filters: Int
     public let kernelSize: (Int, Int)
     public let strides: (Int, Int)
@@ -104,12 +104,12 @@ public final class Conv2DTranspose: Layer {
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
     }
 
-    public override var foldsPointwiseProjections: Bool { activation == .linear }
+    public var foldsPointwiseProjections: Bool { activation == .linear }
 
     /// convᵀ(x) + bias + the projection, on the direct loops (the projection is
     /// one more tap of their register tiles); nil where those loops are not the
     /// ones this layer's shapes use.
-    public override func forward(_ inputs: [Tensor], mode: ExecutionMode, plus projection: PointwiseProjection) throws -> LayerOutput? {
+    public func forward(_ inputs: [Tensor], mode: ExecutionMode, plus projection: PointwiseProjection) throws -> LayerOutput? {
         guard activation == .linear else { return nil }
         let x = inputs[0]
         try expectRank(4, x, layer: self)

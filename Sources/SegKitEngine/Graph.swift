@@ -20,6 +20,8 @@ public final class Graph {
     private var indexByName: [String: Int] = [:]
     /// The execution plan's BatchNormalization-folded weights, made on first use.
     let foldedWeights = FoldedWeightCache()
+    /// The forward passes' plans, by kind of pass; emptied when a node is added.
+    let plans = ExecutionPlans()
 
     public init() {}
 
@@ -55,6 +57,7 @@ public final class Graph {
         }
         nodes.append(node)
         indexByName[node.name] = nodes.count - 1
+        plans.removeAll()
         return nodes.count - 1
     }
 

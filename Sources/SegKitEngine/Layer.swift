@@ -23,15 +23,6 @@ public struct LayerOutput {
     }
 }
 
-/// A 1x1 convolution of `input` (NHWC) with `kernel` [1, 1, in, out] plus
-/// `bias`: what a pointwise projection layer computes, handed to the layer
-/// that folds it into its output.
-public struct PointwiseProjection {
-    public let input: Tensor
-    public let kernel: Tensor
-    public let bias: [Float]?
-}
-
 /// A node type of the graph: forward and backward of one op, its parameters,
 /// and whether it trains.
 ///
@@ -94,50 +85,6 @@ public class Layer {
         throw EngineError.invalidArgument(op: kind, message: "has no forward pass")
     }
 
-    /// The layer's output plus `addend` (a tensor of the output's shape) in one
-    /// pass, for an Add that only this layer's output feeds; nil where the
-    /// layer cannot, and the graph runs the Add itself. Offered only by layers
-    /// whose backward pass does not read their output: the Add's gradient
-    /// reaches this layer unchanged.
-    public func forward(_ inputs: [Tensor], mode: ExecutionMode, adding addend: Tensor) throws -> LayerOutput? { nil }
-
-    /// Whether the layer is a 1x1, stride-1, ungrouped, linear convolution,
-    /// which another layer may fold into its own output (a skip connection's
-    /// projection): then `pointwiseProjection(of:mode:)` describes it.
-    public var isPointwiseProjection: Bool { false }
-
-    /// This layer, applied to `inputs`, as a term for another layer's
-    /// `forward(_:mode:plus:)`, with the backward cache a forward pass in
-    /// `mode` would have made; nil where the layer is not such a projection.
-    public func pointwiseProjection(of inputs: [Tensor], mode: ExecutionMode) throws -> (term: PointwiseProjection, cache: Any?)? { nil }
-
-    /// Whether `forward(_:mode:plus:)` may fold a projection into the output.
-    public var foldsPointwiseProjections: Bool { false }
-
-    /// The layer's output plus `projection` (of a tensor with the output's
-    /// height and width) in one pass, for an Add of the two that nothing else
-    /// reads: the projection's products are summed in the output's registers,
-    /// so neither its output nor the Add's pass over it is ever written. Nil
-    /// where the layer cannot for these shapes, and the graph runs all three.
-    public func forward(_ inputs: [Tensor], mode: ExecutionMode, plus projection: PointwiseProjection) throws -> LayerOutput? { nil }
-
-    /// Whether `forward(concatenationOf:mode:)` may be offered the parts of a
-    /// channel concatenation that feeds only this layer.
-    public var foldsConcatenatedInputs: Bool { false }
-
-    /// The layer applied to the concatenation of `parts` on the channel axis,
-    /// each part read where it is (the concatenation is never written), with
-    /// a backward pass that returns the concatenation's gradient as usual.
-    /// Nil where the layer cannot for these shapes, and the graph concatenates.
-    public func forward(concatenationOf parts: [Tensor], mode: ExecutionMode) throws -> LayerOutput? { nil }
-
-    /// After `forward(concatenationOf:mode:)`: the backward pass, returning the
-    /// gradients of the parts (for those `needed`) instead of the
-    /// concatenation's, which then needs no backward pass of its own. Nil,
-    /// having done nothing, where the layer cannot: the graph then calls
-    /// `backward` and the concatenation's.
-    public func backward(_ gradOutput: Tensor, cache: Any?, toConcatenatedParts needed: [Bool]) throws -> [Tensor?]? { nil }
-
     /// Given dL/d(output), accumulates dL/d(parameter) into every trainable parameter
     /// and returns dL/d(input) for each input whose `needInputGradients` entry is true
     /// (nil for the others, so no work is spent on them).
@@ -146,13 +93,6 @@ public class Layer {
     ) throws -> [Tensor?] {
         throw EngineError.invalidArgument(op: kind, message: "has no backward pass")
     }
-
-    /// For a one-input layer whose input also feeds other layers: adds
-    /// dL/d(input) into `inputGradient`, the gradient the input already has from
-    /// them, instead of returning a tensor the graph would then add (a pass
-    /// fewer over the input's size, e.g. a U-Net's pooled skip). False where the
-    /// layer cannot, and the graph calls `backward`.
-    public func backward(_ gradOutput: Tensor, cache: Any?, addingInputGradientTo inputGradient: inout Tensor) throws -> Bool { false }
 
     /// Number of scalars in all parameters, as Keras counts them.
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }

@@ -5,7 +5,7 @@ import CKernels
 /// With `same` padding, max pooling ignores the padded positions and average
 /// pooling divides by the number of real (unpadded) inputs in the window, as
 /// TensorFlow and Keras do.
-public final class Pooling2D: Layer {
+public final class Pooling2D: Layer, AddsInputGradientInPlace {
     public enum Reduction: Sendable { case max, average }
 
     public let reduction: Reduction
@@ -139,7 +139,7 @@ public final class Pooling2D: Layer {
         return [dx]
     }
 
-    public override func backward(_ gradOutput: Tensor, cache: Any?, addingInputGradientTo inputGradient: inout Tensor) throws -> Bool {
+    public func backward(_ gradOutput: Tensor, cache: Any?, addingInputGradientTo inputGradient: inout Tensor) throws -> Bool {
         guard reduction == .max else { return false }
         let cache = try requireCache(cache, as: Cache.self)
         guard inputGradient.shape == cache.inputShape else { return false }

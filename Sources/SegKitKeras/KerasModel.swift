@@ -133,8 +133,9 @@ public struct KerasModel {
         let shapes = builder.shapes
         let rows = records.map { r -> SummaryRow in
             let layers = r.allLayers
-            let params = Set(layers.flatMap(\.parameters).map(ObjectIdentifier.init))
-            let all = layers.flatMap(\.parameters).filter { params.contains(ObjectIdentifier($0)) }
+            // A layer shared inside a nested model counts once, as Keras counts it.
+            var seen = Set<ObjectIdentifier>()
+            let all = layers.flatMap(\.parameters).filter { seen.insert(ObjectIdentifier($0)).inserted }
             let node = builder.layerOutputs[r.spec.name]
             return SummaryRow(name: r.spec.name, className: r.spec.className,
                               outputShape: node.map { shapes[$0] } ?? [],
@@ -152,7 +153,7 @@ public struct KerasModel {
 
     /// Whether a Keras class is imported as the identity (augmentation and noise layers).
     public static func isIdentityAtInference(_ className: String) -> Bool {
-        KerasLayerFactory.identityAtInference.contains(className)
+        KerasDropoutAndIdentityLayers.identityAtInference.contains(className)
     }
 
     /// Weight elements (float32 scalars) in the whole graph.

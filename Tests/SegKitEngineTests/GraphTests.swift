@@ -274,6 +274,24 @@ func expectGradientsMatchFiniteDifferences(_ parameters: [Parameter], _ loss: ()
         #expect(try net.graph.forward([x]).outputs(of: net.graph).map(\.scalars) == before)
     }
 
+    @Test func aPlanIsMadeOncePerKindOfPassAndAgainWhenTrainabilityOrTheNodesChange() throws {
+        let net = try SkipNet(seed: 23)
+        var data = TestData(seed: 24)
+        let x = data.normal([1, 8, 8, 2])
+        let first = try net.graph.forward([x], mode: .training).outputs(of: net.graph)[0]
+        #expect(try net.graph.forward([x], mode: .training).outputs(of: net.graph)[0] == first)
+        #expect(net.graph.plans.count == 1)
+        _ = try net.graph.forward([x])
+        #expect(net.graph.plans.count == 2)
+        net.freezeEncoder()
+        let pass = try net.graph.forward([x], mode: .training)
+        #expect(net.graph.plans.count == 3, "another trainability is another plan")
+        let result = try net.graph.backward(pass, outputGradients: [data.normal([1, 4, 4, 3])])
+        #expect(result.nodesVisited == ["skip", "project", "up"])
+        try net.graph.add(ActivationLayer(name: "relu", .relu()), inputs: [net.graph.outputIndices[0]])
+        #expect(net.graph.plans.count == 0)
+    }
+
     @Test func aCopiedDropoutContinuesTheRandomStreamWhereTheOriginalStands() throws {
         let g = Graph()
         let x = try g.addInput(name: "in", shape: [nil, 64])

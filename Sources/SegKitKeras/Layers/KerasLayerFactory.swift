@@ -23,9 +23,6 @@ struct KerasLayerFactory {
     final class PolicyLog { var names: Set<String> = [] }
     let policies = PolicyLog()
 
-    /// Layers that are the identity when a model predicts; `KerasModel.isIdentityAtInference` asks here.
-    static var identityAtInference: Set<String> { KerasDropoutAndIdentityLayers.identityAtInference }
-
     /// No single size in a config may exceed this, nor the model's weights hold more
     /// than `maxWeightElements` elements in all (1 GiB of float32, above VGG16's 138M):
     /// a forged config gets an error, not an allocation.

@@ -166,3 +166,23 @@ final class FoldedWeightCache {
         return (kernel, folded)
     }
 }
+
+extension BatchNormalizationFold {
+    /// Runs the chain at its convolution's turn: the chain's last node gets the value.
+    /// - Throws: `EngineError` naming the convolution's node.
+    func run(_ state: inout ForwardState) throws {
+        let started = state.startTimer()
+        let graph = state.graph
+        let x = state.values[source(in: graph)]!
+        let addend = residual.map { state.values[$0.addend]! }
+        let y = try state.naming(convolution) { try output(of: x, addend: addend, in: graph) }
+        state.record(convolution, since: started)
+        // The links before the last are read by nothing but the next.
+        let unread = LayerOutput(Tensor(zeros: [0]))
+        if let padding { try state.finish(padding, unread) }
+        try state.finish(convolution, unread)
+        for node in [normalization, residual?.add, activation].compactMap({ $0 }) {
+            try state.finish(node, node == end ? LayerOutput(y) : unread)
+        }
+    }
+}
