@@ -1,4 +1,5 @@
 import SegKitSupport
+import SegKitKeras
 import Foundation
 
 /// SegKit's `segkit.json`, stored beside a segmenter's Keras model (an entry of
@@ -66,6 +67,27 @@ public struct SegmenterMetadata: Sendable, Equatable, Encodable {
 
     /// The version written into new files.
     public static let currentVersion = "0.1.0"
+    /// The `.keras` archive entry that holds the document.
+    public static let entryName = "segkit.json"
+    /// The legacy `.h5` root attribute that holds it.
+    public static let attributeName = "segkit"
+    /// The largest document read (a SegKit one is a few kilobytes).
+    static let maxBytes = 1 << 20
+
+    /// The `segkit.json` document `model` holds (loaded with
+    /// `SideFileNames.segkit`), parsed; nil when it holds none.
+    /// - Throws: `FileError` naming `file` for a document over 1 MiB, one that
+    ///   cannot be read, or one that is not JSON.
+    public static func document(in model: KerasModel, file: String) throws -> JSONValue? {
+        if let text = model.sideFiles.attributes[attributeName] {
+            return try JSONValue.parse(Data(text.utf8), source: file + " " + attributeName)
+        }
+        guard let entry = model.sideFiles.entries[entryName] else { return nil }
+        guard entry.size <= maxBytes else {
+            throw FileError(file: file, "\(entryName) decompresses to more than \(maxBytes) bytes; refused")
+        }
+        return try JSONValue.parse(try entry.read(offset: 0, count: entry.size), source: file + " " + entryName)
+    }
 
     /// Metadata for a new file; the rest is set by property.
     /// - Parameters:

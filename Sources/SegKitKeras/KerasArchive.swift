@@ -4,24 +4,25 @@ import HDF5
 import ZIPFoundation
 
 /// A Keras 3 `.keras` archive: a zip with `config.json`, `metadata.json` and
-/// `model.weights.h5`. Only those entries are read; nothing is extracted to a
-/// path the archive names, entries with absolute or `..` paths are an error,
-/// and every entry's decompressed size is bounded while it is read.
+/// `model.weights.h5` (Keras 3's saving_lib), plus the side entries a caller
+/// names. Only those entries are read; nothing is extracted to a path the
+/// archive names, entries with absolute or `..` paths are an error, and every
+/// entry's decompressed size is bounded while it is read.
 struct KerasArchive {
     let path: String
     let config: Data
     let metadata: Data?
-    /// SegKit's own `segkit.json`, in archives SegKit wrote.
-    let segkit: Data?
     /// The weights, copied to a scratch file for libhdf5 (gone when the last handle closes).
     let weights: ScratchFile
-    /// SegKit's training state (optimizer, epoch) in checkpoints, likewise copied out.
-    let trainingState: ScratchFile?
+    /// The side entries asked for that the archive has, likewise copied out.
+    let sideEntries: [String: ScratchFile]
 
     static let entryLimit = 2 << 30
     static let configLimit = 64 << 20
 
-    init(path: String) throws {
+    /// - Throws: `KerasImportError.archive` for an unreadable archive, a
+    ///   missing Keras entry, a hostile entry path or an entry over its limit.
+    init(path: String, sideEntries names: [String] = []) throws {
         self.path = path
         let archive: Archive
         do {
@@ -34,12 +35,13 @@ struct KerasArchive {
         }
         config = try Self.read(archive, "config.json", limit: Self.configLimit, file: path)
         metadata = archive["metadata.json"] == nil ? nil : try Self.read(archive, "metadata.json", limit: 1 << 20, file: path)
-        segkit = archive["segkit.json"] == nil ? nil : try Self.read(archive, "segkit.json", limit: 1 << 20, file: path)
         guard let entry = archive["model.weights.h5"] else {
             throw KerasImportError.archive(file: path, message: "has no model.weights.h5 entry")
         }
         weights = try Self.extractToScratchFile(archive, entry, file: path)
-        trainingState = try archive["segkit_state.h5"].map { try Self.extractToScratchFile(archive, $0, file: path) }
+        var side: [String: ScratchFile] = [:]
+        for name in names { side[name] = try archive[name].map { try Self.extractToScratchFile(archive, $0, file: path) } }
+        sideEntries = side
     }
 
     /// Streams one entry into a scratch file, bounding its size.

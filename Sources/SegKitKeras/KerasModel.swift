@@ -19,13 +19,12 @@ public struct KerasModel {
     public let layerOutputs: [String: Int]
     /// The top-level Keras layers in config order, for summaries.
     public let summaryRows: [SummaryRow]
-    /// SegKit's metadata (recipe, classes, stride, stages) in files SegKit wrote.
-    public var segkitMetadata: JSONValue? = nil
     /// Reduced-precision dtype policies in the file (e.g. "mixed_float16"): SegKit
     /// runs the model in float32 with the file's weights.
     public var dtypePolicies: [String] = []
-    /// A checkpoint's training state, opened from its scratch copy.
-    public var trainingState: HDF5File? = nil
+    /// The side files asked for at `load` that the file holds (another tool's
+    /// parts, which Keras ignores: SegKit's `segkit.json`, a checkpoint's state).
+    public var sideFiles = SideFiles()
 
     /// One top-level Keras layer (or nested model) as `inspect` lists it.
     public struct SummaryRow {
@@ -56,23 +55,19 @@ public struct KerasModel {
     ///   for an unreadable HDF5 file or weight; `FileError` for a config that is not
     ///   JSON (or is too large or deep); `EngineError` when a
     ///   layer refuses its options (e.g. Permute dims that are no permutation).
-    public static func load(_ path: String, configPath: String? = nil) throws -> KerasModel {
+    public static func load(_ path: String, configPath: String? = nil, sideFiles names: SideFileNames = SideFileNames()) throws -> KerasModel {
         guard FileManager.default.fileExists(atPath: path) else {
             throw KerasImportError.unknownFormat(file: path, message: "no such file")
         }
         if KerasArchive.isZip(path) {
-            let archive = try KerasArchive(path: path)
+            let archive = try KerasArchive(path: path, sideEntries: names.entries)
             let config = try JSONValue.parse(archive.config, source: path + " config.json")
             let version = archive.metadata.flatMap { try? JSONValue.parse($0, source: path) }?["keras_version"]?.string ?? "3"
             let weights = try archive.weights.withPath { try HDF5File(readingFrom: $0, reportedAs: path + " model.weights.h5") }
             var model = try assemble(config: config, version: version, format: .kerasArchive, file: path) { reader, records in
                 try reader.readVars(try weights.root, records: records)
             }
-            model.segkitMetadata = try archive.segkit.map { try JSONValue.parse($0, source: path + " segkit.json") }
-            if let state = archive.trainingState {
-                // libhdf5's own descriptor keeps the scratch file alive from here.
-                model.trainingState = try state.withPath { try HDF5File(readingFrom: $0, reportedAs: path + " segkit_state.h5") }
-            }
+            model.sideFiles.entries = archive.sideEntries
             return model
         }
         let file = try HDF5File(readingFrom: path)
@@ -84,8 +79,8 @@ public struct KerasModel {
             var model = try assemble(config: config, version: version, format: .legacyModel, file: path) { reader, records in
                 try reader.readLegacy(weights, records: records)
             }
-            if root.hasAttribute("segkit") {
-                model.segkitMetadata = try JSONValue.parse(Data(try root.stringAttribute("segkit").utf8), source: path + " segkit")
+            for name in names.attributes where root.hasAttribute(name) {
+                model.sideFiles.attributes[name] = try root.stringAttribute(name)
             }
             return model
         }

@@ -5,10 +5,10 @@ import SegKitEngine
 import ZIPFoundation
 
 /// Writes an engine graph as a Keras 3 Functional model: a `.keras` archive
-/// (config.json, metadata.json, model.weights.h5 in Keras 3's layout, plus
-/// SegKit's own `segkit.json`, which Keras ignores) or, for a name ending in
-/// `.h5`, the legacy HDF5 model format (SegKit's metadata in a root attribute
-/// `segkit`). Output goes to a temporary name and is renamed on success.
+/// (config.json, metadata.json, model.weights.h5 in Keras 3's layout, plus the
+/// caller's side entries, which Keras ignores) or, for a name ending in `.h5`,
+/// the legacy HDF5 model format (side texts as root attributes). Output goes
+/// to a temporary name and is renamed on success.
 public struct KerasWriter {
     /// The `keras_version` written to metadata.json and the `.h5` attributes:
     /// the Keras 3 release whose saving_lib layout the output follows.
@@ -18,17 +18,17 @@ public struct KerasWriter {
     public let graph: Graph
     /// The Functional model's name (`config.name`).
     public let name: String
-    /// SegKit's metadata (recipe, classes, stride, stages): `segkit.json` in a
-    /// `.keras`, root attribute `segkit` in an `.h5`; Keras ignores both.
-    public let metadata: JSONValue?
-    /// Further archive entries (name → file to copy in), e.g. SegKit's training state.
+    /// Texts stored beside the model: archive entries in a `.keras`, root
+    /// attributes in an `.h5` (SegKit's `segkit.json`).
+    public var sideTexts: [SideText] = []
+    /// Further archive entries (name → file to copy in), e.g. SegKit's training
+    /// state; a legacy `.h5` has no place for them.
     public var extraFiles: [String: ScratchFile] = [:]
 
     /// A writer of `graph` as the model `name`; nothing is written until `write(to:)`.
-    public init(graph: Graph, name: String, metadata: JSONValue? = nil) {
+    public init(graph: Graph, name: String) {
         self.graph = graph
         self.name = name
-        self.metadata = metadata
     }
 
     /// A Keras layer: one engine layer and every node it is applied at.
@@ -149,7 +149,7 @@ public struct KerasWriter {
         let metadataJSON: JSONValue = ["keras_version": .string(Self.kerasVersion), "date_saved": .string(ISO8601DateFormatter().string(from: Date())),
                                        "writer": "segkit"]
         var entries: [(String, Data)] = [("metadata.json", Data(metadataJSON.jsonText.utf8)), ("config.json", Data(config.jsonText.utf8))]
-        if let metadata { entries.append(("segkit.json", Data(metadata.jsonText.utf8))) }
+        entries += sideTexts.map { ($0.entry, Data($0.text.utf8)) }
         // Stored, not deflated, as Keras's saving_lib writes its archives
         // (zipfile's default): float weights barely compress, and deflating a
         // ResNet's 100 MB made every checkpoint of a training run seconds slower.
@@ -193,7 +193,7 @@ public struct KerasWriter {
         try root.writeStringAttribute("model_config", config.jsonText)
         try root.writeStringAttribute("keras_version", Self.kerasVersion)
         try root.writeStringAttribute("backend", "tensorflow")
-        if let metadata { try root.writeStringAttribute("segkit", metadata.jsonText) }
+        for side in sideTexts { try root.writeStringAttribute(side.attribute, side.text) }
         let weights = try root.createGroup("model_weights")
         try weights.writeStringsAttribute("layer_names", layers.map(\.name))
         try weights.writeStringAttribute("keras_version", Self.kerasVersion)

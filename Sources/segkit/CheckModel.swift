@@ -11,8 +11,9 @@ struct CheckModel: ParsableCommand {
     @OptionGroup var model: ModelOptions
 
     func run() throws {
-        let loaded = try KerasModel.load(model.model, configPath: model.config)
-        try Checkpoint.check(loaded)
+        let loaded = try KerasModel.load(model.model, configPath: model.config, sideFiles: .segkit)
+        _ = try SegmenterMetadata.document(in: loaded, file: model.model)
+        try Checkpoint.check(loaded, file: model.model)
     }
 }
 

@@ -21,7 +21,8 @@ func printSummary(_ m: KerasModel) throws {
             print("dtype policy \(m.dtypePolicies.joined(separator: ", ")) in the file: SegKit computes in float32 with the file's weights")
         }
         // A summary shows what it can: a damaged segkit.json is for the commands that use it to refuse.
-        if let meta = try? SegmenterMetadata(json: m.segkitMetadata, outputChannels: nil, file: ""), let recipe = meta.recipe {
+        if let document = try? SegmenterMetadata.document(in: m, file: ""),
+           let meta = try? SegmenterMetadata(json: document, outputChannels: nil, file: ""), let recipe = meta.recipe {
             print("SegKit segmenter: recipe \(recipe), \(meta.classes) classes, output \(meta.output ?? "?"), inputs padded to multiples of \(meta.totalStride ?? 1)")
         }
         let rows = m.summaryRows.map { r -> [String] in

@@ -26,7 +26,7 @@ func loadModel(_ path: String, config: String? = nil) throws -> KerasModel {
     if ProcessInfo.processInfo.environment["SEGKIT_CHECK_CHILD"] == nil {
         try checkInChildProcess(["check-model", path] + (config.map { ["--config", $0] } ?? []), file: path)
     }
-    return try KerasModel.load(path, configPath: config)
+    return try KerasModel.load(path, configPath: config, sideFiles: .segkit)
 }
 
 /// A model file a child process could not read: its own error, signal or time-out.

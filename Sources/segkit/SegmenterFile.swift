@@ -14,7 +14,8 @@ struct SegmenterFile {
 
     init(_ path: String) throws {
         model = try loadModel(path)
-        stored = try SegmenterMetadata(json: model.segkitMetadata, outputChannels: try model.graph.staticShapes().last?.last ?? nil, file: path)
+        stored = try SegmenterMetadata(json: try SegmenterMetadata.document(in: model, file: path),
+                                       outputChannels: try model.graph.staticShapes().last?.last ?? nil, file: path)
     }
 
     /// The names of classes nobody named: class_0, class_1, …
@@ -40,7 +41,7 @@ struct SegmenterFile {
 ///
 /// - Throws: `DataError.badFile` for a damaged segkit.json.
 func storedRunner(_ model: KerasModel, file: String) throws -> Segmenter? {
-    guard model.segkitMetadata != nil else { return nil }
-    let stored = try SegmenterMetadata(json: model.segkitMetadata, outputChannels: nil, file: file)
+    guard let document = try SegmenterMetadata.document(in: model, file: file) else { return nil }
+    let stored = try SegmenterMetadata(json: document, outputChannels: nil, file: file)
     return stored.totalStride.map { Segmenter(graph: model.graph, totalStride: $0, referenceSize: stored.referenceSize) }
 }

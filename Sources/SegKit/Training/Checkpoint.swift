@@ -67,16 +67,24 @@ public struct Checkpoint {
     /// - Throws: `TrainingError.badState` when the file holds no training state
     ///   or a state that does not fit this run; `HDF5Error` for a damaged one.
     public static func resume(_ trainer: Trainer, from model: KerasModel, file: String) throws {
-        guard let state = model.trainingState else {
+        guard let state = try state(of: model, file: file) else {
             throw TrainingError.badState("\(file) holds no training state (use NAME.last.keras)")
         }
         try trainer.restore(from: state)
     }
 
+    /// The training state `model` holds (loaded with `SideFileNames.segkit`),
+    /// opened for reading; nil for a file that is not a checkpoint.
+    /// - Throws: `HDF5Error` naming `file` when the entry is not an HDF5 file.
+    public static func state(of model: KerasModel, file: String) throws -> HDF5File? {
+        // libhdf5's own descriptor keeps the scratch file alive from here.
+        try model.sideFiles.entries[stateEntry].map { try $0.withPath { try HDF5File(readingFrom: $0, reportedAs: file + " " + stateEntry) } }
+    }
+
     /// Reads a checkpoint's state completely, checking every part (what the
     /// check-model child does before the run reads the file itself).
     /// - Throws: `TrainingError.badState` naming the damaged part, `HDF5Error`.
-    public static func check(_ model: KerasModel) throws {
-        if let state = model.trainingState { _ = try TrainingState.read(from: state) }
+    public static func check(_ model: KerasModel, file: String) throws {
+        if let state = try state(of: model, file: file) { _ = try TrainingState.read(from: state) }
     }
 }
