@@ -241,7 +241,7 @@ func accumulateConvolutionGradients(
     return dz
 }
 
-/// The BatchNormalization fold rule's view of the layer (`Fusion/`): its
+/// The BatchNormalization fold rule's view of the layer (`Plan/`): its
 /// output for folded weights, with an activation and a residual addend made
 /// in the same chunks.
 extension Conv2D: AddsResidual {
