@@ -47,7 +47,9 @@ public struct SegmenterMetadata: Sendable, Equatable, Encodable {
     public var recipe: String?
     /// The recipe's decoder family ("fcn", "unet", …).
     public var decoder: String?
+    /// The segmentation classes: the model's output channels (2 for one sigmoid unit).
     public var classes: Int
+    /// One name per class, for legends and reports (class_0, class_1, … when none were given).
     public var classNames: [String]
     /// The period of the decoder's alignment (1 to 1024), when stored.
     public var totalStride: Int?
@@ -132,6 +134,7 @@ public struct SegmenterMetadata: Sendable, Equatable, Encodable {
         return value
     }
 
+    /// Equal when every stored value is (a tuple's fields compared one by one).
     public static func == (a: Self, b: Self) -> Bool {
         a.classes == b.classes && a.classNames == b.classNames && a.totalStride == b.totalStride
             && a.referenceSize?.height == b.referenceSize?.height && a.referenceSize?.width == b.referenceSize?.width && a.inputScale == b.inputScale && a.background == b.background

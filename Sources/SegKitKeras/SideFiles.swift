@@ -30,8 +30,11 @@ public struct SideFiles {
 /// A text a writer stores beside the model: the archive entry `entry` of a
 /// `.keras` file, or the root attribute `attribute` of a legacy `.h5` one.
 public struct SideText: Sendable {
+    /// Its archive entry name in a `.keras` file.
     public var entry: String
+    /// Its root attribute name in a legacy `.h5` file.
     public var attribute: String
+    /// The text stored (UTF-8 in an archive).
     public var text: String
 
     /// - Parameters: as the properties.

@@ -11,11 +11,13 @@ public indirect enum JSONValue: Equatable, Sendable {
     case array([JSONValue])
     case object([String: JSONValue])
 
+    /// An object's member `key`; nil for a missing key or a value that is not an object.
     public subscript(key: String) -> JSONValue? {
         if case let .object(o) = self { return o[key] }
         return nil
     }
 
+    /// The value as the Swift type it holds, or nil when it holds another.
     public var string: String? { if case let .string(s) = self { return s }; return nil }
     public var double: Double? { if case let .number(n) = self { return n }; return nil }
     public var bool: Bool? { if case let .bool(b) = self { return b }; return nil }
@@ -31,6 +33,7 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     /// Limits on documents SegKit accepts: a Keras config is far below both.
     public static let maxBytes = 64 << 20
+    /// The deepest nesting of arrays and objects accepted.
     public static let maxDepth = 200
 
     /// Parses `data`, refusing oversized or absurdly nested documents before
