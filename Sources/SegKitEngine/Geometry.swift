@@ -83,6 +83,7 @@ extension Graph {
     /// The geometry of every node for an input of `height` x `width` pixels (the
     /// graph's only input, NHWC): nil for nodes that are not 4-D maps (after a
     /// Flatten or a global pooling without `keepdims`).
+    ///
     /// - Throws: `EngineError.graph` for a graph without exactly one input;
     ///   `EngineError.shapeMismatch` naming the node where the input is too small
     ///   for a window (or a CenterCrop), where a merge's inputs differ in size, or
