@@ -1,28 +1,36 @@
 import CKernels
 import Foundation
 
-/// Keras's activation functions, each with its derivative beside it.
+/// Keras's activation functions (keras/src/activations/activations.py), each
+/// with its derivative beside it; element-wise except softmax.
 public enum Activation: Equatable, Sendable {
+    /// f(x) = x: no activation.
     case linear
     /// Keras's general relu: `max_value` if x ≥ max_value, x if threshold ≤ x,
     /// else negative_slope·(x − threshold). relu6 is `maxValue: 6`.
     case relu(maxValue: Float? = nil, negativeSlope: Float = 0, threshold: Float = 0)
+    /// x for x > 0, else alpha·(eˣ − 1) (Clevert et al. 2015).
     case elu(alpha: Float = 1)
     /// x·sigmoid(x), which Keras also calls silu.
     case swish
+    /// 1 / (1 + e⁻ˣ).
     case sigmoid
     /// clip(slope·x + 0.5, 0, 1): slope 1/6 in Keras 3, 0.2 in Keras 2.
     case hardSigmoid(slope: Float = 1.0 / 6.0)
     /// x·relu6(x + 3)/6.
     case hardSwish
+    /// The hyperbolic tangent.
     case tanh
     /// Exact (erf) or the tanh approximation.
     case gelu(approximate: Bool = false)
+    /// log(1 + eˣ).
     case softplus
     /// Softmax over the last (channel) axis.
     case softmax
 
+    /// min(max(x, 0), 6) (MobileNet's).
     public static let relu6 = Activation.relu(maxValue: 6)
+    /// Keras's LeakyReLU: x for x ≥ 0, else alpha·x.
     public static func leakyRelu(alpha: Float) -> Activation { .relu(negativeSlope: alpha) }
 
     /// Whether the backward pass needs the output y (otherwise only z). Plain
@@ -261,9 +269,11 @@ struct ActivationRecord {
 
 /// A standalone activation layer (Keras's Activation, ReLU, LeakyReLU, ELU, Softmax).
 public final class ActivationLayer: Layer {
+    /// The function applied.
     public let activation: Activation
     private let kerasKind: String
 
+    /// `kerasKind` is the Keras class to write back ("ReLU", "LeakyReLU", "Softmax"...).
     public init(name: String, _ activation: Activation, kerasKind: String = "Activation") {
         self.activation = activation
         self.kerasKind = kerasKind
@@ -276,13 +286,20 @@ public final class ActivationLayer: Layer {
 
     public override var kind: String { kerasKind }
 
+    /// The input's shape (any rank).
+    /// - Throws: nothing (`throws` is `Layer`'s signature).
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { inputShapes[0] }
 
+    /// f(x) element-wise (softmax over the last axis), any shape; the cache is
+    /// what f′ needs (x or y).
+    /// - Throws: nothing (`throws` is `Layer`'s signature).
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let (y, record) = ActivationRecord.forward(activation, inputs[0], mode: mode)
         return LayerOutput(y, cache: record)
     }
 
+    /// dx = dy·f′, from the cached input or output (softmax: y·(dy − Σ dy·y) per row).
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         let record = try requireCache(cache, as: ActivationRecord.self)

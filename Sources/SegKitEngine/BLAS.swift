@@ -32,6 +32,7 @@ public enum BLAS {
         return nil
     }
 
+    /// Whether the CPU and OS support AVX-512 (cpuid and xgetbv).
     public static var cpuHasAVX512: Bool { segkit_cpu_detect().avx512 != 0 }
 
     /// Runs once, on first use of any BLAS routine. Measured on these machines
@@ -69,11 +70,14 @@ public enum BLAS {
         return true
     }()
 
+    /// OpenBLAS's threads per call (1 once the engine has configured it: the
+    /// engine parallelises around BLAS).
     public static var threadCount: Int {
         _ = singleThreaded
         return Int(openblas_get_num_threads())
     }
 
+    /// Sets OpenBLAS's threads per call (`openblas_set_num_threads`).
     public static func setThreadCount(_ n: Int) {
         _ = configured
         openblas_set_num_threads(Int32(n))

@@ -1,6 +1,8 @@
 import Foundation
 
-/// Keras's BatchNormalization over the last (channel) axis.
+/// Keras's BatchNormalization over the last (channel) axis
+/// (keras/src/layers/normalization/batch_normalization.py; Ioffe & Szegedy,
+/// "Batch Normalization", 2015): y = γ·(x − μ)/√(σ² + ε) + β per channel.
 ///
 /// Training mode (and the layer trainable): normalises with the batch's mean and
 /// biased variance, and moves the moving statistics by
@@ -9,14 +11,24 @@ import Foundation
 /// moving statistics. Weight order as Keras saves it: gamma, beta,
 /// moving_mean, moving_variance; the moving statistics are never trainable.
 public final class BatchNormalization: Layer {
+    /// Weight of the old moving statistics in each update (Keras's default 0.99).
     public let momentum: Float
+    /// Added to the variance before the square root (Keras's default 1e-3).
     public let epsilon: Float
+    /// Scale γ, `[channels]`; nil for `scale=False` (γ = 1).
     public let gamma: Parameter?
+    /// Offset β, `[channels]`; nil for `center=False` (β = 0).
     public let beta: Parameter?
+    /// Moving mean μ, `[channels]`, updated by training-mode forward passes, never trainable.
     public let movingMean: Parameter
+    /// Moving (biased) variance σ², `[channels]`, updated like `movingMean`, never trainable.
     public let movingVariance: Parameter
+    /// Size of the last axis it normalises.
     public let channels: Int
 
+    /// Checks and wraps a Keras BatchNormalization's weights; moving statistics
+    /// default to zeros (mean) and ones (variance), as a new Keras layer's.
+    /// - Throws: `EngineError.shapeMismatch` for a weight that is not `[channels]`.
     public init(
         name: String, channels: Int, momentum: Float = 0.99, epsilon: Float = 1e-3,
         gamma: Tensor?, beta: Tensor?, movingMean: Tensor? = nil, movingVariance: Tensor? = nil
@@ -46,6 +58,8 @@ public final class BatchNormalization: Layer {
                                movingMean: movingMean.value, movingVariance: movingVariance.value)
     }
 
+    /// The input's shape.
+    /// - Throws: `EngineError.shapeMismatch` when a known last axis is not `channels`.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         if let c = s.last ?? nil, c != channels {
@@ -60,6 +74,11 @@ public final class BatchNormalization: Layer {
         var usedBatchStatistics: Bool
     }
 
+    /// Normalises `[..., channels]` with the batch's statistics (training mode and
+    /// trainable; the moving statistics move as a side effect) or the moving ones;
+    /// the cache keeps x̂ and 1/√(σ² + ε).
+    /// - Throws: `EngineError.shapeMismatch` when the last axis is not `channels`;
+    ///   `EngineError.invalidArgument` for batch statistics of an empty batch.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         guard x.shape.last == channels else {
@@ -142,6 +161,9 @@ public final class BatchNormalization: Layer {
         return (mean.map { Float($0) }, variance.map { Float($0 / Double(rows)) })
     }
 
+    /// dβ = Σ dy, dγ = Σ dy·x̂ per channel; dx = γ/σ · (dy − mean(dy) − x̂·mean(dy·x̂))
+    /// with batch statistics (Ioffe & Szegedy §3), γ/σ · dy with the moving ones.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let cache = try requireCache(cache, as: Cache.self)
         let c = channels

@@ -7,18 +7,33 @@ import CKernels
 /// picks per shape among Winograd, the direct C loops, im2col + sgemm and the
 /// column split. Backward: dW = patchesᵀ·dZ, dX = col2im(dZ·Wᵀ), db = Σ dZ.
 public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcatenatedParts {
+    /// Output channels (`kernel.shape[3]`).
     public let filters: Int
+    /// Kernel height and width in pixels, (kh, kw).
     public let kernelSize: (Int, Int)
+    /// Step between output pixels in input pixels, (rows, cols).
     public let strides: (Int, Int)
+    /// `valid` (no padding) or `same` (TF rule: the odd pixel of padding goes bottom/right).
     public let padding: Padding
+    /// Spacing between kernel taps in input pixels, (rows, cols); 1 is undilated.
     public let dilation: (Int, Int)
+    /// Keras's `groups`: input and output channels split into this many independent convolutions.
     public let groups: Int
+    /// Applied to conv(x) + bias (fused into the convolution's output chunks where it can be).
     public let activation: Activation
+    /// HWIO kernel `[kh, kw, in / groups, filters]`, named "kernel" (or as given).
     public let kernel: Parameter
+    /// `[filters]`, or nil for `use_bias=False`.
     public let bias: Parameter?
 
+    /// Checks and wraps a Keras Conv2D's weights (keras/src/layers/convolutional/base_conv.py).
     /// - Parameters:
-    ///   - kernel: HWIO values; `kernel.shape[2]` fixes the input channels per group.
+    ///   - kernel: HWIO values `[kh, kw, in / groups, filters]`; `kernel.shape[2]` fixes the input channels per group.
+    ///   - bias: `[filters]`, or nil.
+    ///   - kernelName: the weight's Keras name ("pointwise_kernel" inside SeparableConv2D).
+    /// - Throws: `EngineError.shapeMismatch` for a kernel not of rank 4 or a bias not
+    ///   `[filters]`; `EngineError.invalidArgument` for filters not divisible by
+    ///   `groups`, strides or dilation below 1, or strides and dilation both above 1.
     public init(
         name: String, kernel: Tensor, bias: Tensor?, strides: (Int, Int) = (1, 1),
         padding: Padding = .valid, dilation: (Int, Int) = (1, 1), groups: Int = 1,
@@ -75,6 +90,9 @@ public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcat
         return g
     }
 
+    /// `[N, H', W', filters]` with H' = ⌈H / stride⌉ (`same`) or
+    /// ⌈(H − (kh − 1)·dilation) / stride⌉ (`valid`), as Keras's `compute_conv_output_shape`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or with the wrong channel count.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -97,6 +115,10 @@ public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcat
         }
     }
 
+    /// activation(conv(x) + bias) for x `[N, H, W, in]` → `[N, H', W', filters]`;
+    /// the training cache keeps x, the window and what the activation's derivative needs.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4, with the wrong
+    ///   channel count, or smaller than the dilated kernel with `valid` padding.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -106,12 +128,18 @@ public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcat
         }
     }
 
+    /// Whether the layer can read a channel concatenation's two parts in place (ungrouped only).
     public var foldsConcatenatedInputs: Bool { groups == 1 }
 
-    /// Where the direct loops make this layer's output, which then read both
-    /// parts in place (the kernel gradient's loops, which the direct forward's
-    /// choice implies, do too): a U-Net decoder's first convolution without its
-    /// concatenation's copy of the two tensors.
+    /// The layer's output for the channel concatenation of `parts` (two NHWC
+    /// tensors of equal N, H, W), read where they are: where the direct loops
+    /// make this layer's output, which then read both parts in place (the kernel
+    /// gradient's loops, which the direct forward's choice implies, do too): a
+    /// U-Net decoder's first convolution without its concatenation's copy of the
+    /// two tensors. Nil (nothing done) where the layer is grouped or the shapes
+    /// take another kernel.
+    /// - Throws: `EngineError.shapeMismatch` when the parts' channels together are
+    ///   not the layer's input channels or the input is smaller than the kernel.
     public func forward(concatenationOf parts: [Tensor], mode: ExecutionMode) throws -> LayerOutput? {
         guard groups == 1, parts.count == 2, parts[0].rank == 4, parts[1].rank == 4,
               parts[0].shape.dropLast() == parts[1].shape.dropLast() else { return nil }
@@ -141,7 +169,10 @@ public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcat
 
     /// conv(x) + bias + addend, the addend added to each chunk of the output as
     /// it is finished: a linear convolution feeding an Add (a skip connection's
-    /// projection) without the Add's own pass over three tensors.
+    /// projection) without the Add's own pass over three tensors. Nil (nothing
+    /// done) for a non-linear layer or an `addend` not of the output's shape
+    /// `[N, H', W', filters]` (an Add that broadcasts).
+    /// - Throws: `EngineError.shapeMismatch` for an input the layer cannot take.
     public func forward(_ inputs: [Tensor], mode: ExecutionMode, adding addend: Tensor) throws -> LayerOutput? {
         guard activation == .linear else { return nil }
         let x = inputs[0]
@@ -167,10 +198,16 @@ public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcat
         }
     }
 
+    /// Whether the layer is a 1x1, stride-1, ungrouped, undilated, linear
+    /// convolution: a skip's projection that a Conv2DTranspose can fold in.
     public var isPointwiseProjection: Bool {
         isPointwise && dilation == (1, 1) && activation == .linear
     }
 
+    /// This layer applied to `inputs` as a term for `Conv2DTranspose.forward(_:mode:plus:)`
+    /// (input `[N, H, W, in]`, kernel `[1, 1, in, filters]`, bias), with the cache a
+    /// `mode` forward pass would have made; nil when `isPointwiseProjection` is false.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or with the wrong channel count.
     public func pointwiseProjection(of inputs: [Tensor], mode: ExecutionMode) throws -> (term: PointwiseProjection, cache: Any?)? {
         guard isPointwiseProjection else { return nil }
         let x = inputs[0]
@@ -180,6 +217,10 @@ public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcat
                 mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
     }
 
+    /// dz = dy through the activation; adds dW = patchesᵀ·dz and db = Σ dz where
+    /// they train; returns dx = col2im(dz·Wᵀ) `[N, H, W, in]` when asked. With ReLU on
+    /// the direct loops, the ReLU mask is applied as the kernel gradient reads dy.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
         let dz = accumulateParameterGradients(gradOutput, c)
@@ -188,8 +229,11 @@ public final class Conv2D: Layer, AddsToOutput, PointwiseProjecting, ReadsConcat
     }
 
     /// Where the forward pass read a concatenation's parts, the direct loops
-    /// make the input gradient and the first part ends at a whole vector: the
-    /// parts' gradients, each written where it is.
+    /// make the input gradient and the first part ends at a whole vector (a
+    /// multiple of 16 channels): the parameter gradients added as `backward`
+    /// does, and the parts' gradients (each of its part's shape, nil where not
+    /// `needed`), each written where it is. Nil, having done nothing, otherwise.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public func backward(_ gradOutput: Tensor, cache: Any?, toConcatenatedParts needed: [Bool]) throws -> [Tensor?]? {
         let c = try requireCache(cache, as: Cache.self)
         guard let second = c.concatenated, c.input.shape[3] % 16 == 0,

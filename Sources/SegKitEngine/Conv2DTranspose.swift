@@ -6,16 +6,34 @@
 /// so forward is `ConvolutionKernels.inputGradient` and the input gradient is
 /// `ConvolutionKernels.forward`, the same code Conv2D uses.
 public final class Conv2DTranspose: Layer, FoldsPointwiseProjections {
+    /// Output channels (`kernel.shape[2]`).
     public let filters: Int
+    /// Kernel height and width in pixels, (kh, kw).
     public let kernelSize: (Int, Int)
+    /// Upsampling factor: output pixels per input pixel, (rows, cols).
     public let strides: (Int, Int)
+    /// `valid` or `same` (output = input · stride with `same`), as Keras's `deconv_output_length`.
     public let padding: Padding
+    /// Keras's `output_padding`: extra rows and columns at the bottom/right, each
+    /// below its stride; nil lets the padding rule decide the output size.
     public let outputPadding: (Int, Int)?
+    /// Spacing between kernel taps in output pixels, (rows, cols).
     public let dilation: (Int, Int)
+    /// Applied to convᵀ(x) + bias.
     public let activation: Activation
+    /// Kernel `[kh, kw, filters, in]` as Keras stores it (output channels before input).
     public let kernel: Parameter
+    /// `[filters]`, or nil.
     public let bias: Parameter?
 
+    /// Checks and wraps a Keras Conv2DTranspose's weights
+    /// (keras/src/layers/convolutional/base_conv_transpose.py).
+    /// - Parameters:
+    ///   - kernel: `[kh, kw, filters, in]`, Keras's layout.
+    ///   - bias: `[filters]`, or nil.
+    /// - Throws: `EngineError.shapeMismatch` for a kernel not of rank 4 or a bias not
+    ///   `[filters]`; `EngineError.invalidArgument` for strides or dilation below 1 or
+    ///   an `outputPadding` negative or not smaller than the strides.
     public init(
         name: String, kernel: Tensor, bias: Tensor?, strides: (Int, Int) = (1, 1),
         padding: Padding = .valid, outputPadding: (Int, Int)? = nil, dilation: (Int, Int) = (1, 1),
@@ -78,6 +96,11 @@ public final class Conv2DTranspose: Layer, FoldsPointwiseProjections {
         return Window2D(batch: n, rows: rows, cols: cols)
     }
 
+    /// `[N, H', W', filters]`, each side by Keras's `deconv_output_length`
+    /// (keras/src/utils/conv_utils / ops/operation_utils): with e = (kh − 1)·dilation + 1,
+    /// `valid` gives H·stride + max(e − stride, 0), `same` H·stride; with
+    /// `output_padding` p, (H − 1)·stride + e − 2·pad + p (pad = e / 2 for `same`, else 0).
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or with the wrong channel count.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -93,6 +116,10 @@ public final class Conv2DTranspose: Layer, FoldsPointwiseProjections {
         var activation: ActivationRecord
     }
 
+    /// activation(convᵀ(x) + bias) for x `[N, H, W, in]` → `[N, H', W', filters]`
+    /// (Conv2D's input-gradient code); the training cache keeps x and the window.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4, with the wrong
+    ///   channel count, or giving an empty output.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -104,11 +131,15 @@ public final class Conv2DTranspose: Layer, FoldsPointwiseProjections {
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: record) : nil)
     }
 
+    /// Whether `forward(_:mode:plus:)` may be offered a projection (linear layers only).
     public var foldsPointwiseProjections: Bool { activation == .linear }
 
     /// convᵀ(x) + bias + the projection, on the direct loops (the projection is
-    /// one more tap of their register tiles); nil where those loops are not the
-    /// ones this layer's shapes use.
+    /// one more tap of their register tiles): `projection.input` must be
+    /// `[N, H', W', p]` with this layer's output size and its kernel `[1, 1, p, filters]`.
+    /// Nil (nothing done) for a non-linear layer, other shapes, or where those
+    /// loops are not the ones this layer's shapes use.
+    /// - Throws: `EngineError.shapeMismatch` for an input the layer cannot take.
     public func forward(_ inputs: [Tensor], mode: ExecutionMode, plus projection: PointwiseProjection) throws -> LayerOutput? {
         guard activation == .linear else { return nil }
         let x = inputs[0]
@@ -126,6 +157,10 @@ public final class Conv2DTranspose: Layer, FoldsPointwiseProjections {
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, window: g, activation: ActivationRecord()) : nil)
     }
 
+    /// dz = dy through the activation; dW is the transposed view's kernel gradient
+    /// (dz as the convolution's input, x as its output gradient); dx = conv(dz) `[N, H, W, in]`.
+    /// With at most 16 input channels both are made in one pass over dz.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
         if kernel.isTrainable, needInputGradients[0], DirectConvolution.fusesTransposeGradients(inputChannels: c.input.shape[3]) {

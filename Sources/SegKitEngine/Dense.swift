@@ -1,11 +1,17 @@
 /// Keras's Dense: kernel `(in, units)`, optional bias, fused activation. On a
 /// rank > 2 input it acts on the last axis at every position, as Keras does.
 public final class Dense: Layer {
+    /// Output features (`kernel.shape[1]`).
     public let units: Int
+    /// Applied to x·W + b.
     public let activation: Activation
+    /// `[in, units]`.
     public let kernel: Parameter
+    /// `[units]`, or nil.
     public let bias: Parameter?
 
+    /// Checks and wraps a Keras Dense layer's weights (keras/src/layers/core/dense.py).
+    /// - Throws: `EngineError.shapeMismatch` for a kernel not of rank 2 or a bias not `[units]`.
     public init(name: String, kernel: Tensor, bias: Tensor?, activation: Activation = .linear) throws {
         guard kernel.rank == 2 else {
             throw EngineError.shapeMismatch(op: "Dense '\(name)'", expected: "a rank-2 kernel (in, units)", found: "\(kernel.shape)")
@@ -28,6 +34,8 @@ public final class Dense: Layer {
 
     var inputUnits: Int { kernel.shape[0] }
 
+    /// The input shape with its last axis replaced by `units`.
+    /// - Throws: `EngineError.shapeMismatch` for an input of rank < 2 or whose last axis is not `in`.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         guard s.count >= 2 else {
@@ -44,6 +52,8 @@ public final class Dense: Layer {
         var activation: ActivationRecord
     }
 
+    /// activation(x·W + b) over the last axis: `[..., in]` → `[..., units]`, one sgemm.
+    /// - Throws: `EngineError.shapeMismatch` for an input of rank < 2 or whose last axis is not `in`.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         guard x.rank >= 2, x.shape.last == inputUnits else {
@@ -64,6 +74,8 @@ public final class Dense: Layer {
         return LayerOutput(y, cache: mode == .training ? Cache(input: x, activation: record) : nil)
     }
 
+    /// dz = dy through the activation; dW = xᵀ·dz (and db = Σ dz) where they train; dx = dz·Wᵀ.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
         let dz = c.activation.backward(activation, gradOutput, bias: bias)

@@ -7,15 +7,31 @@ import CKernels
 /// matrix product to pay off, so forward and backward are CKernels' direct
 /// loops (`depthwise.c`): 16 channels to a vector, rows across the workers.
 public final class DepthwiseConv2D: Layer {
+    /// Output channels per input channel (`kernel.shape[3]`).
     public let depthMultiplier: Int
+    /// Kernel height and width in pixels, (kh, kw), each at most 64.
     public let kernelSize: (Int, Int)
+    /// Step between output pixels in input pixels, (rows, cols).
     public let strides: (Int, Int)
+    /// `valid` or `same` (TF rule: odd padding bottom/right).
     public let padding: Padding
+    /// Spacing between kernel taps in input pixels, (rows, cols).
     public let dilation: (Int, Int)
+    /// Applied to depthwise(x) + bias.
     public let activation: Activation
+    /// `[kh, kw, in, depth_multiplier]`, Keras's "depthwise_kernel".
     public let kernel: Parameter
+    /// `[in · depth_multiplier]`, or nil.
     public let bias: Parameter?
 
+    /// Checks and wraps a Keras DepthwiseConv2D's weights
+    /// (keras/src/layers/convolutional/base_depthwise_conv.py).
+    /// - Parameters:
+    ///   - kernel: `[kh, kw, in, depth_multiplier]`.
+    ///   - bias: `[in · depth_multiplier]`, or nil.
+    /// - Throws: `EngineError.shapeMismatch` for a kernel not of rank 4 or a bias of
+    ///   the wrong length; `EngineError.invalidArgument` for strides or dilation
+    ///   below 1 or a kernel larger than 64x64.
     public init(
         name: String, kernel: Tensor, bias: Tensor?, strides: (Int, Int) = (1, 1),
         padding: Padding = .valid, dilation: (Int, Int) = (1, 1), activation: Activation = .linear
@@ -64,6 +80,8 @@ public final class DepthwiseConv2D: Layer {
         return g
     }
 
+    /// `[N, H', W', in · depth_multiplier]`, H' and W' as Conv2D's.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or with the wrong channel count.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -80,6 +98,10 @@ public final class DepthwiseConv2D: Layer {
         var activation: ActivationRecord
     }
 
+    /// activation(depthwise(x) + bias) for x `[N, H, W, in]` → `[N, H', W', in · dm]`
+    /// on the C loops (`depthwise.c`); the training cache keeps x and the window.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4, with the
+    ///   wrong channel count, or smaller than the dilated kernel.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -130,6 +152,9 @@ public final class DepthwiseConv2D: Layer {
         }
     }
 
+    /// dz = dy through the activation; dW as per-part sums over output rows added
+    /// in order (deterministic), db = Σ dz; dx `[N, H, W, in]` as a gather.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
         let dz = c.activation.backward(activation, gradOutput, bias: bias)

@@ -5,6 +5,7 @@
 /// length on that axis) and broadcasts it: (None, 1, 1, 1) is EfficientNet's
 /// stochastic depth, one draw per image.
 public final class Dropout: Layer {
+    /// Probability of dropping a value (or channel), in [0, 1).
     public let rate: Float
     /// SpatialDropout2D: one draw per (image, channel), shared by all positions.
     public let perChannel: Bool
@@ -12,6 +13,9 @@ public final class Dropout: Layer {
     public let noiseShape: [Int?]?
     fileprivate var generator: SeededGenerator
 
+    /// Keras's Dropout or SpatialDropout2D (keras/src/layers/regularization/);
+    /// `seed` starts the mask generator.
+    /// - Throws: `EngineError.invalidArgument` for a rate outside [0, 1).
     public init(name: String, rate: Float, perChannel: Bool = false, noiseShape: [Int?]? = nil, seed: UInt64 = 0) throws {
         guard rate >= 0, rate < 1 else {
             throw EngineError.invalidArgument(op: "Dropout '\(name)'", message: "rate \(rate) must be in [0, 1)")
@@ -35,8 +39,14 @@ public final class Dropout: Layer {
 
     public override var trainingChangesOutput: Bool { true }
 
+    /// The input's shape.
+    /// - Throws: nothing (`throws` is `Layer`'s signature).
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { inputShapes[0] }
 
+    /// Training: x·mask, the mask 0 or 1/(1 − rate) per value, per (image,
+    /// channel) or per `noiseShape` element; the cache is the mask. Inference: x.
+    /// - Throws: `EngineError.shapeMismatch` for a SpatialDropout2D input not of
+    ///   rank 4 or an input whose rank differs from `noiseShape`'s.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         guard mode == .training, rate > 0 else { return LayerOutput(x, cache: mode == .training ? Tensor?.none as Any : nil) }
@@ -73,6 +83,8 @@ public final class Dropout: Layer {
         return LayerOutput(y, cache: Optional(mask) as Any)
     }
 
+    /// dx = dy·mask.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         guard let mask = try requireCache(cache, as: Tensor?.self) else { return [gradOutput] }

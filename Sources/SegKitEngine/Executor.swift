@@ -3,6 +3,7 @@ import CKernels
 /// The record of one forward pass: the values still held and, in training mode,
 /// what each node's backward pass needs.
 public struct ForwardPass {
+    /// The mode the pass ran in; only a `.training` pass can be differentiated.
     public let mode: ExecutionMode
     /// Output of each node, kept only for graph outputs and nodes asked for.
     public internal(set) var values: [Tensor?]
@@ -21,7 +22,10 @@ public struct ForwardPass {
 /// What a backward pass did: gradients for the graph inputs that asked for them,
 /// and which nodes ran a backward step (so tests can see frozen work skipped).
 public struct BackwardResult {
+    /// dL/d(input) for each graph input, in `inputIndices` order; nil unless asked
+    /// for with `inputGradients: true`.
     public var inputGradients: [Tensor?]
+    /// Names of the nodes whose backward step ran, in the order run (reverse topological).
     public var nodesVisited: [String]
     /// Nodes that added their input's gradient into the one it already had.
     public var addedInPlace: [String] = []
@@ -89,11 +93,17 @@ extension Graph {
     }
 
     /// Walks the graph in reverse from `outputGradients` (dL/d(output) for each
-    /// graph output), accumulating gradients where an output fans out, and adds
-    /// dL/d(parameter) into every trainable parameter's `gradient`.
-    ///
+    /// graph output, each of that output's shape), accumulating gradients where an
+    /// output fans out, and adds dL/d(parameter) into every trainable parameter's
+    /// `gradient`.
     /// Only nodes whose output depends on a trainable parameter (or on an input,
     /// with `inputGradients`) are visited; a frozen encoder costs nothing.
+    /// - Throws: `EngineError.graph` for a pass not run in training mode, input
+    ///   gradients the forward pass did not prepare for, or a wrong number of
+    ///   output gradients; `EngineError.shapeMismatch` for an output gradient of
+    ///   the wrong shape; `EngineError.invalidArgument` from a layer whose cache is
+    ///   missing; `EngineError.outOfMemory` when a kernel's scratch could not be
+    ///   allocated.
     public func backward(
         _ pass: ForwardPass, outputGradients: [Tensor], inputGradients: Bool = false
     ) throws -> BackwardResult {

@@ -54,6 +54,7 @@ public enum GeometryError: SegKitError, Equatable {
     /// An axis of `size` pixels under a window that needs `needed`.
     case tooSmall(size: Int, needed: Int)
 
+    /// "expected at least N pixels, found M".
     public var errorDescription: String? {
         switch self {
         case let .tooSmall(size, needed): return "expected at least \(needed) pixels, found \(size)"
@@ -63,9 +64,12 @@ public enum GeometryError: SegKitError, Equatable {
 
 /// Both spatial axes of a 4-D (NHWC) node.
 public struct NodeGeometry: Equatable, Sendable {
+    /// The vertical axis (H of NHWC).
     public var rows: AxisGeometry
+    /// The horizontal axis (W of NHWC).
     public var cols: AxisGeometry
 
+    /// `rows` for axis 0, `cols` for any other.
     public subscript(axis: Int) -> AxisGeometry { axis == 0 ? rows : cols }
 
     /// The stride when both axes share one integer stride (an encoder stage's), else nil.
@@ -78,11 +82,12 @@ public struct NodeGeometry: Equatable, Sendable {
 extension Graph {
     /// The geometry of every node for an input of `height` x `width` pixels (the
     /// graph's only input, NHWC): nil for nodes that are not 4-D maps (after a
-    /// Flatten or a global pooling).
+    /// Flatten or a global pooling without `keepdims`).
     ///
-    /// - Throws: `EngineError.shapeMismatch` naming the node where the input is too
-    ///   small for a window, where a merge's inputs differ in size, or where a
-    ///   layer changes the map's size by a rule SegKit does not know.
+    /// - Throws: `EngineError.graph` for a graph without exactly one input;
+    ///   `EngineError.shapeMismatch` naming the node where the input is too small
+    ///   for a window (or a CenterCrop), where a merge's inputs differ in size, or
+    ///   where a node's map would be empty.
     public func geometry(height: Int, width: Int) throws -> [NodeGeometry?] {
         guard inputIndices.count == 1 else {
             throw EngineError.graph("geometry needs a graph with one image input, found \(inputIndices.count)")

@@ -5,17 +5,23 @@
 /// consume nodes added before it). A node may have several inputs, a node's
 /// output may feed several consumers, and the graph may have several outputs.
 public final class Graph {
+    /// One application of a layer: a node of the graph.
     public struct Node {
+        /// The node's name, unique in the graph (the layer's name unless given).
         public let name: String
+        /// The layer applied; one layer may be applied at several nodes.
         public let layer: Layer
         /// Indices of the nodes whose outputs feed this node, in order.
         public let inputs: [Int]
     }
 
+    /// Every node in topological order (inputs first).
     public private(set) var nodes: [Node] = []
     /// When set, every node's forward and backward time is recorded here.
     public var profiler: LayerProfiler?
+    /// The graph inputs' node indices, in the order `forward` takes its inputs.
     public private(set) var inputIndices: [Int] = []
+    /// The graph outputs' node indices, in the order `forward` returns them.
     public var outputIndices: [Int] = []
     private var indexByName: [String: Int] = [:]
     /// The execution plan's BatchNormalization-folded weights, made on first use.
@@ -23,9 +29,12 @@ public final class Graph {
     /// The forward passes' plans, by kind of pass; emptied when a node is added.
     let plans = ExecutionPlans()
 
+    /// An empty graph: add inputs with `addInput`, then layers with `add`.
     public init() {}
 
-    /// Adds a graph input; `shape` excludes nothing (batch first, nil = any size).
+    /// Adds a graph input named `name` with declared `shape`, batch first
+    /// (`[nil, H, W, C]` for images; nil = any size); returns its node index.
+    /// - Throws: `EngineError.graph` when a node already has this name.
     @discardableResult
     public func addInput(name: String, shape: StaticShape) throws -> Int {
         let index = try append(Node(name: name, layer: InputLayer(name: name, shape: shape), inputs: []))
@@ -35,6 +44,9 @@ public final class Graph {
 
     /// Adds a layer applied to the outputs of `inputs`. The node takes the layer's
     /// name unless `nodeName` is given (a shared layer applied twice needs two).
+    /// Returns the new node's index.
+    /// - Throws: `EngineError.graph` for an input index that does not exist yet,
+    ///   a wrong number of inputs for the layer, or a duplicate node name.
     @discardableResult
     public func add(_ layer: Layer, inputs: [Int], nodeName: String? = nil) throws -> Int {
         let name = nodeName ?? layer.name
@@ -61,6 +73,7 @@ public final class Graph {
         return nodes.count - 1
     }
 
+    /// The index of the node named `name`, or nil.
     public func index(of name: String) -> Int? { indexByName[name] }
 
     /// A graph with the same nodes, inputs and outputs whose layers are copies
@@ -94,9 +107,12 @@ public final class Graph {
 
     /// Every distinct parameter (a shared layer's parameters once).
     public var parameters: [Parameter] { layers.flatMap(\.parameters) }
+    /// The distinct parameters that train now (what the optimizer updates).
     public var trainableParameters: [Parameter] { parameters.filter(\.isTrainable) }
 
     /// Static shapes of every node's output, from the inputs' declared shapes.
+    /// - Throws: `EngineError.shapeMismatch` (or `.invalidArgument`) from the first
+    ///   layer whose `outputShape(for:)` rejects its inputs.
     public func staticShapes() throws -> [StaticShape] {
         var shapes: [StaticShape] = []
         shapes.reserveCapacity(nodes.count)
@@ -128,6 +144,7 @@ public final class Graph {
 
 /// A graph input: checks that the data fits the declared shape.
 public final class InputLayer: Layer {
+    /// The declared input shape, batch first; nil dimensions take any size.
     public let shape: StaticShape
 
     init(name: String, shape: StaticShape) {
@@ -141,6 +158,8 @@ public final class InputLayer: Layer {
 
     public override var inputArity: Int? { 0 }
 
+    /// The declared shape (an input has no input shapes).
+    /// - Throws: nothing (`throws` is `Layer`'s signature).
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape { shape }
 
     func check(_ tensor: Tensor) throws {

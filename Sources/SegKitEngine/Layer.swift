@@ -3,7 +3,10 @@
 /// Training mode uses batch statistics in (trainable) BatchNormalization and
 /// applies dropout, and makes every layer keep what its backward pass needs.
 public enum ExecutionMode: Sendable {
+    /// Prediction: moving statistics, no dropout, no backward caches.
     case inference
+    /// A training step: batch statistics in trainable BatchNormalization, dropout
+    /// applied, and each layer's backward cache kept.
     case training
 }
 
@@ -14,9 +17,12 @@ public typealias StaticShape = [Int?]
 /// What a forward pass returns: the output and, in training mode, what the
 /// layer's backward pass needs (opaque to everyone but that layer).
 public struct LayerOutput {
+    /// The layer's output (NHWC for image layers).
     public var output: Tensor
+    /// What the layer's backward pass needs; nil in inference mode.
     public var cache: Any?
 
+    /// Pairs an output with the backward cache the layer made for it.
     public init(_ output: Tensor, cache: Any? = nil) {
         self.output = output
         self.cache = cache
@@ -30,17 +36,19 @@ public struct LayerOutput {
 /// (Keras's shared layers); everything a particular application needs for its
 /// backward pass travels in `LayerOutput.cache`, never in the layer.
 public class Layer {
+    /// Keras's layer name, unique in a Keras model (the default node name).
     public let name: String
     /// The Keras class name this layer corresponds to ("Conv2D", "Dense", ...).
     public var kind: String { String(describing: type(of: self)) }
+    /// The layer's weights in Keras's save order (trainable ones first).
     public let parameters: [Parameter]
 
-    /// Frozen (false) or trainable (true). Freezing a layer freezes its parameters;
-    /// a frozen BatchNormalization also runs in inference mode, as in Keras.
     /// Whether training mode changes what the layer computes (Dropout), not
     /// only what it keeps for its backward pass.
     public var trainingChangesOutput: Bool { false }
 
+    /// Frozen (false) or trainable (true). Freezing a layer freezes its parameters;
+    /// a frozen BatchNormalization also runs in inference mode, as in Keras.
     public var isTrainable: Bool = true {
         didSet { for p in parameters { p.isTrainable = isTrainable } }
     }
@@ -77,10 +85,19 @@ public class Layer {
     /// A merge layer (Add, Multiply, Concatenate): Keras passes its inputs as one list.
     public var isMerge: Bool { inputArity == nil }
 
+    /// The static output shape for the given input shapes (nil = unknown
+    /// dimension), following the Keras layer's `compute_output_shape`.
+    /// - Throws: `EngineError.shapeMismatch` for inputs the layer cannot take;
+    ///   `EngineError.invalidArgument` from this base class (a layer with no rule).
     public func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         throw EngineError.invalidArgument(op: kind, message: "has no output-shape rule")
     }
 
+    /// Computes the layer's output from `inputs` (one per input node, in order),
+    /// as the Keras layer's `call` does; in `.training` mode the output carries the
+    /// cache `backward` needs.
+    /// - Throws: `EngineError.shapeMismatch` for inputs of the wrong rank, size or
+    ///   channels; `EngineError.invalidArgument` from this base class (no forward pass).
     public func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         throw EngineError.invalidArgument(op: kind, message: "has no forward pass")
     }
@@ -88,6 +105,8 @@ public class Layer {
     /// Given dL/d(output), accumulates dL/d(parameter) into every trainable parameter
     /// and returns dL/d(input) for each input whose `needInputGradients` entry is true
     /// (nil for the others, so no work is spent on them).
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not one this layer's
+    ///   training-mode forward pass made, or from this base class (no backward pass).
     public func backward(
         _ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]
     ) throws -> [Tensor?] {

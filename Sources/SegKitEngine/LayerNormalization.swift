@@ -5,11 +5,18 @@
 /// Backward (Ba et al. 2016, the standard derivation): with x̂ the normalised row
 /// and g = dy·γ, dx = (g − mean(g) − x̂·mean(g·x̂)) / √(σ² + ε).
 public final class LayerNormalization: Layer {
+    /// Added to each row's variance before the square root (Keras's default 1e-3).
     public let epsilon: Float
+    /// Scale γ, `[channels]`; nil for `scale=False`.
     public let gamma: Parameter?
+    /// Offset β, `[channels]`; nil for `center=False`.
     public let beta: Parameter?
+    /// Size of the last axis it normalises.
     public let channels: Int
 
+    /// Checks and wraps a Keras LayerNormalization's weights
+    /// (keras/src/layers/normalization/layer_normalization.py).
+    /// - Throws: `EngineError.shapeMismatch` for a weight that is not `[channels]`.
     public init(name: String, channels: Int, epsilon: Float = 1e-3, gamma: Tensor?, beta: Tensor?) throws {
         for (label, t) in [("gamma", gamma), ("beta", beta)] {
             if let t, t.shape != [channels] {
@@ -29,6 +36,8 @@ public final class LayerNormalization: Layer {
         try LayerNormalization(name: name, channels: channels, epsilon: epsilon, gamma: gamma?.value, beta: beta?.value)
     }
 
+    /// The input's shape.
+    /// - Throws: `EngineError.shapeMismatch` when a known last axis is not `channels`.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         if let c = s.last ?? nil, c != channels {
@@ -39,6 +48,8 @@ public final class LayerNormalization: Layer {
 
     struct Cache { var normalized: Tensor; var inverseDeviation: [Float] }
 
+    /// Normalises each row of the last axis; the cache keeps x̂ and 1/√(σ² + ε) per row.
+    /// - Throws: `EngineError.shapeMismatch` when the last axis is not `channels`.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         guard x.shape.last == channels else {
@@ -68,6 +79,8 @@ public final class LayerNormalization: Layer {
         return LayerOutput(y, cache: mode == .training ? Cache(normalized: normalized, inverseDeviation: inverse) : nil)
     }
 
+    /// dβ = Σ dy, dγ = Σ dy·x̂ over rows; dx by the formula in the type's comment.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let cache = try requireCache(cache, as: Cache.self)
         let c = channels, rows = gradOutput.count / c

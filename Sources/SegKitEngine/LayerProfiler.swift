@@ -6,19 +6,23 @@ import Foundation
 public final class LayerProfiler {
     /// Each run's seconds, per node, in the order run.
     public private(set) var forwardRuns: [Int: [Double]] = [:]
+    /// Each backward run's seconds, per node index, in the order run.
     public private(set) var backwardRuns: [Int: [Double]] = [:]
     /// Time outside the graph's layers, by name (the bench's loss and optimizer step).
     public private(set) var otherRuns: [String: [Double]] = [:]
 
+    /// An empty profiler; attach it with `graph.profiler = profiler`.
     public init() {}
 
+    /// Forgets every recorded run.
     public func reset() {
         forwardRuns = [:]
         backwardRuns = [:]
         otherRuns = [:]
     }
 
-    /// Runs `body`, recording its wall-clock time under `name`.
+    /// Runs `body`, recording its wall-clock time in seconds under `name` in `otherRuns`.
+    /// - Throws: whatever `body` throws (rethrown; the time is recorded anyway).
     public func measure<R>(_ name: String, _ body: () throws -> R) rethrows -> R {
         let start = LayerProfiler.now()
         defer { otherRuns[name, default: []].append(Double(LayerProfiler.now() - start) / 1e9) }

@@ -9,11 +9,15 @@ import CKernels
 /// broadcast along; Maximum / Minimum send the gradient to the first input
 /// holding the extreme (TensorFlow's tie rule, x ≥ y → x).
 public final class ElementwiseMerge: Layer {
+    /// The element-wise operation; the raw value is the Keras class name.
     public enum Operation: String, Sendable, CaseIterable {
+        /// Σ xᵢ; x₀ − x₁ (two inputs); Π xᵢ; Σ xᵢ / n; max; min.
         case add = "Add", subtract = "Subtract", multiply = "Multiply", average = "Average", maximum = "Maximum", minimum = "Minimum"
     }
+    /// What the layer computes.
     public let operation: Operation
 
+    /// A merge layer (keras/src/layers/merging/{add,subtract,multiply,average,maximum,minimum}.py).
     public init(name: String, _ operation: Operation) {
         self.operation = operation
         super.init(name: name)
@@ -27,6 +31,8 @@ public final class ElementwiseMerge: Layer {
     public override var inputArity: Int? { operation == .subtract ? 2 : nil }
     public override var isMerge: Bool { true }
 
+    /// The inputs' broadcast shape (trailing axes aligned, each axis equal or 1).
+    /// - Throws: `EngineError.shapeMismatch` for shapes that do not broadcast.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         var merged = inputShapes[0]
         for s in inputShapes.dropFirst() {
@@ -83,6 +89,10 @@ public final class ElementwiseMerge: Layer {
         }
     }
 
+    /// The operation over the inputs, left to right, at the broadcast shape; the
+    /// cache holds the input shapes (Add, Subtract, Average) or the inputs (Multiply,
+    /// Maximum, Minimum).
+    /// - Throws: `EngineError.shapeMismatch` for shapes that do not broadcast.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         // Sums need only the shapes for their backward pass; products and extremes the inputs.
         let linear = operation == .add || operation == .subtract || operation == .average
@@ -128,6 +138,10 @@ public final class ElementwiseMerge: Layer {
         return LayerOutput(y, cache: cache)
     }
 
+    /// Each input's gradient, summed over the axes it was broadcast along: dy
+    /// (−dy for Subtract's second, dy/n for Average), dy·Π of the others for
+    /// Multiply, dy at the first extreme for Maximum/Minimum.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         switch operation {
         case .add, .subtract, .average:
@@ -277,9 +291,11 @@ enum Broadcast {
 
 /// Keras's Concatenate along one axis (default the last, channels).
 public final class Concatenate: Layer {
-    /// Negative counts from the end, as in Keras.
+    /// The axis joined; negative counts from the end, as in Keras (default −1, channels).
     public let axis: Int
 
+    /// Keras's Concatenate (keras/src/layers/merging/concatenate.py); the axis is
+    /// checked when shapes are known.
     public init(name: String, axis: Int = -1) {
         self.axis = axis
         super.init(name: name)
@@ -299,6 +315,10 @@ public final class Concatenate: Layer {
         return a
     }
 
+    /// The inputs' shape with the `axis` sizes summed (unknown if any is unknown).
+    /// - Throws: `EngineError.invalidArgument` for an axis that is the batch axis or
+    ///   out of range; `EngineError.shapeMismatch` for inputs of other ranks or that
+    ///   differ on another axis.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let rank = inputShapes[0].count
         let a = try resolvedAxis(rank: rank)
@@ -321,6 +341,10 @@ public final class Concatenate: Layer {
         .shapeMismatch(op: "Concatenate '\(name)'", expected: "inputs equal in every axis but \(axis)", found: "\(found)")
     }
 
+    /// The inputs joined along `axis` (each contributes a contiguous run per outer
+    /// index, copied in cache-sized blocks); the cache holds the input shapes.
+    /// - Throws: `EngineError.invalidArgument` for a batch or out-of-range axis;
+    ///   `EngineError.shapeMismatch` for inputs that differ on another axis.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let rank = inputs[0].rank
         let a = try resolvedAxis(rank: rank)
@@ -360,6 +384,8 @@ public final class Concatenate: Layer {
         mode == .training ? parts.map(\.shape) : nil
     }
 
+    /// dy split back along `axis` into each input's shape.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let shapes = try requireCache(cache, as: [[Int]].self)
         let a = try resolvedAxis(rank: shapes[0].count)

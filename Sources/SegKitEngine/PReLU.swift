@@ -3,8 +3,10 @@
 /// Backward: dx = dy·(x > 0 ? 1 : α), dα = Σ dy·x over x ≤ 0, summed over the
 /// batch and the shared axes.
 public final class PReLU: Layer {
+    /// α: the input's shape without the batch axis, 1 along shared axes.
     public let alpha: Parameter
 
+    /// A Keras PReLU (keras/src/layers/activations/prelu.py).
     /// - Parameter alpha: shape = the input's without the batch axis, 1 along shared axes.
     public init(name: String, alpha: Tensor) {
         self.alpha = Parameter(name: "alpha", value: alpha)
@@ -15,6 +17,8 @@ public final class PReLU: Layer {
         PReLU(name: name, alpha: alpha.value)
     }
 
+    /// The input's shape.
+    /// - Throws: `EngineError.shapeMismatch` for an input whose rank or sizes do not match α's.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         guard s.count == alpha.value.rank + 1,
@@ -25,6 +29,10 @@ public final class PReLU: Layer {
         return s
     }
 
+    /// x where x > 0, α·x elsewhere (α broadcast over the batch and shared axes);
+    /// the cache is x and the broadcast α. The input is not checked against α
+    /// here (`outputShape` is).
+    /// - Throws: nothing (`throws` is `Layer`'s signature).
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         let a = Broadcast.expand(alpha.value, to: x.shape)
@@ -33,6 +41,8 @@ public final class PReLU: Layer {
         return LayerOutput(y, cache: mode == .training ? (x, a) : nil)
     }
 
+    /// By the formulas in the type's comment.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let (x, a) = try requireCache(cache, as: (Tensor, Tensor).self)
         if alpha.isTrainable {

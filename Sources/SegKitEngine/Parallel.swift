@@ -58,7 +58,11 @@ public enum Parallel {
     }
 }
 
+/// A value declared Sendable without the compiler's check: pointers handed to
+/// `Parallel.forEachRange` bodies that write disjoint ranges.
 public struct UncheckedSendable<T>: @unchecked Sendable {
+    /// The wrapped value.
     public let value: T
+    /// Wraps `value`; the caller promises its concurrent uses do not race.
     public init(_ value: T) { self.value = value }
 }

@@ -23,6 +23,8 @@ public final class Parameter: @unchecked Sendable {
     public let canTrain: Bool
     private var wantsTraining: Bool
 
+    /// A weight named `name` (Keras's name within its layer) holding `value`;
+    /// `canTrain: false` makes it never trainable (moving statistics).
     public init(name: String, value: Tensor, trainable: Bool = true, canTrain: Bool = true) {
         self.name = name
         self.value = value
@@ -37,5 +39,6 @@ public final class Parameter: @unchecked Sendable {
         if gradient == nil { gradient = delta } else { gradient!.add(delta) }
     }
 
+    /// Drops the accumulated gradient (the next backward pass starts from zero).
     public func zeroGradient() { gradient = nil }
 }

@@ -4,6 +4,8 @@ public final class Permute: Layer {
     /// The input axis (1-based, batch excluded) each output axis takes.
     public let dims: [Int]
 
+    /// Keras's Permute (keras/src/layers/reshaping/permute.py).
+    /// - Throws: `EngineError.invalidArgument` when `dims` is not a permutation of 1...dims.count.
     public init(name: String, dims: [Int]) throws {
         guard Set(dims) == Set(1...max(1, dims.count)), dims.count == Set(dims).count else {
             throw EngineError.invalidArgument(op: "Permute '\(name)'", message: "dims \(dims) must be a permutation of 1...\(dims.count)")
@@ -16,6 +18,8 @@ public final class Permute: Layer {
         try Permute(name: name, dims: dims)
     }
 
+    /// `[N] + dims.map { input[$0] }`.
+    /// - Throws: `EngineError.shapeMismatch` for an input whose rank is not `dims.count + 1`.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         guard s.count == dims.count + 1 else {
@@ -47,6 +51,8 @@ public final class Permute: Layer {
         return Tensor.assembled(shape: shape, scalars: out)
     }
 
+    /// x with its non-batch axes reordered (a copy).
+    /// - Throws: `EngineError.shapeMismatch` for an input whose rank is not `dims.count + 1`.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         guard x.rank == dims.count + 1 else {
@@ -55,6 +61,8 @@ public final class Permute: Layer {
         return LayerOutput(Self.transpose(x, [0] + dims), cache: mode == .training ? true : nil)
     }
 
+    /// dy under the inverse permutation.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         _ = try requireCache(cache, as: Bool.self)
         guard needInputGradients[0] else { return [nil] }

@@ -6,14 +6,21 @@ import CKernels
 /// pooling divides by the number of real (unpadded) inputs in the window, as
 /// TensorFlow and Keras do.
 public final class Pooling2D: Layer, AddsInputGradientInPlace {
+    /// Max or average over each window.
     public enum Reduction: Sendable { case max, average }
 
+    /// Max or average.
     public let reduction: Reduction
+    /// Window height and width in pixels.
     public let poolSize: (Int, Int)
+    /// Step between windows in pixels, (rows, cols).
     public let strides: (Int, Int)
+    /// `valid` or `same` (padded positions never count).
     public let padding: Padding
 
+    /// A Keras MaxPooling2D or AveragePooling2D (keras/src/layers/pooling/base_pooling.py);
     /// `strides` default to the pool size, as in Keras.
+    /// - Throws: `EngineError.invalidArgument` for a pool size or stride below 1.
     public init(name: String, _ reduction: Reduction, poolSize: (Int, Int) = (2, 2),
                 strides: (Int, Int)? = nil, padding: Padding = .valid) throws {
         let strides = strides ?? poolSize
@@ -40,6 +47,8 @@ public final class Pooling2D: Layer, AddsInputGradientInPlace {
         return g
     }
 
+    /// `[N, H', W', C]`, H' and W' by the padding rule (as a convolution's).
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -59,6 +68,10 @@ public final class Pooling2D: Layer, AddsInputGradientInPlace {
         return max(start, 0)..<min(start + a.kernel, a.input)
     }
 
+    /// `[N, H, W, C]` → `[N, H', W', C]`; max pooling's cache keeps each output's
+    /// argmax (a flat input index).
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or smaller
+    ///   than the pool with `valid` padding.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -104,6 +117,9 @@ public final class Pooling2D: Layer, AddsInputGradientInPlace {
         return LayerOutput(y, cache: mode == .training ? Cache(inputShape: x.shape, window: g, argmax: argmax) : nil)
     }
 
+    /// Max: dy scattered to each window's argmax; average: dy shared evenly over
+    /// each window's real (unpadded) inputs.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         let cache = try requireCache(cache, as: Cache.self)
@@ -139,6 +155,10 @@ public final class Pooling2D: Layer, AddsInputGradientInPlace {
         return [dx]
     }
 
+    /// Max pooling's gradient added into `inputGradient` (the input's gradient from
+    /// its other readers, of the input's shape) at each argmax; false, having done
+    /// nothing, for average pooling or another shape.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public func backward(_ gradOutput: Tensor, cache: Any?, addingInputGradientTo inputGradient: inout Tensor) throws -> Bool {
         guard reduction == .max else { return false }
         let cache = try requireCache(cache, as: Cache.self)
@@ -170,9 +190,13 @@ public final class Pooling2D: Layer, AddsInputGradientInPlace {
 /// Keras's GlobalMaxPooling2D / GlobalAveragePooling2D: one value per channel,
 /// shape (N, C), or (N, 1, 1, C) with `keepdims`.
 public final class GlobalPooling2D: Layer {
+    /// Max or average over all H x W positions.
     public let reduction: Pooling2D.Reduction
+    /// Keras's `keepdims`: output `[N, 1, 1, C]` instead of `[N, C]`.
     public let keepDims: Bool
 
+    /// A Keras GlobalMaxPooling2D or GlobalAveragePooling2D
+    /// (keras/src/layers/pooling/base_global_pooling.py).
     public init(name: String, _ reduction: Pooling2D.Reduction, keepDims: Bool = false) {
         self.reduction = reduction
         self.keepDims = keepDims
@@ -185,6 +209,8 @@ public final class GlobalPooling2D: Layer {
 
     public override var kind: String { reduction == .max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D" }
 
+    /// `[N, C]`, or `[N, 1, 1, C]` with `keepDims`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -196,6 +222,8 @@ public final class GlobalPooling2D: Layer {
         var argmax: [Int32]
     }
 
+    /// Max or mean per image and channel of `[N, H, W, C]`; max keeps its argmax.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or with no pixels.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -243,6 +271,8 @@ public final class GlobalPooling2D: Layer {
         return LayerOutput(y, cache: mode == .training ? Cache(inputShape: x.shape, argmax: argmax) : nil)
     }
 
+    /// Max: dy to each channel's argmax; average: dy / (H·W) to every position.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         let cache = try requireCache(cache, as: Cache.self)

@@ -5,6 +5,10 @@ public final class Reshape: Layer {
     /// The target shape without the batch axis; nil means Flatten.
     public let target: [Int]?
 
+    /// Keras's Reshape (keras/src/layers/reshaping/reshape.py) to `target`, batch
+    /// axis excluded; nil makes a Flatten.
+    /// - Throws: `EngineError.invalidArgument` for a size that is neither positive
+    ///   nor −1, or more than one −1.
     public init(name: String, target: [Int]?) throws {
         if let target {
             guard target.filter({ $0 == -1 }).count <= 1, target.allSatisfy({ $0 == -1 || $0 > 0 }) else {
@@ -24,6 +28,7 @@ public final class Reshape: Layer {
         super.init(name: name)
     }
 
+    /// Keras's Flatten (keras/src/layers/reshaping/flatten.py): `[N, ...]` → `[N, product]`.
     public static func flatten(name: String) -> Reshape { Reshape(flattenNamed: name) }
 
     public override var kind: String { target == nil ? "Flatten" : "Reshape" }
@@ -44,6 +49,8 @@ public final class Reshape: Layer {
         .shapeMismatch(op: "Reshape '\(name)'", expected: "\(target!) to hold \(perSample) values per sample", found: "a different count")
     }
 
+    /// `[N] + target` (the −1 resolved when the per-sample size is known), or `[N, product]`.
+    /// - Throws: `EngineError.shapeMismatch` when the target cannot hold the input's values per sample.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         let rest = s.dropFirst()
@@ -51,6 +58,9 @@ public final class Reshape: Layer {
         return [s.first ?? nil] + (try resolved(perSample: perSample))
     }
 
+    /// The same values under the new shape (no copy); the cache is the input shape.
+    /// - Throws: `EngineError.shapeMismatch` for a rank-0 input or a target that
+    ///   cannot hold its values per sample.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         guard x.rank >= 1 else { throw mismatch(0) }
@@ -60,6 +70,8 @@ public final class Reshape: Layer {
         return LayerOutput(x.reshapedUnchecked([n] + shape), cache: mode == .training ? x.shape : nil)
     }
 
+    /// dy under the input's shape.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         return [gradOutput.reshapedUnchecked(try requireCache(cache, as: [Int].self))]

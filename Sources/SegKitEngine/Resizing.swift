@@ -4,9 +4,14 @@
 /// or nearest (source ⌊(o + ½)·in/out⌋). Backward scatters the gradient through
 /// the same taps.
 public final class Resizing: Layer {
+    /// Output size in pixels.
     public let height: Int, width: Int
+    /// `bilinear` or `nearest`.
     public let interpolation: UpSampling2D.Interpolation
 
+    /// Keras's Resizing (keras/src/layers/preprocessing/image_preprocessing/resizing.py,
+    /// `crop_to_aspect_ratio=False`, `pad_to_aspect_ratio=False`).
+    /// - Throws: `EngineError.invalidArgument` for a size that is not positive.
     public init(name: String, height: Int, width: Int, interpolation: UpSampling2D.Interpolation) throws {
         guard height >= 1, width >= 1 else {
             throw EngineError.invalidArgument(op: "Resizing '\(name)'", message: "size \(height)x\(width) must be positive")
@@ -21,6 +26,8 @@ public final class Resizing: Layer {
         try Resizing(name: name, height: height, width: width, interpolation: interpolation)
     }
 
+    /// `[N, height, width, C]`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -64,6 +71,8 @@ public final class Resizing: Layer {
         }
     }
 
+    /// `[N, H, W, C]` → `[N, height, width, C]`; the cache is the input shape.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -74,6 +83,8 @@ public final class Resizing: Layer {
         return LayerOutput(y, cache: mode == .training ? x.shape : nil)
     }
 
+    /// dy scattered back through the forward pass's taps and weights.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let shape = try requireCache(cache, as: [Int].self)
         guard needInputGradients[0] else { return [nil] }
@@ -89,8 +100,11 @@ public final class Resizing: Layer {
 /// ⌊(W − w)/2⌋. An input smaller than the window is an error (Keras would
 /// resize it instead).
 public final class CenterCrop: Layer {
+    /// The crop's size in pixels.
     public let height: Int, width: Int
 
+    /// Keras's CenterCrop (keras/src/layers/preprocessing/image_preprocessing/center_crop.py).
+    /// - Throws: `EngineError.invalidArgument` for a size that is not positive.
     public init(name: String, height: Int, width: Int) throws {
         guard height >= 1, width >= 1 else {
             throw EngineError.invalidArgument(op: "CenterCrop '\(name)'", message: "size \(height)x\(width) must be positive")
@@ -104,6 +118,8 @@ public final class CenterCrop: Layer {
         try CenterCrop(name: name, height: height, width: width)
     }
 
+    /// `[N, height, width, C]`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or smaller than the crop.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -122,6 +138,8 @@ public final class CenterCrop: Layer {
         return Cropping2D(name: name, rows: (top, h - height - top), cols: (left, w - width - left))
     }
 
+    /// The centred `[N, height, width, C]` window of `[N, H, W, C]` (a `Cropping2D` made per input size).
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or smaller than the crop.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         try expectRank(4, inputs[0], layer: self)
         let crop = try crops(inputs[0].shape)
@@ -129,6 +147,8 @@ public final class CenterCrop: Layer {
         return LayerOutput(y.output, cache: mode == .training ? (crop, y.cache) as Any : nil)
     }
 
+    /// dy placed back in the centred window of zeros of the input's shape.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let (crop, inner) = try requireCache(cache, as: (Cropping2D, Any?).self)
         return try crop.backward(gradOutput, cache: inner, needInputGradients: needInputGradients)

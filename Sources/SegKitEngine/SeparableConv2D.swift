@@ -3,9 +3,17 @@
 /// convolution (kernel `(1, 1, in·dm, filters)`) with the bias and activation.
 /// Forward and backward are the two layers' own, chained.
 public final class SeparableConv2D: Layer {
+    /// The depthwise step: kernel `[kh, kw, in, dm]`, no bias, linear.
     public let depthwise: DepthwiseConv2D
+    /// The 1x1 step: kernel `[1, 1, in · dm, filters]` ("pointwise_kernel"), with the bias and activation.
     public let pointwise: Conv2D
 
+    /// Checks and wraps a Keras SeparableConv2D's weights
+    /// (keras/src/layers/convolutional/base_separable_conv.py).
+    /// - Throws: `EngineError.shapeMismatch` for a depthwise kernel not of rank 4, a
+    ///   pointwise kernel not `[1, 1, in · dm, filters]` or a bias not `[filters]`;
+    ///   `EngineError.invalidArgument` for strides or dilation below 1 or a
+    ///   depthwise kernel larger than 64x64.
     public init(
         name: String, depthwiseKernel: Tensor, pointwiseKernel: Tensor, bias: Tensor?,
         strides: (Int, Int) = (1, 1), padding: Padding = .valid, dilation: (Int, Int) = (1, 1),
@@ -33,6 +41,7 @@ public final class SeparableConv2D: Layer {
                             dilation: depthwise.dilation, activation: pointwise.activation)
     }
 
+    /// Freezes or unfreezes both steps with the layer.
     public override var isTrainable: Bool {
         didSet {
             depthwise.isTrainable = isTrainable
@@ -40,6 +49,8 @@ public final class SeparableConv2D: Layer {
         }
     }
 
+    /// The pointwise step's shape of the depthwise step's: `[N, H', W', filters]`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or with the wrong channel count.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         try pointwise.outputShape(for: [depthwise.outputShape(for: inputShapes)])
     }
@@ -49,12 +60,17 @@ public final class SeparableConv2D: Layer {
         var pointwise: Any?
     }
 
+    /// pointwise(depthwise(x)); the cache holds both steps' caches.
+    /// - Throws: `EngineError.shapeMismatch` for an input the depthwise step cannot take.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let d = try depthwise.forward(inputs, mode: mode)
         let p = try pointwise.forward([d.output], mode: mode)
         return LayerOutput(p.output, cache: mode == .training ? Cache(depthwise: d.cache, pointwise: p.cache) : nil)
     }
 
+    /// The pointwise step's backward pass, then the depthwise step's (skipped when
+    /// neither dx nor the depthwise kernel's gradient is needed).
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         let c = try requireCache(cache, as: Cache.self)
         let needsMiddle = needInputGradients[0] || depthwise.kernel.isTrainable

@@ -10,15 +10,26 @@ import Foundation
 ///     L = Σ_counted wᵢ · (−log softmax(zᵢ)[labelᵢ]) / (number of counted positions),
 /// Keras's "sum over batch size" reduction of a weighted loss.
 public struct SoftmaxCrossEntropy: Sendable {
+    /// One weight per class (K values), or nil for 1.
     public var classWeights: [Float]?
+    /// A label value that marks positions not counted (e.g. 255 in VOC), or nil.
     public var ignoreLabel: Int32?
 
+    /// A loss with optional class weights and ignore label.
     public init(classWeights: [Float]? = nil, ignoreLabel: Int32? = nil) {
         self.classWeights = classWeights
         self.ignoreLabel = ignoreLabel
     }
 
-    /// The loss and dL/d(logits).
+    /// The loss and dL/d(logits) (of the logits' shape): softmax(zᵢ) − onehot(labelᵢ),
+    /// times wᵢ / (number of counted positions), zero at ignored positions.
+    /// - Parameters:
+    ///   - logits: `[N, H, W, K]` or `[N, K]`, classes on the last axis.
+    ///   - labels: one class id per position, `logits.count / K` values.
+    ///   - pixelWeights: one weight per position, or nil.
+    /// - Throws: `EngineError.shapeMismatch` for logits without a class axis or a
+    ///   label, pixel-weight or class-weight count that does not fit;
+    ///   `EngineError.invalidArgument` for a label outside 0..<K that is not the ignore label.
     public func callAsFunction(
         logits: Tensor, labels: [Int32], pixelWeights: [Float]? = nil
     ) throws -> (loss: Float, gradient: Tensor) {

@@ -1,9 +1,12 @@
 /// Keras's ZeroPadding2D and Cropping2D: add or remove rows and columns at the
 /// borders, `((top, bottom), (left, right))`. Each is the other's backward pass.
 public final class ZeroPadding2D: Layer {
+    /// Rows of zeros added (top, bottom).
     public let rows: (Int, Int)
+    /// Columns of zeros added (left, right).
     public let cols: (Int, Int)
 
+    /// Keras's ZeroPadding2D (keras/src/layers/reshaping/zero_padding2d.py), channels last.
     public init(name: String, rows: (Int, Int), cols: (Int, Int)) {
         self.rows = rows
         self.cols = cols
@@ -14,12 +17,16 @@ public final class ZeroPadding2D: Layer {
         ZeroPadding2D(name: name, rows: rows, cols: cols)
     }
 
+    /// `[N, H + top + bottom, W + left + right, C]`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
         return [s[0], s[1].map { $0 + rows.0 + rows.1 }, s[2].map { $0 + cols.0 + cols.1 }, s[3]]
     }
 
+    /// x placed in a zero border; the cache is the input shape.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -28,6 +35,8 @@ public final class ZeroPadding2D: Layer {
         return LayerOutput(y, cache: mode == .training ? x.shape : nil)
     }
 
+    /// dy with the border cropped off.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         let shape = try requireCache(cache, as: [Int].self)
@@ -35,10 +44,15 @@ public final class ZeroPadding2D: Layer {
     }
 }
 
+/// Keras's Cropping2D (keras/src/layers/reshaping/cropping2d.py): removes
+/// `rows` (top, bottom) and `cols` (left, right) pixels from the borders.
 public final class Cropping2D: Layer {
+    /// Rows removed (top, bottom).
     public let rows: (Int, Int)
+    /// Columns removed (left, right).
     public let cols: (Int, Int)
 
+    /// A cropping layer; sizes are checked against the input when it is known.
     public init(name: String, rows: (Int, Int), cols: (Int, Int)) {
         self.rows = rows
         self.cols = cols
@@ -49,6 +63,8 @@ public final class Cropping2D: Layer {
         Cropping2D(name: name, rows: rows, cols: cols)
     }
 
+    /// `[N, H − top − bottom, W − left − right, C]`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or not larger than the cropping.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -62,6 +78,8 @@ public final class Cropping2D: Layer {
         .shapeMismatch(op: "Cropping2D '\(name)'", expected: "an input larger than the cropping \(rows), \(cols)", found: "\(s)")
     }
 
+    /// The inner window of x; the cache is the input shape.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4 or not larger than the cropping.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -72,6 +90,8 @@ public final class Cropping2D: Layer {
         return LayerOutput(y, cache: mode == .training ? x.shape : nil)
     }
 
+    /// dy placed back in a zero border of the input's shape.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         let shape = try requireCache(cache, as: [Int].self)

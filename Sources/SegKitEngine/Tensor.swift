@@ -7,10 +7,14 @@ import Foundation
 /// another. Kernels take the buffer pointer once (`withUnsafeBufferPointer`)
 /// and index it directly, so hot loops carry no per-element bounds checks.
 public struct Tensor: Sendable, Equatable {
+    /// The dimensions, outermost first (`[N, H, W, C]` for an image batch).
     public private(set) var shape: [Int]
+    /// The elements in row-major order; `count` is the product of `shape`.
     public var scalars: [Float]
 
+    /// Number of elements.
     public var count: Int { scalars.count }
+    /// Number of dimensions (4 for an NHWC batch).
     public var rank: Int { shape.count }
 
     /// A tensor of zeros.
@@ -19,12 +23,15 @@ public struct Tensor: Sendable, Equatable {
         self.scalars = [Float](repeating: 0, count: Tensor.elementCount(shape))
     }
 
+    /// A tensor of `shape` with every element `value`.
     public init(repeating value: Float, shape: [Int]) {
         self.shape = shape
         self.scalars = [Float](repeating: value, count: Tensor.elementCount(shape))
     }
 
     /// Wraps `scalars`, which must hold exactly `shape`'s element count.
+    /// - Throws: `EngineError.shapeMismatch` when a dimension is negative or the
+    ///   count differs.
     public init(shape: [Int], scalars: [Float]) throws {
         guard shape.allSatisfy({ $0 >= 0 }), Tensor.elementCount(shape) == scalars.count else {
             throw EngineError.shapeMismatch(
@@ -72,7 +79,10 @@ public struct Tensor: Sendable, Equatable {
         return n
     }
 
-    /// The same elements under another shape of equal element count.
+    /// The same elements under another shape of equal element count (no copy:
+    /// the storage is shared copy-on-write).
+    /// - Throws: `EngineError.shapeMismatch` when the counts differ or a dimension
+    ///   is negative.
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         guard Tensor.elementCount(newShape) == count, newShape.allSatisfy({ $0 >= 0 }) else {
             throw EngineError.shapeMismatch(
@@ -86,6 +96,7 @@ public struct Tensor: Sendable, Equatable {
         Tensor(uncheckedShape: newShape, scalars: scalars)
     }
 
+    /// The element at row-major position `index` (0 ..< `count`; traps outside).
     public subscript(flat index: Int) -> Float {
         get { scalars[index] }
         set { scalars[index] = newValue }
@@ -110,6 +121,7 @@ public struct Tensor: Sendable, Equatable {
 }
 
 extension Tensor: CustomStringConvertible {
+    /// The shape and the first eight elements, e.g. "Tensor([1, 2, 2, 3]: [0, 1, …])".
     public var description: String {
         let preview = scalars.prefix(8).map { String(format: "%.4g", Double($0)) }.joined(separator: ", ")
         return "Tensor(\(shape): [\(preview)\(count > 8 ? ", …" : "")])"

@@ -5,11 +5,16 @@ import Foundation
 /// (repeat each pixel) or `bilinear` (half-pixel centres, edges clamped: what
 /// Keras 3's `ops.image.resize` and TF2's `tf.image.resize` compute).
 public final class UpSampling2D: Layer {
+    /// How a resized pixel takes its value; raw values as Keras's `interpolation`.
     public enum Interpolation: String, Sendable { case nearest, bilinear }
 
+    /// Integer factors (rows, cols).
     public let size: (Int, Int)
+    /// `nearest` or `bilinear`.
     public let interpolation: Interpolation
 
+    /// Keras's UpSampling2D (keras/src/layers/reshaping/up_sampling2d.py).
+    /// - Throws: `EngineError.invalidArgument` for a factor below 1.
     public init(name: String, size: (Int, Int), interpolation: Interpolation = .nearest) throws {
         guard size.0 >= 1, size.1 >= 1 else {
             throw EngineError.invalidArgument(op: "UpSampling2D '\(name)'", message: "size \(size) must be ≥ 1")
@@ -23,6 +28,8 @@ public final class UpSampling2D: Layer {
         try UpSampling2D(name: name, size: size, interpolation: interpolation)
     }
 
+    /// `[N, H·size.0, W·size.1, C]`.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func outputShape(for inputShapes: [StaticShape]) throws -> StaticShape {
         let s = inputShapes[0]
         try expectStaticRank(4, s, layer: self)
@@ -87,6 +94,9 @@ public final class UpSampling2D: Layer {
         }
     }
 
+    /// `[N, H, W, C]` → `[N, H·f₀, W·f₁, C]`; output pixel j reads source (j + ½)/f − ½
+    /// (clamped) with bilinear weights, or ⌊j/f⌋ for nearest. The cache is the input shape.
+    /// - Throws: `EngineError.shapeMismatch` for an input not of rank 4.
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
         try expectRank(4, x, layer: self)
@@ -117,6 +127,8 @@ public final class UpSampling2D: Layer {
         return LayerOutput(y, cache: mode == .training ? x.shape : nil)
     }
 
+    /// dy scattered back through the same taps and weights.
+    /// - Throws: `EngineError.invalidArgument` when `cache` is not from a training-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
         guard needInputGradients[0] else { return [nil] }
         let shape = try requireCache(cache, as: [Int].self)

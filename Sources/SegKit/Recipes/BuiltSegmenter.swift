@@ -3,8 +3,11 @@ import SegKitEngine
 
 /// A segmenter graph and what SegKit needs to run and describe it.
 public struct BuiltSegmenter {
+    /// The segmenter: NHWC images `[N, H, W, C]` in, per-pixel scores `[N, H, W, classes]` out.
     public let graph: Graph
+    /// The recipe it was built from.
     public let recipe: Recipe
+    /// Number of classes scored (the output's channels).
     public let classes: Int
     /// The least common multiple of the graph's strides: input sizes this far apart
     /// align alike (SegKit pads and crops others, `SizeRule`).
@@ -19,6 +22,7 @@ public struct BuiltSegmenter {
     /// One name per class, for legends and reports.
     public var classNames: [String] = []
 
+    /// Records a built graph with what runs and describes it; checks nothing.
     public init(graph: Graph, recipe: Recipe, classes: Int, totalStride: Int, referenceSize: (height: Int, width: Int)?,
                 stages: [EncoderStage], output: String) {
         self.graph = graph

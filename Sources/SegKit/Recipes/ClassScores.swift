@@ -117,7 +117,9 @@ struct ClassScores {
 /// The segmentation classes a classifier's own head gives: its output units, or
 /// 2 for a single sigmoid unit (negative, positive).
 ///
-/// - Throws: `SurgeryError` when the model has no classifier head SegKit reads.
+/// - Throws: `SurgeryError` when the model has no classifier head SegKit reads
+///   (`.noClassifierHead`, `.unsupported`, `.severalOutputs`); `EngineError`
+///   from the graph's shapes.
 public func segmentationClasses(of classifier: Graph) throws -> Int {
     let net = try ClassMapNet(classifier)
     let node = net.scoreNode ?? net.map[net.head.featureNode]!

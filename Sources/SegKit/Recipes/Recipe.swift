@@ -6,6 +6,7 @@ import Yams
 /// Recipes are YAML files (`Recipes/*.yaml`); every key has a default here, and
 /// `--set KEY=VALUE` overrides any of them. The README documents the schema.
 public struct Recipe: Decodable, Equatable, Sendable {
+    /// The recipe's `decoder:` key: how the segmenter's decoder is built.
     public enum Decoder: String, Decodable, Sendable {
         /// Convolutionalized classifier + weightless upsampling to the input size.
         case heatmap
@@ -19,9 +20,13 @@ public struct Recipe: Decodable, Equatable, Sendable {
         case unetScratch = "unet-scratch"
     }
 
+    /// The recipe's `head:` key: `keep` scores the classifier's own classes (its
+    /// convolutionalized head); `new` adds a fresh score layer for `classes`.
     public enum Head: String, Decodable, Sendable { case keep, new }
 
+    /// The recipe's name (`name:`), written to segkit.json.
     public var name: String
+    /// The decoder kind (`decoder:`).
     public var decoder: Decoder
     /// heatmap: "bilinear" or "nearest".
     public var upsampling: String = "bilinear"
@@ -29,6 +34,7 @@ public struct Recipe: Decodable, Equatable, Sendable {
     public var skips: Bool = false
     /// fcn: how many stages to fuse: "32s" (none), "16s" (one), "8s" (two).
     public var fcn: String = "8s"
+    /// Keep the classifier's classes or score new ones (`head:`).
     public var head: Head = .keep
     /// Segmentation classes (head: new, or unet-scratch).
     public var classes: Int?
@@ -36,7 +42,9 @@ public struct Recipe: Decodable, Equatable, Sendable {
     public var decoderFilters: Int = 16
     /// Kernel size of the transposed decoder's convolutions.
     public var kernelSize: Int = 3
+    /// Adds a BatchNormalization after each new decoder convolution (`batch_norm:`).
     public var batchNorm: Bool = false
+    /// Dropout rate in [0, 1) in the new decoder blocks (`dropout:`); 0 adds none.
     public var dropout: Float = 0
     /// Weight initialisation of new U-Net convolutions (unet, unet-scratch).
     public enum Init: String, Decodable, Sendable {
@@ -45,17 +53,23 @@ public struct Recipe: Decodable, Equatable, Sendable {
         /// Glorot uniform, U(±√(6/(fan_in + fan_out))): Keras's default.
         case glorot
     }
+    /// The initialiser of new U-Net convolutions (`init:`).
     public var initializer: Init = .he
     /// Imported layers made trainable again: names, or the top N encoder stages.
     public var unfreeze: [String] = []
+    /// The N coarsest encoder stages made trainable (`unfreeze: {stages: N}`).
     public var unfreezeStages: Int = 0
     /// Encoder stage taps by layer name, overriding detection (finest first).
     public var stages: [String]?
+    /// Seed of the new layers' initial weights (and dropout masks).
     public var seed: UInt64 = 0
     /// unet-scratch: levels, first level's filters, "same" or "valid" (crop and copy).
     public var depth: Int = 4
+    /// unet-scratch: filters of the first level (`base_filters:`), doubling per level.
     public var baseFilters: Int = 16
+    /// unet-scratch: "same", or "valid" for Ronneberger et al.'s unpadded convolutions with crop-and-copy skips.
     public var padding: String = "same"
+    /// unet-scratch: channels of the input images (`input_channels:`); nil takes the data's.
     public var inputChannels: Int?
     /// The classifier's output to convert, for a model with several (a main and an auxiliary classifier).
     public var output: String?
@@ -66,6 +80,11 @@ public struct Recipe: Decodable, Equatable, Sendable {
              baseFilters = "base_filters", padding, inputChannels = "input_channels", output
     }
 
+    /// Decodes a recipe from its YAML keys, each missing one at its default, then validates it.
+    /// - Throws: `DecodingError` for a missing `name` or `decoder` or a value of the
+    ///   wrong type; `RecipeError.invalid` for an `unfreeze` of the wrong form or a
+    ///   value out of range (upsampling, fcn, padding, classes < 2, non-positive
+    ///   filters or kernel size, depth outside 1...6, dropout outside [0, 1)).
     public init(from decoder: Swift.Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
@@ -110,6 +129,10 @@ public struct Recipe: Decodable, Equatable, Sendable {
 
     /// Reads a recipe by built-in name (a file in `recipeFolder`) or by path,
     /// applying `overrides` ("key=value", the value read as YAML) before decoding.
+    /// - Throws: `RecipeError.notFound` (with the built-in names) when no such file
+    ///   can be read; `RecipeError.invalid` for text that is not a YAML mapping, a
+    ///   key or value the recipe does not take, or a failed check; `SpecError` for
+    ///   an override that is not `key=value` or names no recipe option.
     public static func load(_ nameOrPath: String, overrides: [String] = [], recipeFolder: String) throws -> Recipe {
         let path = FileManager.default.fileExists(atPath: nameOrPath) && nameOrPath.hasSuffix(".yaml")
             ? nameOrPath : (recipeFolder as NSString).appendingPathComponent(nameOrPath + ".yaml")
@@ -161,11 +184,16 @@ extension Recipe {
     }
 }
 
+/// Why a recipe could not be read or applied.
 public enum RecipeError: SegKitError, Equatable {
+    /// No recipe file by that name or path; `known` lists the built-in recipes.
     case notFound(name: String, known: [String])
+    /// The recipe file or its overrides break the schema (what and where in `message`).
     case invalid(recipe: String, message: String)
+    /// A valid recipe that does not fit this classifier (e.g. too few stages for its skips).
     case incompatible(recipe: String, message: String)
 
+    /// The message printed to the user, naming the recipe.
     public var errorDescription: String? {
         switch self {
         case let .notFound(name, known): return "no recipe '\(name)'; built-in recipes: \(known.joined(separator: ", "))"

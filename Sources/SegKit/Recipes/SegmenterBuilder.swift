@@ -3,18 +3,28 @@ import SegKitEngine
 /// Builds a segmenter from a recipe: on an imported classifier (heatmap,
 /// transposed, fcn, unet) or from scratch (unet-scratch).
 public struct SegmenterBuilder {
+    /// The recipe every `build` follows.
     public var recipe: Recipe
 
+    /// A builder for `recipe`; nothing is checked until `build`.
     public init(recipe: Recipe) { self.recipe = recipe }
 
     /// The segmenter for `classifier` (nil only for unet-scratch). Every imported
     /// layer is kept and frozen (but those the recipe unfreezes). The segmenter
     /// is built on a copy (`Graph.copy()`): `classifier` is not changed, and one
-    /// import can serve any number of builds.
+    /// import can serve any number of builds. The result maps NHWC images
+    /// `[N, H, W, C]` to scores `[N, H, W, classes]` (logits, or probabilities for a
+    /// heatmap of a softmax head).
     ///
     /// - Throws: `RecipeError.incompatible` with the reason when the recipe does
-    ///   not apply (a head SegKit cannot convert names its layer), `SurgeryError`
-    ///   for a model with several outputs and no `output` chosen.
+    ///   not apply (no classifier given, no encoder stages, a stage name that is
+    ///   not a stage, a head SegKit cannot convert names its layer, no channel
+    ///   rule for `input_channels`, no class count); `RecipeError.invalid` when no
+    ///   input size suits a `valid` unet-scratch; `SurgeryError` for a model with
+    ///   several outputs and no `output` chosen (`.severalOutputs`), an `output`
+    ///   that is not one (`.noSuchOutput`), or a classifier that cannot be
+    ///   converted (`.unsupported`, `.noClassifierHead`); `EngineError` from the
+    ///   graph and the new layers' shapes.
     public func build(classifier: Graph?) throws -> BuiltSegmenter {
         if recipe.decoder == .unetScratch { return try UNetScratch(recipe: recipe).build() }
         guard var source = try classifier?.copy() else {

@@ -3,12 +3,16 @@ import SegKitEngine
 
 /// What went wrong rewriting a graph, naming the layer.
 public enum SurgeryError: SegKitError, Equatable {
+    /// The head is not one SegKit converts (how far the walk back from the output got).
     case noClassifierHead(String)
+    /// A layer SegKit cannot convert or run at any input size, and why.
     case unsupported(layer: String, reason: String)
     /// A model with several outputs: which one is the classifier's must be chosen (`--output NAME`).
     case severalOutputs([String])
+    /// `--output NAME` names no output of the model; `outputs` lists them.
     case noSuchOutput(String, outputs: [String])
 
+    /// The message printed to the user, naming the layer or outputs.
     public var errorDescription: String? {
         switch self {
         case let .noClassifierHead(m): return "cannot convolutionalize: \(m)"
@@ -25,7 +29,8 @@ public enum SurgeryError: SegKitError, Equatable {
 /// multi-output model (main and auxiliary classifiers) becomes the classifier
 /// one of them is. Layers are shared with `graph`.
 ///
-/// - Throws: `SurgeryError.noSuchOutput` listing the outputs.
+/// - Throws: `SurgeryError.noSuchOutput` listing the outputs; `EngineError.graph`
+///   from rebuilding the graph (not expected for a valid graph).
 public func selectingOutput(_ graph: Graph, named name: String) throws -> Graph {
     let names = graph.outputIndices.map { graph.nodes[$0].name }
     guard let chosen = graph.outputIndices.first(where: { graph.nodes[$0].name == name }) else {
@@ -59,10 +64,12 @@ func requireAnyInputSize(_ graph: Graph) throws {
 /// augmentation layers only): a classifier trained at a fixed size resizes every
 /// image to it, but a segmenter must see each image at its own size, pixel for
 /// pixel, so it is fed the native size instead. Layers are shared; the input
-/// takes any size.
+/// takes any size (`[nil, nil, nil, C]`; a grey `(H, W)` input reshaped to
+/// `(H, W, 1)` becomes a `[nil, nil, nil, 1]` input).
 ///
 /// - Throws: `SurgeryError.unsupported` for a graph that runs at one size only
-///   (`requireAnyInputSize`).
+///   (`requireAnyInputSize`) or a rank-3 input not reshaped to `(H, W, 1)`;
+///   `EngineError.graph` from rebuilding the graph (not expected for a valid graph).
 public func withoutInputResizing(_ graph: Graph) throws -> Graph {
     guard graph.inputIndices.count == 1 else { return graph }
     try requireAnyInputSize(graph)

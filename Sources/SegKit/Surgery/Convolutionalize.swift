@@ -16,12 +16,14 @@ import SegKitEngine
 ///   keeps its map: only the pooling goes;
 /// - Dropout is dropped; activations (a final softmax included, now over the
 ///   channel axis) are kept.
-/// The result takes any input size and shares nothing with `graph`, which
-/// stays as it was: its layers are copies (`Graph.copy()`), with the same
-/// weights and frozen flags.
+/// The result takes any input size (NHWC `[N, H, W, C]` in, `[N, H', W', classes]`
+/// out) and shares nothing with `graph`, which stays as it was: its layers are
+/// copies (`Graph.copy()`), with the same weights and frozen flags.
 ///
-/// - Throws: `SurgeryError` naming the layer SegKit cannot convert, or listing the
-///   outputs of a multi-output model (pick one with `selectingOutput(_:named:)`).
+/// - Throws: `SurgeryError` naming the layer SegKit cannot convert
+///   (`.unsupported`, `.noClassifierHead`), or listing the outputs of a
+///   multi-output model (`.severalOutputs`; pick one with `selectingOutput(_:named:)`);
+///   `EngineError` from the graph's shapes or a converted layer's weights.
 public func convolutionalize(_ graph: Graph) throws -> Graph {
     try ClassMapNet(graph.copy()).graph
 }

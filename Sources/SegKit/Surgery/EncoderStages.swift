@@ -7,7 +7,9 @@ import SegKitEngine
 public struct EncoderStage: Equatable, Sendable {
     /// Output stride: input pixels per pixel of the stage's map (any integer ≥ 1).
     public let stride: Int
+    /// The stage's node index in the graph the stages were found in.
     public let node: Int
+    /// That node's name (the layer a recipe's `stages:` names).
     public let name: String
     /// Shape at the reference input size (batch omitted).
     public let height: Int, width: Int, channels: Int
@@ -18,12 +20,14 @@ public struct EncoderStage: Equatable, Sendable {
 }
 
 /// The input size at which SegKit lays a decoder onto an encoder: the smallest
-/// size ≥ the declared one (≥ 32 for a fully convolutional classifier) at which
-/// every strided layer of the graph divides its input exactly, so that every
-/// stage's map covers the whole input. Sizes this many total strides apart
-/// give the same alignment, so decoders built here run at any of them.
+/// size ≥ the declared one (≥ 32 for a fully convolutional classifier), searched
+/// up to 511 pixels further per axis, at which every strided layer of the graph
+/// divides its input exactly, so that every stage's map covers the whole input.
+/// Sizes this many total strides apart give the same alignment, so decoders
+/// built here run at any of them. In pixels, (height, width).
 ///
-/// - Throws: `EngineError` when the graph has no input SegKit can size.
+/// - Throws: `SurgeryError.unsupported` when the graph has not exactly one NHWC
+///   (rank-4) image input.
 public func referenceInputSize(_ graph: Graph) throws -> (height: Int, width: Int) {
     guard graph.inputIndices.count == 1, let input = graph.nodes[graph.inputIndices[0]].layer as? InputLayer, input.shape.count == 4 else {
         throw SurgeryError.unsupported(layer: "input", reason: "a segmenter needs a model with one NHWC image input")
@@ -43,9 +47,12 @@ public func referenceInputSize(_ graph: Graph) throws -> (height: Int, width: In
 /// Finds the stages of the encoder part of `graph` — every node the classifier
 /// head's feature map depends on (or the whole graph's first output if it has
 /// no head) — from the geometry of its layers (strides multiply along the path;
-/// sizes do not matter), taken at `referenceInputSize`.
+/// sizes do not matter), taken at `referenceInputSize`. One stage per stride,
+/// finest first.
 ///
-/// - Throws: `SurgeryError` for a graph without one image input.
+/// - Throws: `SurgeryError.unsupported` for a graph without one image input or
+///   that runs at one size only; `EngineError.shapeMismatch` (or `.graph`) from
+///   the layers' shapes and geometry at the reference size.
 public func encoderStages(_ classifier: Graph) throws -> [EncoderStage] {
     // As a segmenter sees it: at its native size (node indices are the same unless
     // an input Resizing or crop was dropped).

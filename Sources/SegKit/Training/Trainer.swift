@@ -5,12 +5,19 @@ import SegKitEngine
 
 /// One line of the training history.
 public struct EpochRecord: Sendable, Equatable {
+    /// The 1-based epoch this record is of.
     public var epoch: Int
+    /// The epoch's mean training loss over its steps.
     public var loss: Float
+    /// Mean cross-entropy on the validation set; nil without one.
     public var valLoss: Float?
+    /// Fraction of counted validation pixels classified right, in [0, 1]; nil without validation.
     public var valPixelAccuracy: Double?
+    /// Mean over classes of intersection over union on the validation set, in [0, 1]; nil without validation.
     public var valMeanIoU: Double?
+    /// The learning rate the epoch ran at (after the schedule).
     public var learningRate: Float
+    /// Wall-clock seconds of the epoch's training steps (validation, run after, not included).
     public var seconds: Double
 
     /// All fields at full precision, for checkpoints.
@@ -19,7 +26,9 @@ public struct EpochRecord: Sendable, Equatable {
          valMeanIoU.map { "\($0)" } ?? "", "\(learningRate)", "\(seconds)"].joined(separator: ",")
     }
 
+    /// The header of `history.csv` (Keras's CSVLogger's column names for these fields).
     public static let csvHeader = "epoch,loss,val_loss,val_pixel_accuracy,val_mean_iou,learning_rate,seconds"
+    /// The record as a `history.csv` line: six decimals, seconds to two; empty fields for missing values.
     public var csvLine: String {
         func f(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "" }
         return "\(epoch),\(String(format: "%.6f", loss)),\(f(valLoss.map(Double.init))),\(f(valPixelAccuracy)),\(f(valMeanIoU)),\(learningRate),\(String(format: "%.2f", seconds))"
@@ -34,12 +43,18 @@ public protocol TrainingObserver: AnyObject {
     func epochFinished(_ record: EpochRecord, improved: Bool)
 }
 
+/// Why a training run stopped without finishing.
 public enum TrainingError: SegKitError, Equatable {
+    /// The loss became NaN or infinite at this 1-based epoch and step.
     case nonFiniteLoss(epoch: Int, step: Int, loss: Float)
+    /// The segmenter has no trainable parameter.
     case nothingToTrain
+    /// `shouldStop` asked to stop; the checkpoint was written first.
     case interrupted(epoch: Int, step: Int)
+    /// A checkpoint's state that is damaged or does not fit this run (what, in the message).
     case badState(String)
 
+    /// The message printed to the user, with what to do next.
     public var errorDescription: String? {
         switch self {
         case let .nonFiniteLoss(epoch, step, loss):
@@ -56,13 +71,19 @@ public enum TrainingError: SegKitError, Equatable {
 /// work reaches the frozen encoder. Deterministic for a seed: the data order,
 /// augmentation and dropout masks of every step are derived from (seed, epoch, step).
 public final class Trainer {
+    /// The segmenter trained: NHWC images in, logits `[N, H, W, classes]` out.
     public let graph: Graph
+    /// Number of classes (the logits' channels).
     public let classes: Int
+    /// The run's settings.
     public let config: TrainingConfig
+    /// SGD or Adam, made from `config`; its state is checkpointed by `saveState(to:)`.
     public let optimizer: Optimizer
+    /// One record per finished epoch (restored ones included).
     public private(set) var history: [EpochRecord] = []
     /// Progress, restored by `restore(from:)`.
     public private(set) var epoch = 0
+    /// Steps done in the current epoch (0 between epochs).
     public private(set) var step = 0
     private var runningLoss: Double = 0
     /// The best epoch's score: its validation mIoU, or without validation
@@ -80,11 +101,14 @@ public final class Trainer {
         /// `budgetSeconds` were spent.
         case budget
     }
+    /// Why the last `fit` ended.
     public private(set) var stopReason: StopReason = .epochs
     /// The best epoch's weights (every parameter of a trainable layer, BatchNormalization's
     /// moving statistics included), kept when `config.restoreBest`.
     private var bestWeights: [Tensor]?
+    /// Polled before every step: true makes `fit` checkpoint and throw `TrainingError.interrupted` (the CLI's Ctrl-C).
     public var shouldStop: () -> Bool = { false }
+    /// Whether the last `fit` trained from the frozen encoder's cached features.
     public private(set) var usedCache = false
     /// Why the feature cache was not used though asked for (nil: it was, or was not asked for).
     public private(set) var cacheNote: String?
@@ -93,6 +117,7 @@ public final class Trainer {
     /// size it runs at, masks laid out on its output grid.
     public let runner: Segmenter
 
+    /// A trainer for `graph`'s trainable parameters with the optimizer `config` names.
     /// - Parameter runner: the segmenter's size rule (default: inferred from the graph's strides).
     /// - Throws: `TrainingError.nothingToTrain` when no parameter is trainable.
     public init(graph: Graph, classes: Int, config: TrainingConfig, runner: Segmenter? = nil) throws {
@@ -158,9 +183,14 @@ public final class Trainer {
     /// `config.restoreBest` the best epoch's weights are put back at the end
     /// (those of this call's epochs: a resumed run's earlier best is not kept in
     /// memory). Samples of any sizes: see `TrainingBatches` for cropping and size buckets.
+    /// Returns `history`.
     ///
-    /// - Throws: `TrainingError` (non-finite loss, interruption), `DataError` for a
-    ///   sample that cannot be read, `EngineError` from the graph.
+    /// - Throws: `TrainingError.nonFiniteLoss`, `.interrupted`, or `.badState` when a
+    ///   restored step does not fit this data's epoch; `DataError` for a sample that
+    ///   cannot be read; `EngineError` from the graph, the loss or the feature
+    ///   cache; `HDF5Error` or `FileError` from a spilled feature cache's scratch
+    ///   file; whatever `checkpoint` and `improved` throw (`HDF5Error`,
+    ///   `FileError` writing the files).
     public func fit(train: any LabelledImages, val: (any LabelledImages)?, observer: TrainingObserver?,
                     checkpoint: (Trainer) throws -> Void, improved: (Trainer) throws -> Void) throws -> [EpochRecord] {
         let fitStarted = Date()
@@ -359,7 +389,8 @@ public final class Trainer {
     /// Continues from a checkpoint's state: epoch, step, optimizer, best score, history.
     ///
     /// - Throws: `TrainingError.badState` naming what does not fit this run
-    ///   (another optimizer, another segmenter) or what is damaged.
+    ///   (another optimizer, another segmenter) or what is damaged; `HDF5Error`
+    ///   from reading the file.
     public func restore(from file: HDF5File) throws {
         let state = try TrainingState.read(from: file)
         guard state.optimizer == config.optimizer.rawValue else {

@@ -7,12 +7,17 @@ import HDF5
 /// running loss, the best score and the history at full precision — so that a
 /// resumed run equals an uninterrupted one.
 public struct TrainingState: Sendable {
+    /// The trainable parameters' names, in the optimizer's order (checked on resume).
     public var parameterNames: [String]
+    /// "sgd" or "adam" (`TrainingConfig.OptimizerKind`'s raw value).
     public var optimizer: String
     /// epoch, step, optimizer iterations, epochs without improvement: each 0 ≤ v < 2³¹.
     public var progress: [Int64]
+    /// The current epoch's loss sum so far (a run stopped mid-epoch resumes it).
     public var runningLoss: Float
+    /// The best epoch's score (validation mIoU, or minus the training loss).
     public var bestScore: Float
+    /// Every finished epoch's record.
     public var history: [EpochRecord]
     /// Per key (Adam's "m", "v"; SGD's "velocity"), one array per parameter.
     public var optimizerState: [String: [[Float]]]
@@ -20,6 +25,9 @@ public struct TrainingState: Sendable {
     /// Optimizer arrays are bounded by this many values each (a parameter of 256M floats).
     static let arrayLimit = 1 << 28
 
+    /// Writes the state to a new HDF5 file at `path`: attributes "parameters",
+    /// "history" (one `exactLine` per epoch) and "optimizer"; datasets "progress"
+    /// (4 int64) and "scalars" (running loss, best score); group "optimizer/KEY/i".
     /// - Throws: `HDF5Error` when the file cannot be written.
     public func write(to path: String) throws {
         let root = try HDF5File(creating: path).root

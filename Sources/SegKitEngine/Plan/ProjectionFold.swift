@@ -2,8 +2,11 @@
 /// `bias`: what a pointwise projection layer computes, handed to the layer
 /// that folds it into its output.
 public struct PointwiseProjection {
+    /// The projection's input, NHWC `[N, H, W, in]` (the folding layer's output size).
     public let input: Tensor
+    /// The 1x1 kernel, HWIO `[1, 1, in, out]`.
     public let kernel: Tensor
+    /// The projection's bias, `out` values, or nil.
     public let bias: [Float]?
 }
 
