@@ -108,6 +108,7 @@ public struct SegmenterMetadata: Sendable, Equatable, Encodable {
 
     /// Writes the keys that are set; `reference_size` is written as null when
     /// absent (a U-Net from scratch aligns at multiples of its stride).
+    /// - Throws: what `encoder` throws (nothing, for `JSONEncoder` with these values).
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encodeIfPresent(segkitVersion, forKey: .segkitVersion)

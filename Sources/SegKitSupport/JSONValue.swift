@@ -19,10 +19,15 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     /// The value as the Swift type it holds, or nil when it holds another.
     public var string: String? { if case let .string(s) = self { return s }; return nil }
+    /// The value when it is a number, else nil.
     public var double: Double? { if case let .number(n) = self { return n }; return nil }
+    /// The value when it is a boolean, else nil.
     public var bool: Bool? { if case let .bool(b) = self { return b }; return nil }
+    /// The value when it is an array, else nil.
     public var array: [JSONValue]? { if case let .array(a) = self { return a }; return nil }
+    /// The value when it is an object, else nil.
     public var object: [String: JSONValue]? { if case let .object(o) = self { return o }; return nil }
+    /// Whether the value is JSON null.
     public var isNull: Bool { self == .null }
 
     /// An integral number.

@@ -88,7 +88,7 @@ struct ProjectionFold {
         let (producer, projection) = roles
         let projector = state.graph.nodes[projection].layer as! PointwiseProjecting
         let folder = state.graph.nodes[producer].layer as! FoldsPointwiseProjections
-        let term = try state.naming(producer) { try projector.pointwiseProjection(of: state.inputs(of: projection), mode: state.plan.modes[projection]) }
+        let term = try state.naming(projection) { try projector.pointwiseProjection(of: state.inputs(of: projection), mode: state.plan.modes[projection]) }
         let sum = try term.flatMap { term in
             try state.naming(producer) { try folder.forward(state.inputs(of: producer), mode: state.plan.modes[producer], plus: term.term) }
         }
