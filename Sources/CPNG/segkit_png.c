@@ -89,6 +89,7 @@ int segkit_png_read(const char *path, uint64_t max_pixels, segkit_png *out) {
     out->height = height;
     out->channels = channels;
     out->bit_depth = bits;
+    out->file_bit_depth = depth;
     free(rows);
     free(raw);
     png_destroy_read_struct(&png, &info, NULL);

@@ -41,6 +41,9 @@ data/mixed/            images/*.png (RGB) + masks/*.png (mode L, 0 red-ish blob,
 data/odd/              same layout as mixed, five 45x75 pairs.
 data/jpeg_folder/      images/*.jpg (RGB) + masks/*.png (mode L, ids 0..2), 4 pairs of 40x40.
 data/jpeg_mask_folder/ images/a.png + masks/a.jpg: a JPEG mask, which SegKit must refuse.
+data/low_bit/          grey PNGs of 1, 2 and 4 bits per sample (Pillow: mode "1", and mode L
+                       saved with bits=2 / bits=4), 24x16 gradients; NAME.expected.png is
+                       Pillow's decode of each as 8-bit mode L (the samples scaled to 0..255).
 
 Sizes are written width x height throughout.
 """
@@ -52,7 +55,7 @@ from PIL import Image, ImageOps
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 SUBDIRS = ["jpeg", "voc", "pets", "colour_masks", "mixed", "odd",
-           "jpeg_folder", "jpeg_mask_folder"]
+           "jpeg_folder", "jpeg_mask_folder", "low_bit"]
 
 
 def mkdir(*parts):
@@ -383,6 +386,21 @@ def make_jpeg_mask_folder():
     save_jpeg(mask, os.path.join(mdir, "a.jpg"), quality=90)
 
 
+def make_low_bit():
+    d = mkdir("low_bit")
+    ys, xs = grid(24, 16)
+    ramp = (xs + ys) / (xs + ys).max()                                       # 0..1 along the diagonal
+    for bits in (1, 2, 4):
+        levels = (1 << bits) - 1
+        v = np.round(ramp * levels).astype(np.uint8)                         # 0..levels
+        name = os.path.join(d, f"grey{bits}.png")
+        if bits == 1:
+            Image.fromarray(v * 255, "L").convert("1").save(name)
+        else:
+            Image.fromarray((v * (255 // levels)).astype(np.uint8), "L").save(name, bits=bits)
+        Image.open(name).convert("L").save(os.path.join(d, f"grey{bits}.expected.png"))
+
+
 def main():
     os.makedirs(ROOT, exist_ok=True)
     for s in SUBDIRS:
@@ -395,6 +413,7 @@ def main():
     make_folder("odd", [(45, 75)] * 5, seed=6)
     make_folder("jpeg_folder", [(40, 40)] * 4, seed=7, image_ext="jpg")
     make_jpeg_mask_folder()
+    make_low_bit()
 
 
 if __name__ == "__main__":

@@ -27,6 +27,18 @@ func scratchFolder() throws -> String {
         #expect { try MaskFile(path: dir + "/c.png", encoding: .classIds) } throws: { "\($0)".contains("RGB mask") && "\($0)".contains("--mask-colors") }
     }
 
+    /// Found by a read of the decoder: 1-bit grey images reached the network as 0 and 1.
+    @Test(arguments: [1, 2, 4])
+    func lowBitGreyImagesAreScaledToPillowsLevelsAndMasksKeepTheirIds(_ bits: Int) throws {
+        let path = "\(dataFixtures)/low_bit/grey\(bits).png"
+        let mine = try ImageFile.readImage(path)
+        let pillow = try ImageFile.readImage("\(dataFixtures)/low_bit/grey\(bits).expected.png")
+        #expect((mine.width, mine.height, mine.channels) == (24, 16, 1))
+        #expect(mine.pixels == pillow.pixels)
+        let levels = Set(try MaskFile(path: path, encoding: .classIds).labels)
+        #expect(levels == Set(0...Int32((1 << bits) - 1)), "a mask's ids are the stored levels")
+    }
+
     @Test func corruptTruncatedAndNonPNGFilesAreClearErrors() throws {
         let dir = try scratchFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }

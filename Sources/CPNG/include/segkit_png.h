@@ -11,6 +11,7 @@ typedef struct {
     uint32_t width, height;
     int channels;      /* 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA, 1 for palette indices */
     int bit_depth;     /* 8 or 16 after unpacking */
+    int file_bit_depth; /* 1, 2, 4, 8 or 16: as stored (1/2/4-bit samples keep their values when unpacked) */
     int is_palette;
     int palette_size;     /* palette entries (palette images only) */
     uint8_t palette[256 * 3]; /* RGB per entry, so an image (not a mask) can be expanded */

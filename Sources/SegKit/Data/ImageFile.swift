@@ -97,7 +97,10 @@ public enum ImageFile {
 }
 
 extension PNGImage {
-    /// The image for a network: alpha dropped, palette expanded to RGB, 16-bit scaled to 0…255.
+    /// The image for a network: alpha dropped, palette expanded to RGB, 16-bit
+    /// scaled to 0…255, and 1-, 2- and 4-bit grey levels scaled to 0…255 by
+    /// 255 / (2^bits − 1), as the PNG specification's sample depth scaling
+    /// (section 12.5) and Pillow's decoder do.
     public var decodedImage: DecodedImage {
         if isPalette {
             var out = [UInt8](repeating: 0, count: width * height * 3)
@@ -113,8 +116,10 @@ extension PNGImage {
             for p in 0..<(width * height) { for c in 0..<keep { out[p * keep + c] = Float(samples[p * channels + c]) / 257 } }
             return DecodedImage(width: width, height: height, channels: keep, storage: .floats(out))
         }
+        // Exact for 1, 2 and 4 bits: 255 is divisible by 1, 3 and 15.
+        let scale = fileBitDepth < 8 ? UInt16(255 / ((1 << fileBitDepth) - 1)) : 1
         var out = [UInt8](repeating: 0, count: width * height * keep)
-        for p in 0..<(width * height) { for c in 0..<keep { out[p * keep + c] = UInt8(truncatingIfNeeded: samples[p * channels + c]) } }
+        for p in 0..<(width * height) { for c in 0..<keep { out[p * keep + c] = UInt8(truncatingIfNeeded: samples[p * channels + c] * scale) } }
         return DecodedImage(width: width, height: height, channels: keep, storage: .bytes(out))
     }
 }

@@ -11,6 +11,10 @@ public struct PNGImage: Sendable {
     /// Bits per sample as read: 8 or 16 (1, 2 and 4-bit samples are unpacked to a byte each,
     /// their values kept, not scaled).
     public let bitDepth: Int
+    /// Bits per sample in the file: 1, 2, 4, 8 or 16. A grey image of fewer than
+    /// 8 bits is scaled to 0…255 in `decodedImage` (its samples keep the raw levels,
+    /// which a mask's class ids are).
+    public let fileBitDepth: Int
     /// Whether `samples` are palette indices (colour type 3) rather than values.
     public let isPalette: Bool
     /// The samples, row-major, H·W·`channels` (8-bit values widened).
@@ -38,6 +42,7 @@ public struct PNGImage: Sendable {
         height = Int(png.height)
         channels = Int(png.channels)
         bitDepth = Int(png.bit_depth)
+        fileBitDepth = Int(png.file_bit_depth)
         isPalette = png.is_palette != 0
         palette = withUnsafeBytes(of: png.palette) { Array($0.prefix(3 * Int(png.palette_size))) }
         samples = Array(UnsafeBufferPointer(start: png.samples, count: width * height * channels))
