@@ -102,6 +102,10 @@ import TestFixtures
         return ComparisonVerdict(summaries: ContenderSummary.group(results), baseline: "unet-scratch", training: training).lines
     }
 
+    @Test func reportTextCannotCloseAnAttribute() {
+        #expect(SVGChart.escape(#"a "b" <c> & 'd'"#) == "a &quot;b&quot; &lt;c&gt; &amp; &#39;d&#39;")
+    }
+
     @Test func theVerdictNamesTheCrossoverAndWhetherItIsBeyondTheSeedSpread() {
         let lines = verdict([
             run("fcn-8s", 20, seed: 0, mIoU: 0.50), run("fcn-8s", 20, seed: 1, mIoU: 0.52),

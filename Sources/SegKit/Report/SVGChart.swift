@@ -5,8 +5,12 @@ enum SVGChart {
     static let width = 560.0, height = 300.0
     static let margin = (left: 52.0, right: 150.0, top: 20.0, bottom: 40.0)
 
+    /// `s` as HTML/SVG text or a quoted attribute value: `&`, `<`, `>`, `"` and `'`
+    /// become character references (HTML's escaping of text and attributes), so a
+    /// contender, class or file name cannot end an `alt="…"` or `src="…"` early.
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "'", with: "&#39;")
     }
 
     /// Lines over x; `series` are (name, colour, points), y in [0, yMax];
