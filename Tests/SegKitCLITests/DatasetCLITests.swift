@@ -156,6 +156,7 @@ extension DatasetCLITests {
         (["predict", "x.keras", "img", "--tile", "3", "--out", "/tmp/m"], "--tile must be from 16"),
         (["train", "x.keras", "--data", "d", "--batch", "0", "--out", "/tmp/o.keras"], "--batch must be from 1"),
         (["compare", "--classifier", "c", "--data", "d", "--test-data", "t", "--labels", "2,a", "--out", "/tmp/r"], "--labels '2,a': 'a'"),
+        (["compare", "--classifier", "c", "--data", "d", "--test-data", "t", "--labels", "50,8,50", "--out", "/tmp/r"], "--labels '50,8,50': '50' is given twice"),
     ])
     func aBadOptionValueIsRefusedBeforeAnyFileIsOpenedQuotingIt(_ args: [String], _ message: String) throws {
         let r = try CLI.run(args)

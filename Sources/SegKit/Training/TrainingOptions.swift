@@ -57,9 +57,14 @@ extension TrainingConfig {
 
     /// `--labels 50,100,200`: increasing-sorted labelled-set sizes ≥ 1.
     ///
-    /// - Throws: `SpecError` quoting the bad size.
+    /// - Throws: `SpecError` quoting a bad size or one given twice.
     public static func parseLabelCounts(_ text: String) throws -> [Int] {
         let spec = OptionSpec("--labels", text)
-        return try spec.items().map { try spec.int($0, in: 1...10_000_000, "a labelled-set size") }.sorted()
+        let counts = try spec.items().map { try spec.int($0, in: 1...10_000_000, "a labelled-set size") }.sorted()
+        // A size given twice would be two runs the summary merges as if they were seeds.
+        if let twice = zip(counts, counts.dropFirst()).first(where: { $0.0 == $0.1 })?.0 {
+            throw spec.fail(String(twice), "is given twice: each labelled-set size once (--seeds K repeats the runs)")
+        }
+        return counts
     }
 }
