@@ -35,6 +35,8 @@ public final class PReLU: Layer {
     /// - Throws: nothing (`throws` is `Layer`'s signature).
     public override func forward(_ inputs: [Tensor], mode: ExecutionMode) throws -> LayerOutput {
         let x = inputs[0]
+        // The slope must broadcast over the input before it is expanded to it.
+        _ = try outputShape(for: [x.shape.map { $0 }])
         let a = Broadcast.expand(alpha.value, to: x.shape)
         var y = x
         for i in 0..<y.count where y.scalars[i] <= 0 { y.scalars[i] *= a.scalars[i] }

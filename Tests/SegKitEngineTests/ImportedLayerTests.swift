@@ -31,6 +31,12 @@ import Testing
         try GradientCheck().check(PReLU(name: "p", alpha: data.normal([3, 4, 2])), [x])
     }
 
+    @Test func aPReLUGivenAnInputItsSlopesDoNotFitIsAnErrorNotARead() throws {
+        let p = PReLU(name: "p", alpha: tensor([1, 1, 3], [1, 2, 3]))
+        #expect(throws: EngineError.self) { try p.forward([Tensor(zeros: [1, 4, 4, 2])], mode: .inference) }
+        #expect(throws: EngineError.self) { try p.forward([Tensor(zeros: [4, 2])], mode: .inference) }
+    }
+
     @Test func dropoutWithANoiseShapeDropsWholeImages() throws {
         let drop = try Dropout(name: "d", rate: 0.5, noiseShape: [nil, 1, 1, 1], seed: 5)
         let y = try drop.forward([Tensor(repeating: 1, shape: [64, 2, 2, 3])], mode: .training).output
