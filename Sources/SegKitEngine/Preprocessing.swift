@@ -38,8 +38,10 @@ public final class Rescaling: Layer {
     }
 
     /// dx = dy·scale.
-    /// - Throws: nothing (`throws` is `Layer`'s signature).
+    /// - Throws: `EngineError.invalidArgument` after an inference-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        // Like every layer: a backward pass needs a training-mode forward pass first.
+        _ = try requireCache(cache, as: Bool.self)
         guard needInputGradients[0] else { return [nil] }
         return [perChannelAffine(gradOutput, scale: scale, offset: [0])]
     }
@@ -95,8 +97,10 @@ public final class Normalization: Layer {
     }
 
     /// dx = dy / max(√variance, 1e-7).
-    /// - Throws: nothing (`throws` is `Layer`'s signature).
+    /// - Throws: `EngineError.invalidArgument` after an inference-mode forward pass.
     public override func backward(_ gradOutput: Tensor, cache: Any?, needInputGradients: [Bool]) throws -> [Tensor?] {
+        // Like every layer: a backward pass needs a training-mode forward pass first.
+        _ = try requireCache(cache, as: Bool.self)
         guard needInputGradients[0] else { return [nil] }
         return [perChannelAffine(gradOutput, scale: scale, offset: [0])]
     }

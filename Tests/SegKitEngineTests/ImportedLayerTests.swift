@@ -31,6 +31,18 @@ import Testing
         try GradientCheck().check(PReLU(name: "p", alpha: data.normal([3, 4, 2])), [x])
     }
 
+    @Test func preprocessingBackwardAfterAnInferencePassIsAnErrorAsForEveryLayer() throws {
+        let layers: [Layer] = [try Rescaling(name: "r", scale: [2], offset: [1]),
+                               try Normalization(name: "n", mean: tensor([2], [0, 1]), variance: tensor([2], [1, 4]))]
+        for layer in layers {
+            let x = Tensor(zeros: [1, 2, 2, 2])
+            let pass = try layer.forward([x], mode: .inference)
+            #expect(throws: EngineError.self) { try layer.backward(x, cache: pass.cache, needInputGradients: [true]) }
+            let trained = try layer.forward([x], mode: .training)
+            #expect(try layer.backward(x, cache: trained.cache, needInputGradients: [true])[0]?.shape == x.shape)
+        }
+    }
+
     @Test func aPReLUGivenAnInputItsSlopesDoNotFitIsAnErrorNotARead() throws {
         let p = PReLU(name: "p", alpha: tensor([1, 1, 3], [1, 2, 3]))
         #expect(throws: EngineError.self) { try p.forward([Tensor(zeros: [1, 4, 4, 2])], mode: .inference) }
