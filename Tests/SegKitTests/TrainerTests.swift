@@ -223,6 +223,19 @@ struct TinyProblem {
         #expect("\(try #require(error))".contains("optimizer state 'm' has"))
     }
 
+    /// Found by a read of the evaluator: a short last batch weighed as much as a full one.
+    @Test func theEvaluatedLossIsTheSameWhateverTheBatchSize() throws {
+        let p = try TinyProblem(count: 8)
+        let seg = try p.segmenter()
+        let data = p.val.first(5)   // batches of 2 leave a short last batch of 1
+        func loss(_ batch: Int) throws -> Float {
+            try Evaluator(runner: seg.runner, classes: seg.classes, inputScale: .unit, batchSize: batch, ignoreLabel: nil).evaluate(data).loss
+        }
+        let one = try loss(1)
+        #expect(abs(try loss(2) - one) <= 1e-5 * max(1, abs(one)))
+        #expect(abs(try loss(5) - one) <= 1e-5 * max(1, abs(one)))
+    }
+
     @Test func aNonFiniteLossStopsWithTheEpochAndStep() throws {
         let p = try TinyProblem(count: 16)
         let seg = try p.segmenter()

@@ -25,9 +25,10 @@ public struct Evaluator {
         self.ignoreLabel = ignoreLabel
     }
 
-    /// The confusion matrix and mean softmax cross-entropy (per batch, over the
-    /// pixels not ignored) of `data`: the loss is the mean over batches of each
-    /// batch's mean, so a short batch weighs as much as a full one.
+    /// The confusion matrix and mean softmax cross-entropy of `data`: each
+    /// batch's mean over its pixels not ignored, weighted by the batch's images,
+    /// as Keras's `evaluate` weights its batches (so a short last batch or a
+    /// small size bucket counts by its images, not as a whole batch).
     ///
     /// `progress` hears (images done, images in all) after every batch.
     ///
@@ -47,10 +48,10 @@ public struct Evaluator {
             let x = try Tensor(shape: [batch.count, batch.height, batch.width, batch.channels], scalars: batch.pixels)
             let y = try runner.scores(x)
             matrix.add(scores: y.scalars, labels: batch.masks)
-            loss += Double(try crossEntropy(logits: y, labels: batch.masks).loss)
+            loss += Double(try crossEntropy(logits: y, labels: batch.masks).loss) * Double(batch.count)
             done += batches[b].count
             progress?(done, data.count)
         }
-        return (matrix, Float(loss / Double(max(batches.count, 1))))
+        return (matrix, Float(loss / Double(max(done, 1))))
     }
 }
