@@ -28,7 +28,8 @@ public enum Benchmarks {
         for _ in 0..<options.warmup { try body() }
         profiler.reset()
         var times: [Double] = []
-        for _ in 0..<options.steps {
+        // At least one timed step: a median of none is no figure.
+        for _ in 0..<max(options.steps, 1) {
             let t0 = DispatchTime.now().uptimeNanoseconds
             try body()
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

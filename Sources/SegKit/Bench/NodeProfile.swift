@@ -24,7 +24,7 @@ enum NodeProfile {
                 "share": .number(total > 0 ? seconds / total : 0), "ms": .number(1000 * seconds),
             ]
             if seconds > 0, let f = flops(node, output: shapes[index]) { row["gflops"] = .number(f / seconds / 1e9) }
-            if seconds > 0, let b = bytes(node, input: shapes[node.inputs[0]], output: shapes[index]) { row["gbps"] = .number(b / seconds / 1e9) }
+            if seconds > 0, let b = bytes(node, input: shapes[node.inputs.first ?? index], output: shapes[index]) { row["gbps"] = .number(b / seconds / 1e9) }
             return .object(row)
         }
         return (rows, 1000 * total)
