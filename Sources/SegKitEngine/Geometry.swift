@@ -199,6 +199,13 @@ extension Graph {
                 g.size = out
                 return g
             }
+        case is GroupNormalization:
+            // Normalised by statistics of the whole map: each pixel sees all the map sees, on the same grid.
+            return both { a, _ in
+                var whole = a
+                whole.receptiveField = a.receptiveField + Int((Double(a.size - 1) * a.stride).rounded(.up))
+                return whole
+            }
         case let p as GlobalPooling2D:
             guard p.keepDims else { return nil }
             // A summary of the whole map, on no grid: stride 0 (squeeze-and-excitation

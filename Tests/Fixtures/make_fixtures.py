@@ -59,6 +59,8 @@ The nets, all with every format above unless said otherwise:
   flat_input                               (28, 28) input without a channel axis, Reshape((28, 28, 1)),
                                            a Permute of height and width
   float16_net                              built under the float16 policy: weights stored as float16
+  group_norm_net                           GroupNormalization: 4 groups of 2 channels, and one group per
+                                           channel (groups=-1) without scale, epsilon 1e-2
 Inputs in 0..255 for the nets that rescale pixels themselves (INPUT_SCALE), else 0..1. A probe
 whose layer name has a "/" (tf.keras's MobileNetV3) is a dataset in nested groups of that path.
 
@@ -589,6 +591,22 @@ def flat_input():
     return keras.Model(inp, x, name="flat_input"), ["to_channels", "transpose", "conv2"]
 
 
+def group_norm_net():
+    """GroupNormalization after convolutions: groups=4 on 8 channels, then groups=-1
+    (instance normalization, one group per channel) with scale=False and epsilon 1e-2."""
+    inp = keras.Input((16, 16, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", name="conv1")(inp)
+    x = L.GroupNormalization(groups=4, name="gn1")(x)
+    x = L.ReLU(name="relu1")(x)
+    x = L.MaxPooling2D(2, name="pool1")(x)
+    x = L.Conv2D(8, 3, padding="same", name="conv2")(x)
+    x = L.GroupNormalization(groups=-1, scale=False, epsilon=1e-2, name="gn2")(x)
+    x = L.ReLU(name="relu2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dense(5, activation="softmax", name="predictions")(x)
+    return keras.Model(inp, x, name="group_norm_net"), ["gn1", "pool1", "gn2", "gap"]
+
+
 def mixed_f16():
     """Built under the mixed_float16 policy (float16 compute, float32 weights),
     with a float32 softmax as the Keras mixed-precision guide recommends. The
@@ -838,7 +856,7 @@ save_all("tf_tutorial", tf_tutorial, every, low_entropy=True)  # Dense(128) on 8
 # RandomPosterization, RandomSaturation and RandomSharpness is a TrackedList), so no .k3.h5.
 save_all("augment_zoo", augment_zoo, ["keras", "weights"] if K == "3" else every)
 for net, build in [("prelu_net", prelu_net), ("mixed_f16", mixed_f16), ("arith_net", arith_net), ("flat_input", flat_input),
-                   ("float16_net", float16_net)]:
+                   ("float16_net", float16_net), ("group_norm_net", group_norm_net)]:
     save_all(net, build, every)
 if args.only is not None and set(args.only) - nets_named:
     sys.exit("make_fixtures.py: no net named " + ", ".join(sorted(set(args.only) - nets_named)))

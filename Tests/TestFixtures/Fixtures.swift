@@ -51,8 +51,8 @@ public enum Fixtures {
     public static let userNets = ["mnist_convnet", "vgg_valid", "pool3", "mini_xception", "bn_head", "binary_sigmoid", "two_outputs"]
     /// The importer issue's small nets: augmentation and preprocessing layers, PReLU,
     /// a mixed_float16 policy, tensor arithmetic (TFOpLambda / Keras 3 operations),
-    /// a (28, 28) input reshaped to channels with a Permute, float16 weights.
-    public static let layerNets = ["tf_tutorial", "prelu_net", "mixed_f16", "arith_net", "flat_input", "float16_net"]
+    /// a (28, 28) input reshaped to channels with a Permute, float16 weights; and GroupNormalization.
+    public static let layerNets = ["tf_tutorial", "prelu_net", "mixed_f16", "arith_net", "flat_input", "float16_net", "group_norm_net"]
     /// Keras Applications with `weights=None`, written as .k3.keras and .k2.h5 only.
     public static let applications = ["mobilenet_v2", "mobilenet_v1", "resnet50v2", "inception_v3", "efficientnet_b0",
                                       "efficientnet_v2_b0", "mobilenet_v3_small", "mobilenet_v3_small_nopre", "convnext_tiny",
