@@ -104,13 +104,7 @@ public final class GroupNormalization: Layer {
                 }
             }
         }
-        var y = normalized
-        let g = gamma?.value.scalars, b = beta?.value.scalars
-        if g != nil || b != nil {
-            y.scalars.withUnsafeMutableBufferPointer { v in
-                for i in 0..<v.count { v[i] = v[i] * (g?[i % c] ?? 1) + (b?[i % c] ?? 0) }
-            }
-        }
+        let y = scaledAndOffset(normalized, gamma: gamma, beta: beta)
         return LayerOutput(y, cache: mode == .training ? Cache(normalized: normalized, inverseDeviation: inverse) : nil)
     }
 
@@ -120,16 +114,7 @@ public final class GroupNormalization: Layer {
         let cache = try requireCache(cache, as: Cache.self)
         let c = channels, width = channels / groups
         let xhat = cache.normalized.scalars, dy = gradOutput.scalars
-        if let gamma, gamma.isTrainable {
-            var s = [Float](repeating: 0, count: c)
-            for i in 0..<dy.count { s[i % c] += dy[i] * xhat[i] }
-            gamma.accumulateGradient(Tensor.assembled(shape: [c], scalars: s))
-        }
-        if let beta, beta.isTrainable {
-            var s = [Float](repeating: 0, count: c)
-            for i in 0..<dy.count { s[i % c] += dy[i] }
-            beta.accumulateGradient(Tensor.assembled(shape: [c], scalars: s))
-        }
+        accumulateScaleAndOffsetGradients(gamma: gamma, beta: beta, dy: dy, normalized: xhat, channels: c)
         guard needInputGradients[0] else { return [nil] }
         let samples = gradOutput.shape[0], perSample = samples == 0 ? 0 : dy.count / samples
         let size = Float(perSample / groups)

@@ -69,13 +69,7 @@ public final class LayerNormalization: Layer {
                 for k in 0..<c { v[r * c + k] = (v[r * c + k] - Float(mean)) * inv }
             }
         }
-        var y = normalized
-        let g = gamma?.value.scalars, b = beta?.value.scalars
-        if g != nil || b != nil {
-            y.scalars.withUnsafeMutableBufferPointer { v in
-                for i in 0..<v.count { v[i] = v[i] * (g?[i % c] ?? 1) + (b?[i % c] ?? 0) }
-            }
-        }
+        let y = scaledAndOffset(normalized, gamma: gamma, beta: beta)
         return LayerOutput(y, cache: mode == .training ? Cache(normalized: normalized, inverseDeviation: inverse) : nil)
     }
 
@@ -85,16 +79,7 @@ public final class LayerNormalization: Layer {
         let cache = try requireCache(cache, as: Cache.self)
         let c = channels, rows = gradOutput.count / c
         let xhat = cache.normalized.scalars, dy = gradOutput.scalars
-        if let gamma, gamma.isTrainable {
-            var s = [Float](repeating: 0, count: c)
-            for i in 0..<dy.count { s[i % c] += dy[i] * xhat[i] }
-            gamma.accumulateGradient(Tensor.assembled(shape: [c], scalars: s))
-        }
-        if let beta, beta.isTrainable {
-            var s = [Float](repeating: 0, count: c)
-            for i in 0..<dy.count { s[i % c] += dy[i] }
-            beta.accumulateGradient(Tensor.assembled(shape: [c], scalars: s))
-        }
+        accumulateScaleAndOffsetGradients(gamma: gamma, beta: beta, dy: dy, normalized: xhat, channels: c)
         guard needInputGradients[0] else { return [nil] }
         let scale = gamma?.value.scalars
         var dx = [Float](repeating: 0, count: dy.count)
