@@ -97,8 +97,11 @@ public struct SegmenterMetadata: Sendable, Equatable, Encodable {
     ///   - classNames: one per class; nil or a wrong count names them class_0, class_1, ….
     public init(classes: Int, classNames: [String]? = nil) {
         self.classes = classes
-        self.classNames = classNames?.count == classes ? classNames! : (0..<classes).map { "class_\($0)" }
+        self.classNames = classNames?.count == classes ? classNames! : Self.defaultNames(classes)
     }
+
+    /// The names of classes nobody named: class_0, class_1, …
+    public static func defaultNames(_ classes: Int) -> [String] { (0..<classes).map { "class_\($0)" } }
 
     enum CodingKeys: String, CodingKey {
         case recipe, decoder, classes, output, stages, source
@@ -173,7 +176,7 @@ public struct SegmenterMetadata: Sendable, Equatable, Encodable {
             }
             classNames = list
         } else {
-            classNames = (0..<classes).map { "class_\($0)" }
+            classNames = Self.defaultNames(classes)
         }
         if let stored = meta(.totalStride) {
             guard let s = stored.int, (1...1024).contains(s) else { throw bad(.totalStride, "is \(stored), expected 1 to 1024") }

@@ -83,7 +83,7 @@ struct Compare: ParsableCommand {
         let loaded = try data.open(classes: classes, channels: channels, ignoreLabel: ignoreLabel)
         let all = loaded.samples
         let test = try data.open(testData, classes: classes, channels: channels, ignoreLabel: loaded.ignoreLabel).samples
-        let classNames = loaded.classes?.names.count == classes ? loaded.classes!.names : (0..<classes).map { "class_\($0)" }
+        let classNames = loaded.classes?.names.count == classes ? loaded.classes!.names : SegmenterMetadata.defaultNames(classes)
         let largest = counts.last!
         guard all.count >= largest + 1 else { throw ValidationError("--data has \(all.count) samples; --labels needs \(largest) plus validation samples") }
         let val = all.selecting(Array(max(largest, all.count - valCount)..<all.count))

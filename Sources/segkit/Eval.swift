@@ -25,7 +25,7 @@ struct Eval: ParsableCommand {
         let classes = file.classes
         let loaded = try data.open(classes: classes, channels: inputChannels(of: file.model.graph), ignoreLabel: ignoreLabel)
         let dataset = loaded.samples
-        let names = file.classNames == SegmenterFile.defaultNames(classes) && loaded.classes?.names.count == classes ? loaded.classes!.names : file.classNames
+        let names = file.classNames == SegmenterMetadata.defaultNames(classes) && loaded.classes?.names.count == classes ? loaded.classes!.names : file.classNames
         let scale = try file.inputScaling(override: data.inputScale)
         let m = try Evaluator(runner: file.runner, classes: classes, inputScale: scale, batchSize: batch, ignoreLabel: loaded.ignoreLabel)
             .evaluate(dataset, progress: ImageProgress("evaluated").update).matrix

@@ -18,9 +18,6 @@ struct SegmenterFile {
                                        outputChannels: try model.graph.staticShapes().last?.last ?? nil, file: path)
     }
 
-    /// The names of classes nobody named: class_0, class_1, …
-    static func defaultNames(_ classes: Int) -> [String] { (0..<classes).map { "class_\($0)" } }
-
     /// The segmenter at any input size, by the stored alignment (`SizeRule`):
     /// sizes are the stored reference size plus multiples of the total stride.
     var runner: Segmenter {

@@ -38,7 +38,7 @@ struct Train: ParsableCommand {
         var metadata = file.stored
         metadata.inputScale = config.inputScale
         // The data's class names, when the segmenter had none of its own.
-        if let names = loaded.classes?.names, names.count == classes, file.classNames == SegmenterFile.defaultNames(classes) {
+        if let names = loaded.classes?.names, names.count == classes, file.classNames == SegmenterMetadata.defaultNames(classes) {
             metadata.classNames = names
         }
         if let background = config.backgroundClass, background < classes { metadata.background = background }
