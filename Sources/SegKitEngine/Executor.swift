@@ -75,7 +75,7 @@ extension Graph {
             try input.check(inputs[slot])
             state.values[index] = inputs[slot]
         }
-        for (index, node) in nodes.enumerated() where plan.running[index] && !(node.layer is InputLayer) && !plan.runElsewhere.contains(index) {
+        for index in plan.steps {
             if let chain = plan.normalizationFolds[index] {
                 try chain.run(&state)
             } else if let rule = plan.concatenatedParts[index] {

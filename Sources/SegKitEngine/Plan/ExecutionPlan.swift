@@ -24,8 +24,6 @@ struct ExecutionPlan {
         let needsGradient: [Bool]
     }
 
-    /// Nodes the outputs and kept nodes need, given ones excluded.
-    let running: [Bool]
     /// Graph inputs the pass reads (not given).
     let neededInputs: [Int]
     /// How many running nodes read each node's output.
@@ -36,7 +34,6 @@ struct ExecutionPlan {
     /// passes through runs in inference unless training changes what it
     /// computes (Dropout): the same values, without backward caches.
     let modes: [ExecutionMode]
-    let needsGradient: [Bool]
     /// Keyed by the later operand of the fused Add.
     let projectionFolds: [Int: ProjectionFold]
     /// Keyed by producer.
@@ -45,22 +42,22 @@ struct ExecutionPlan {
     let concatenatedParts: [Int: ConcatenatedParts]
     /// Keyed by convolution.
     let normalizationFolds: [Int: BatchNormalizationFold]
-    /// Nodes a rule runs at another node's turn: skipped at their own.
-    let runElsewhere: Set<Int>
+    /// The nodes that run at their own turn, in graph order: what `Graph.forward`
+    /// walks (a rule runs the others at another node's turn).
+    let steps: [Int]
 
     init(_ graph: Graph, _ key: Key) {
         let nodes = graph.nodes
         var needed = Set(key.outputs).union(key.kept)
         for i in nodes.indices.reversed() where needed.contains(i) && !key.given.contains(i) { needed.formUnion(nodes[i].inputs) }
+        // Nodes the outputs and kept nodes need, given ones excluded.
         let running = nodes.indices.map { needed.contains($0) && !key.given.contains($0) }
-        self.running = running
         neededInputs = graph.inputIndices.filter { running[$0] }
         var uses = [Int](repeating: 0, count: nodes.count)
         for (i, node) in nodes.enumerated() where running[i] { for j in node.inputs { uses[j] += 1 } }
         self.uses = uses
         let retained = key.kept.union(key.outputs)
         self.retained = retained
-        needsGradient = key.needsGradient
         modes = nodes.indices.map { i in
             key.mode == .training && !key.needsGradient[i] && !nodes[i].layer.trainingChangesOutput ? .inference : key.mode
         }
@@ -76,9 +73,10 @@ struct ExecutionPlan {
         let modes = self.modes
         normalizationFolds = BatchNormalizationFold.find(in: graph, running: runs, uses: uses, kept: retained, claimed: claimed,
                                                          runsInInference: { modes[$0] == .inference })
-        runElsewhere = Set(projectionFolds.values.map(\.waiting))
+        let elsewhere = Set(projectionFolds.values.map(\.waiting))
             .union(concatenatedParts.values.map(\.concatenation))
             .union(normalizationFolds.values.flatMap(\.absorbed))
+        steps = nodes.indices.filter { runs($0) && !elsewhere.contains($0) }
     }
 }
 
